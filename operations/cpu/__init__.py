@@ -1,0 +1,1 @@
+"""Per-sample CPU ops (Numba, JIT-parallel over the batch), one op family per module."""

@@ -1,0 +1,56 @@
+"""The ``pureffcv`` command: parses arguments and hands them to one command module.
+
+Each module in ``pipelines.commands`` defines ``HELP`` (one line), ``configure(parser)`` and
+``run(args) -> int``; it imports heavy libraries (torch, ffcv) inside ``run`` so that
+``pureffcv --help`` stays instant. Commands that own their argument parsing (``train``, built
+on LightningCLI) set ``PASSTHROUGH = True`` and receive the remaining argv as ``args.rest``.
+"""
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+COMMANDS = ("convert", "doctor", "check", "explain", "preview", "bench", "train", "demo")
+
+
+def _available_commands():
+    for name in COMMANDS:
+        try:
+            yield name, importlib.import_module(f"pipelines.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"pipelines.commands.{name}":
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pureffcv",
+        description="Compile YAML augmentation specs into pure-FFCV pipelines and train with them.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in _available_commands():
+        command = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 add_help=not getattr(module, "PASSTHROUGH", False))
+        command.set_defaults(run=module.run)
+        if getattr(module, "PASSTHROUGH", False):
+            command.add_argument("rest", nargs=argparse.REMAINDER)
+        else:
+            module.configure(command)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Idempotent set-up: system libraries for FFCV's C extension, .venv, torch, ffcv, pureffcv.
+# A second run only checks a stamp and returns.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.pureffcv-installed
+INPUTS=(setup.cfg constraints.txt scripts/install.sh)
+
+say() { printf '[install] %s\n' "$*"; }
+
+if [ -f "$STAMP" ] && [ -z "$(find "${INPUTS[@]}" -newer "$STAMP" 2>/dev/null)" ]; then
+  say "up to date ($VENV); delete $STAMP to force a reinstall"
+  exit 0
+fi
+
+# 1. System libraries FFCV's C extension links against (found through pkg-config).
+missing=()
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+pkg-config --exists opencv4 2>/dev/null || missing+=(libopencv-dev)
+pkg-config --exists libturbojpeg 2>/dev/null || missing+=(libturbojpeg0-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  cmd="apt-get update && apt-get install -y --no-install-recommends pkg-config libopencv-dev libturbojpeg0-dev"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+      pkg-config libopencv-dev libturbojpeg0-dev >/dev/null
+  else
+    say "missing system packages: ${missing[*]}. Run as root:"
+    say "  sudo sh -c '$cmd'"
+    exit 1
+  fi
+fi
+
+# 2. The virtual environment.
+[ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt)
+
+# 3. torch first and explicitly: an unpinned torch pulls gigabytes of CUDA packages. On a
+#    machine without an NVIDIA GPU, pip finds the CPU wheel through find-links (this machine
+#    kind ships one) or through PUREFFCV_TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu).
+if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+  extra=()
+  if ! command -v nvidia-smi >/dev/null 2>&1 && [ -n "${PUREFFCV_TORCH_INDEX:-}" ]; then
+    extra=(--extra-index-url "$PUREFFCV_TORCH_INDEX")
+  fi
+  say "installing torch"
+  "${PIP[@]}" "${extra[@]}" torch numpy
+fi
+
+# 4. ffcv compiles against the installed numpy and torch, so no build isolation.
+if ! "$VENV/bin/python" -c 'import ffcv._libffcv' 2>/dev/null; then
+  say "building ffcv"
+  "${PIP[@]}" setuptools wheel numba pillow
+  "${PIP[@]}" --no-build-isolation ffcv
+fi
+
+# 5. pureffcv itself, editable, with the test and demo extras.
+say "installing pureffcv (editable)"
+"${PIP[@]}" --no-build-isolation -e ".[dev,demo]"
+
+touch "$STAMP"
+say "done: activate with 'source $VENV/bin/activate' or call $VENV/bin/pureffcv"
