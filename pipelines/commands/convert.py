@@ -1,0 +1,62 @@
+"""Convert an image folder or a .npz into an FFCV .beton with fields `image` and `label`.
+
+SRC is either an ImageFolder tree (SRC/<class>/<image>; classes sorted by name get labels
+0, 1, ...; JPEG, PNG, WebP, BMP, TIFF, GIF; greyscale, palette and RGBA are converted to RGB,
+alpha dropped) or a .npz with `images` (N,H,W,3 uint8), `labels` (N integers) and optionally
+`classes` (names).
+
+Every image is decoded once before writing: unreadable ones are skipped and listed in
+OUT.skipped.txt (--strict: an error instead). The class mapping goes to OUT.classes.json.
+The .beton is written under a temporary name and renamed at the end.
+"""
+import argparse
+import os
+import sys
+
+HELP = "convert an image folder or .npz into an FFCV .beton"
+SHOWN = 20
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", metavar="SRC", help="ImageFolder directory or .npz file")
+    parser.add_argument("out", metavar="OUT.beton", help="output file")
+    parser.add_argument("--write-mode", choices=("smart", "raw", "jpg", "proportion"),
+                        default="smart",
+                        help="smart: raw up to 128x128 pixels, JPEG above (default); raw: "
+                             "lossless; jpg: all JPEG; proportion: half JPEG, chosen per image")
+    parser.add_argument("--max-resolution", type=int, metavar="PIXELS",
+                        help="shrink images whose longer side is larger (default: keep sizes)")
+    parser.add_argument("--jpeg-quality", type=int, default=90, metavar="Q",
+                        help="JPEG quality 1-100 (default: 90)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="processes for checking and writing (default: all CPUs)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 and write nothing if any image cannot be read")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing OUT")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.convert import ConversionError, convert
+
+    print(f"converting {args.src} -> {args.out}", file=sys.stderr)
+    try:
+        result = convert(args.src, args.out, write_mode=args.write_mode,
+                         max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
+                         workers=args.workers, strict=args.strict, force=args.force)
+    except ConversionError as exc:
+        print(f"pureffcv convert: {exc}", file=sys.stderr)
+        return 1
+    names = sorted(result.classes, key=result.classes.get)
+    print(f"classes ({len(names)}, saved to {result.classes_path}):")
+    for name in names[:SHOWN]:
+        print(f"  {result.classes[name]:>5}  {name}")
+    if len(names) > SHOWN:
+        print(f"  ... {len(names) - SHOWN} more in {result.classes_path}")
+    for path, reason in result.skipped[:SHOWN]:
+        print(f"skipped {path}: {reason}")
+    if result.skipped_path is not None:
+        print(f"skipped images listed in {result.skipped_path}")
+    size = os.path.getsize(result.output) / 2**20
+    print(f"{result.written} written, {len(result.skipped)} skipped -> {result.output} "
+          f"({size:.1f} MiB)")
+    return 0

@@ -1,0 +1,71 @@
+"""The `pureffcv` command itself: --help, and `pureffcv doctor`'s report and exit codes."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.doctor import check_no_torchvision
+
+PUREFFCV = str(Path(sys.executable).with_name("pureffcv"))
+
+
+def test_help_lists_the_commands():
+    done = subprocess.run([PUREFFCV, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "convert an image folder or .npz into an FFCV .beton" in done.stdout
+    assert "check that this environment can run pureffcv" in done.stdout
+
+
+def test_convert_help_shows_the_options(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["convert", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--write-mode", "--max-resolution", "--jpeg-quality", "--workers",
+                   "--strict", "--force", "OUT.classes.json", "OUT.skipped.txt"):
+        assert option in out
+
+
+def doctor_lines(text: str) -> dict:
+    """{check name: (status, rest of the line)} from doctor's report."""
+    lines = {}
+    for line in text.splitlines():
+        status, name, rest = re.split(r"\s{2,}", line, maxsplit=2)
+        lines[name] = (status, rest)
+    return lines
+
+
+def test_doctor_passes_in_this_environment():
+    done = subprocess.run([PUREFFCV, "doctor"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = doctor_lines(done.stdout)
+    assert set(lines) == {"python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba", "torch",
+                          "cuda devices", "cupy", "lightning", "torchvision", "pillow"}
+    assert all(status in ("OK", "NOTE") for status, _ in lines.values())
+    for name in ("python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba", "torch", "lightning",
+                 "torchvision"):
+        assert lines[name][0] == "OK", lines[name]
+    assert "libturbojpeg" in lines["jpeg/opencv"][1] and "opencv" in lines["jpeg/opencv"][1]
+    assert "threads" in lines["numba"][1]
+    assert lines["torchvision"][1] == "not installed (as required)"
+
+
+def test_doctor_exits_1_when_a_required_package_is_missing(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "lightning", None)  # makes `import lightning` fail
+    assert main(["doctor"]) == 1
+    lines = doctor_lines(capsys.readouterr().out)
+    assert lines["lightning"] == ("FAIL", "not installed  -> pip install lightning")
+    assert lines["ffcv"][0] == "OK"
+
+
+def test_doctor_flags_an_installed_torchvision(tmp_path, monkeypatch):
+    (tmp_path / "torchvision").mkdir()
+    (tmp_path / "torchvision" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    check = check_no_torchvision()
+    assert (check.status, check.fix) == ("FAIL", "pip uninstall -y torchvision")
+    assert str(tmp_path / "torchvision" / "__init__.py") in check.detail
+    assert "torchvision" not in sys.modules  # found, never imported
