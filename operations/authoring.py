@@ -22,7 +22,7 @@ from ffcv.pipeline.compiler import Compiler
 from numba import njit, objmode
 
 from .base import PureOperation
-from .params import Probability
+from .params import Probability, constraints_of
 from .rng import GATE_DRAW, bernoulli, derive, sample_key, stream_key
 from .types import ImageType
 
@@ -68,7 +68,8 @@ def _kernel_op_class(kernel, output_type, probability):
         PureOperation.__init__(self)  # FFCV's Operation fields
         bound = init_sig.bind(self, **values)
         bound.apply_defaults()
-        self.params = {k: _plain(v) for k, v in bound.arguments.items() if k != "self"}
+        self.params = {k: _plain(_resolve(init_sig.parameters[k].annotation, v))
+                       for k, v in bound.arguments.items() if k != "self"}
 
     __init__.__signature__ = init_sig
 
@@ -94,6 +95,13 @@ def _kernel_op_class(kernel, output_type, probability):
     })
 
 
+def _resolve(annotation, value):
+    """A named constant (``mean: imagenet``) becomes its value, so kernels see numbers."""
+    for constraint in constraints_of(annotation):
+        value = constraint.convert(value)
+    return value
+
+
 def _plain(value):
     """YAML lists become tuples (Numba-typable, hashable)."""
     if isinstance(value, list):
@@ -101,18 +109,31 @@ def _plain(value):
     return value
 
 
+def batch_stream_reader(clock, position: int):
+    """An njit function ``() -> stream key`` for one op: it reads the clock's epoch in object
+    mode (call it once per batch, outside the parallel loop) and keys the op's stream with it.
+    Shared by kernel ops and the keyed decoders."""
+    seed = clock.seed
+    read_epoch = clock.read
+
+    @njit
+    def batch_stream():
+        with objmode(epoch="int64"):
+            epoch = read_epoch()
+        return stream_key(seed, epoch, position)
+
+    return batch_stream
+
+
 def _batch_loop(kernel, args: tuple, p: float, clock, position: int):
     """The per-batch function FFCV compiles: read the epoch once, then one kernel call per
     sample in parallel, each with that sample's own key."""
-    seed = clock.seed
-    read_epoch = clock.read
+    batch_stream = batch_stream_reader(clock, position)
     loop = Compiler.get_iterator()
     gate = p < 1.0
 
     def apply(images, dst, indices):
-        with objmode(epoch="int64"):
-            epoch = read_epoch()
-        stream = stream_key(seed, epoch, position)
+        stream = batch_stream()
         for i in loop(images.shape[0]):
             key = sample_key(stream, indices[i])
             if gate and not bernoulli(key, GATE_DRAW, p):

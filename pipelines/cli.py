@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in _available_commands():
         command = sub.add_parser(name, help=module.HELP, description=module.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 add_help=not getattr(module, "PASSTHROUGH", False))
+                                 add_help=not getattr(module, "PASSTHROUGH", False),
+                                 # no option prefix for a passthrough command: argparse's
+                                 # REMAINDER drops a first argument that looks like an option
+                                 prefix_chars="\0" if getattr(module, "PASSTHROUGH", False) else "-")
         command.set_defaults(run=module.run)
         if getattr(module, "PASSTHROUGH", False):
             command.add_argument("rest", nargs=argparse.REMAINDER)

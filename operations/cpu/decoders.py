@@ -1,47 +1,198 @@
-"""Image decoders: the first step of an image pipeline (JPEG/raw -> fixed-size uint8 HWC)."""
-from typing import Optional
+"""Image decoders: the first step of an image pipeline (JPEG/raw -> uint8 HWC).
 
-from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
+FFCV's RandomResizedCropRGBImageDecoder draws its crops from Numba's global RNG, which Python
+cannot seed; these decoders compute each sample's crop from the keyed RNG instead
+(``random_resized_crop_box``), so a crop depends only on (seed, epoch, position, sample index).
+Decoding and the crop-resize itself are FFCV's (libjpeg-turbo, OpenCV INTER_AREA).
+"""
+from typing import Callable, Optional
 
+import numpy as np
+from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder, SimpleRGBImageDecoder
+from ffcv.libffcv import imdecode, resize_crop
+from ffcv.pipeline.compiler import Compiler
+from numba import njit
+
+from ..authoring import batch_stream_reader
 from ..base import PureOperation
 from ..params import FloatRange, Probability, Size
 from ..registry import register_op
+from ..rng import sample_key, uniform
 from ..types import ImageType
+
+#: torchvision's number of tries before the centre-crop fallback
+ATTEMPTS = 10
+
+
+@njit
+def random_resized_crop_box(key, height, width, scale, ratio):
+    """torchvision's RandomResizedCrop.get_params with keyed draws: ``(y, x, h, w)``.
+
+    Up to 10 attempts, attempt k using draws 4k..4k+3: area uniform in ``scale`` x image area,
+    aspect ratio (w/h) log-uniform in ``ratio``, w = round(sqrt(area*r)), h = round(sqrt(area/r))
+    (half to even, like Python's round); accepted if it fits, then the offset is uniform over
+    the valid positions. Fallback: the largest centred crop with its ratio clamped to ``ratio``
+    (deviation: at least 1x1, where torchvision returns an empty crop for images of a pixel
+    or two with extreme ratios).
+    """
+    area = height * width
+    log_lo, log_hi = np.log(ratio[0]), np.log(ratio[1])
+    for attempt in range(ATTEMPTS):
+        draw = 4 * attempt
+        target = area * (scale[0] + (scale[1] - scale[0]) * uniform(key, draw))
+        aspect = np.exp(log_lo + (log_hi - log_lo) * uniform(key, draw + 1))
+        w = np.int64(np.rint(np.sqrt(target * aspect)))
+        h = np.int64(np.rint(np.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            y = np.int64(uniform(key, draw + 2) * (height - h + 1))
+            x = np.int64(uniform(key, draw + 3) * (width - w + 1))
+            return y, x, h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w = np.int64(width)
+        h = np.int64(np.rint(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        h = np.int64(height)
+        w = np.int64(np.rint(h * max(ratio)))
+    else:
+        h, w = np.int64(height), np.int64(width)
+    h, w = max(h, 1), max(w, 1)
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+@njit
+def center_crop_box(height, width, ratio):
+    """FFCV's centre crop: a square of side int(ratio * shorter side), centred: ``(y, x, h, w)``."""
+    side = np.int64(ratio * min(height, width))
+    return (height - side) // 2, (width - side) // 2, side, side
 
 
 def _hw(size) -> tuple:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
-class _CropDecoder(PureOperation):
+class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
+    """Decode, crop the box ``crop(key, height, width)`` chooses, resize to ``output_size``.
+
+    FFCV's own ``declare_state_and_memory`` (which reads the data set's image sizes) is kept;
+    only ``generate_code`` changes, to key the crop by sample index."""
+
     stage = "decoder"
+    keyed = True  # False: the crop needs no randomness, so no epoch read per batch
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         h, w = self.output_size
         return ImageType(height=h, width=w)
 
+    @property
+    def get_crop_generator(self) -> Callable:
+        """FFCV's abstract hook, here keyed: an njit ``(key, height, width) -> (y, x, h, w)``."""
+        raise NotImplementedError
+
+    def generate_code(self) -> Callable:
+        jpg = IMAGE_MODES['jpg']
+        mem_read = self.memory_read
+        loop = Compiler.get_iterator()
+        imdecode_c = Compiler.compile(imdecode)
+        resize_crop_c = Compiler.compile(resize_crop)
+        crop = self.get_crop_generator
+        batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else _no_stream
+
+        def decode(batch_indices, my_storage, metadata, storage_state):
+            destination, temp_storage = my_storage
+            stream = batch_stream()
+            for i in loop(len(batch_indices)):
+                index = batch_indices[i]
+                field = metadata[index]
+                image_data = mem_read(field['data_ptr'], storage_state)
+                height = np.uint32(field['height'])
+                width = np.uint32(field['width'])
+                if field['mode'] == jpg:
+                    buffer = temp_storage[i]
+                    imdecode_c(image_data, buffer, height, width, height, width, 0, 0, 1, 1,
+                               False, False)
+                    image = buffer.reshape(-1)[:3 * height * width].reshape(height, width, 3)
+                else:
+                    image = image_data.reshape(height, width, 3)
+                y, x, h, w = crop(sample_key(stream, index), np.int64(height), np.int64(width))
+                resize_crop_c(image, y, y + h, x, x + w, destination[i])
+            return destination[:len(batch_indices)]
+
+        decode.is_parallel = True
+        return decode
+
+
+@njit
+def _no_stream():
+    return np.uint64(0)
+
 
 @register_op("random_resized_crop")
-class RandomResizedCrop(RandomResizedCropRGBImageDecoder, _CropDecoder):
-    """Decode, crop a random area and aspect ratio, resize to ``size``.
+class RandomResizedCrop(_CropDecoder):
+    """Decode, crop a random area and aspect ratio, resize to ``size`` (torchvision's
+    RandomResizedCrop, drawn per image from the keyed RNG; see ``random_resized_crop_box``).
 
     - ``size``: output size, int (square) or [height, width].
     - ``scale``: [min, max] fraction of the image area, default [0.08, 1.0].
     - ``ratio``: [min, max] aspect ratio (w/h), default [3/4, 4/3].
+
+    Deviation: the resize is OpenCV's INTER_AREA (FFCV's), not bilinear with antialias.
     """
 
     def __init__(self, size: Size, scale: FloatRange = (0.08, 1.0),
                  ratio: FloatRange = (3 / 4, 4 / 3)):
-        super().__init__(_hw(size), tuple(scale), tuple(ratio))
+        super().__init__(_hw(size))
+        self.scale = tuple(float(s) for s in scale)
+        self.ratio = tuple(float(r) for r in ratio)
+
+    @property
+    def get_crop_generator(self):
+        scale, ratio = self.scale, self.ratio
+
+        @njit
+        def crop(key, height, width):
+            return random_resized_crop_box(key, height, width, scale, ratio)
+
+        return crop
 
 
 @register_op("center_crop")
-class CenterCrop(CenterCropRGBImageDecoder, _CropDecoder):
-    """Decode, crop the centre square of side ``ratio`` x the shorter side, resize to ``size``.
+class CenterCrop(_CropDecoder):
+    """Decode, crop the centre square of side int(``ratio`` x the shorter side), resize to
+    ``size`` (FFCV's CenterCropRGBImageDecoder; no randomness).
 
     - ``size``: output size, int or [height, width].
-    - ``ratio``: crop side / shorter image side, default 224/256 = 0.875.
+    - ``ratio``: crop side / shorter image side, in [0, 1], default 224/256 = 0.875.
     """
 
+    keyed = False
+
     def __init__(self, size: Size, ratio: Probability = 224 / 256):
-        super().__init__(_hw(size), ratio)
+        super().__init__(_hw(size))
+        self.ratio = float(ratio)
+
+    @property
+    def get_crop_generator(self):
+        ratio = self.ratio
+
+        @njit
+        def crop(key, height, width):
+            return center_crop_box(height, width, ratio)
+
+        return crop
+
+
+@register_op("decode")
+class Decode(SimpleRGBImageDecoder, PureOperation):
+    """Decode as is (FFCV's SimpleRGBImageDecoder): for data sets whose images all have one
+    size, which FFCV checks when the Loader is built. No parameters, no randomness."""
+
+    stage = "decoder"
+
+    def __init__(self):
+        super().__init__()
+
+    def output_type(self, image: Optional[ImageType]) -> ImageType:
+        """The data set's size when the caller knows it; otherwise unknown until the Loader
+        reads the file."""
+        return ImageType(height=None, width=None) if image is None else image.but(dtype="uint8")

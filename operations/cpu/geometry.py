@@ -1,5 +1,88 @@
-"""Geometric per-sample ops: flips, translations, rotations, shears, affine warps."""
+"""Geometric per-sample ops: flips, translations, rotations, shears, affine warps.
+
+Everything but the flips goes through one nearest-neighbour warp, ``affine_warp``, driven by an
+inverse 2x3 matrix from the builders below (the planner and the policies compose and reuse
+them). Coordinates are continuous pixel coordinates as in PIL: pixel (x, y) covers
+[x, x+1) x [y, y+1), its centre is (x + 0.5, y + 0.5) and the image centre is (w/2, h/2).
+Angles and shears are in degrees and follow torchvision's ``F.affine`` / ``F.rotate``.
+"""
+from typing import Annotated, Tuple, Union
+
+import numpy as np
+from numba import njit
+
+from ..params import FloatRange, Range
 from ..registry import register_op
+from ..rng import randint, uniform_range
+from .values import Fill, fill_value, shear_ranges, symmetric_range
+
+#: a rotation or shear range in degrees: a number d means [-d, d]
+Degrees = Annotated[Union[float, Tuple[float, float]], Range(-180.0, 180.0)]
+#: torchvision's shear: a number s (x in [-s, s]), [x_min, x_max] or [x_min, x_max, y_min, y_max]
+Shear = Annotated[Union[float, Tuple[float, float], Tuple[float, float, float, float]],
+                  Range(-89.0, 89.0)]
+Fraction = Annotated[float, Range(0.0, 1.0)]
+
+
+@njit
+def affine_warp(src, dst, matrix, fill):
+    """``dst[y, x] = src[floor(matrix @ (x + 0.5, y + 0.5, 1))]``, ``fill`` where that lands
+    outside ``src``: nearest-neighbour sampling exactly as PIL's ``Image.transform(AFFINE,
+    NEAREST)`` (``matrix`` maps output coordinates to input coordinates, like PIL's data)."""
+    height, width = src.shape[0], src.shape[1]
+    a, b, c = matrix[0, 0], matrix[0, 1], matrix[0, 2]
+    d, e, f = matrix[1, 0], matrix[1, 1], matrix[1, 2]
+    for y in range(dst.shape[0]):
+        for x in range(dst.shape[1]):
+            u = a * (x + 0.5) + b * (y + 0.5) + c
+            v = d * (x + 0.5) + e * (y + 0.5) + f
+            if 0.0 <= u < width and 0.0 <= v < height:
+                sx, sy = np.int64(u), np.int64(v)
+                for ch in range(dst.shape[2]):
+                    dst[y, x, ch] = src[sy, sx, ch]
+            else:
+                for ch in range(dst.shape[2]):
+                    dst[y, x, ch] = fill_value(fill, ch)
+
+
+@njit
+def affine_matrix(angle, tx, ty, scale, shear_x, shear_y, cx, cy):
+    """The inverse (output -> input) 2x3 matrix of torchvision's ``F.affine``: rotate by
+    ``angle`` degrees clockwise, scale, shear by (``shear_x``, ``shear_y``) degrees, all about
+    (``cx``, ``cy``), then translate by (``tx``, ``ty``) pixels.
+    The forward map is T * C * R(angle) * S(scale) * SHy(shear_y) * SHx(shear_x) * C^-1."""
+    rot = np.radians(angle)
+    sx, sy = np.radians(shear_x), np.radians(shear_y)
+    a = np.cos(rot - sy) / np.cos(sy)
+    b = -np.cos(rot - sy) * np.tan(sx) / np.cos(sy) - np.sin(rot)
+    c = np.sin(rot - sy) / np.cos(sy)
+    d = -np.sin(rot - sy) * np.tan(sx) / np.cos(sy) + np.cos(rot)
+    m = np.empty((2, 3))
+    m[0, 0], m[0, 1] = d / scale, -b / scale
+    m[1, 0], m[1, 1] = -c / scale, a / scale
+    m[0, 2] = cx + m[0, 0] * (-cx - tx) + m[0, 1] * (-cy - ty)
+    m[1, 2] = cy + m[1, 0] * (-cx - tx) + m[1, 1] * (-cy - ty)
+    return m
+
+
+@njit
+def translate_matrix(tx, ty):
+    """Move the content by (``tx``, ``ty``) pixels (right and down for positive values)."""
+    return affine_matrix(0.0, tx, ty, 1.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit
+def rotation_matrix(degrees, cx, cy):
+    """Rotate by ``degrees`` counter-clockwise about (``cx``, ``cy``), like torchvision's
+    ``F.rotate`` and PIL's ``Image.rotate``."""
+    return affine_matrix(-degrees, 0.0, 0.0, 1.0, 0.0, 0.0, cx, cy)
+
+
+@njit
+def shear_matrix(shear_x, shear_y, cx, cy):
+    """Shear by (``shear_x``, ``shear_y``) degrees about (``cx``, ``cy``) (torchvision's
+    ``F.affine(shear=...)``; its AutoAugment ops pass the top-left corner (0, 0))."""
+    return affine_matrix(0.0, 0.0, 0.0, 1.0, shear_x, shear_y, cx, cy)
 
 
 @register_op("horizontal_flip")
@@ -9,3 +92,107 @@ def horizontal_flip(image_in, image_out, rng):
     width = image_in.shape[1]
     for x in range(width):
         image_out[:, x] = image_in[:, width - 1 - x]
+
+
+@register_op("vertical_flip")
+def vertical_flip(image_in, image_out, rng):
+    """Mirror the image top-bottom (with probability ``p``, default 1.0)."""
+    height = image_in.shape[0]
+    for y in range(height):
+        image_out[y] = image_in[height - 1 - y]
+
+
+@register_op("pad_crop")
+def pad_crop(image_in, image_out, rng, padding: Annotated[int, Range(0)] = 4, fill: Fill = 0):
+    """CIFAR's pad-and-crop (torchvision ``RandomCrop(size, padding)`` at the image's own size):
+    pad by ``padding`` pixels of ``fill`` on every side, crop back to the original size at a
+    uniform random offset; i.e. an integer translation by (dx, dy), each uniform in
+    [-padding, padding] (draws 0 and 1).
+
+    - ``padding``: pixels, >= 0, default 4.
+    - ``fill``: grey level or [r, g, b] in 0..255, default 0 (torchvision's constant padding).
+    - ``p``: probability, default 1.0.
+    """
+    dx = randint(rng, 0, -padding, padding + 1)
+    dy = randint(rng, 1, -padding, padding + 1)
+    affine_warp(image_in, image_out, translate_matrix(dx, dy), fill)
+
+
+@register_op("translate")
+def translate(image_in, image_out, rng, max_fraction: Fraction, fill: Fill = 0):
+    """Shift the image by whole pixels (torchvision ``RandomAffine(0, translate=(f, f))``):
+    dx = round(u * f * width), u uniform in [-1, 1] (draw 0), dy likewise with height (draw 1);
+    uncovered pixels get ``fill``.
+
+    - ``max_fraction``: f, the largest shift as a fraction of the side, in [0, 1] (required).
+    - ``fill``: grey level or [r, g, b] in 0..255, default 0.
+    - ``p``: probability, default 1.0.
+    """
+    max_dx = max_fraction * image_in.shape[1]
+    max_dy = max_fraction * image_in.shape[0]
+    dx = np.rint(uniform_range(rng, 0, -max_dx, max_dx))
+    dy = np.rint(uniform_range(rng, 1, -max_dy, max_dy))
+    affine_warp(image_in, image_out, translate_matrix(dx, dy), fill)
+
+
+@register_op("rotate")
+def rotate(image_in, image_out, rng, degrees: Degrees, fill: Fill = 0):
+    """Rotate about the image centre by an angle uniform in ``degrees`` (draw 0),
+    counter-clockwise for positive angles (torchvision ``RandomRotation``); nearest neighbour,
+    corners get ``fill``.
+
+    - ``degrees``: d for [-d, d], or [min, max], within [-180, 180] (required).
+    - ``fill``: grey level or [r, g, b] in 0..255, default 0.
+    - ``p``: probability, default 1.0.
+    """
+    low, high = symmetric_range(degrees)
+    angle = uniform_range(rng, 0, low, high)
+    matrix = rotation_matrix(angle, image_in.shape[1] / 2, image_in.shape[0] / 2)
+    affine_warp(image_in, image_out, matrix, fill)
+
+
+@register_op("shear")
+def shear(image_in, image_out, rng, degrees: Shear, fill: Fill = 0):
+    """Shear about the image centre (torchvision ``RandomAffine(0, shear=degrees)``): x shear
+    uniform in its range (draw 0), y shear in its range (draw 1, zero unless given).
+
+    - ``degrees``: s for x in [-s, s]; [x_min, x_max]; or [x_min, x_max, y_min, y_max];
+      within [-89, 89] (required).
+    - ``fill``: grey level or [r, g, b] in 0..255, default 0.
+    - ``p``: probability, default 1.0.
+    """
+    x_low, x_high, y_low, y_high = shear_ranges(degrees)
+    matrix = shear_matrix(uniform_range(rng, 0, x_low, x_high), uniform_range(rng, 1, y_low, y_high),
+                          image_in.shape[1] / 2, image_in.shape[0] / 2)
+    affine_warp(image_in, image_out, matrix, fill)
+
+
+@register_op("random_affine")
+def random_affine(image_in, image_out, rng, degrees: Degrees,
+                  translate: Annotated[Tuple[float, float], Range(0.0, 1.0)] = (0.0, 0.0),
+                  scale: Annotated[FloatRange, Range(0.0, None, low_open=True)] = (1.0, 1.0),
+                  shear: Shear = 0.0, fill: Fill = 0):
+    """torchvision's ``RandomAffine`` about the image centre, parameters drawn in its order:
+    angle uniform in ``degrees`` (draw 0; clockwise for positive angles, as torchvision's
+    ``F.affine``), shifts round(u * translate * side) with u uniform in [-1, 1] (draws 1, 2),
+    scale uniform in ``scale`` (draw 3), shears uniform in their ranges (draws 4, 5).
+
+    - ``degrees``: d for [-d, d], or [min, max], within [-180, 180] (required).
+    - ``translate``: [fx, fy] largest shifts as fractions of width and height, default [0, 0].
+    - ``scale``: [min, max] zoom factors, > 0, default [1, 1].
+    - ``shear``: as in ``shear`` (a number, an x range, or x and y ranges), default 0.
+    - ``fill``: grey level or [r, g, b] in 0..255, default 0.
+    - ``p``: probability, default 1.0.
+    """
+    height, width = image_in.shape[0], image_in.shape[1]
+    low, high = symmetric_range(degrees)
+    angle = uniform_range(rng, 0, low, high)
+    max_dx, max_dy = translate[0] * width, translate[1] * height
+    dx = np.rint(uniform_range(rng, 1, -max_dx, max_dx))
+    dy = np.rint(uniform_range(rng, 2, -max_dy, max_dy))
+    zoom = uniform_range(rng, 3, scale[0], scale[1])
+    x_low, x_high, y_low, y_high = shear_ranges(shear)
+    shear_x = uniform_range(rng, 4, x_low, x_high)
+    shear_y = uniform_range(rng, 5, y_low, y_high)
+    matrix = affine_matrix(angle, dx, dy, zoom, shear_x, shear_y, width / 2, height / 2)
+    affine_warp(image_in, image_out, matrix, fill)

@@ -1,0 +1,103 @@
+"""The result of compiling one split: FFCV pipelines, a Loader factory, the epoch clock."""
+import os
+from typing import Dict, List, Union
+
+import torch
+
+from operations.rng import EpochClock
+
+from .lower import lower
+from .plan import Plan, Step, build_plan
+from .spec import Spec, SplitSpec, load_spec
+
+
+class CompiledPipeline:
+    """One split of a spec, compiled for one device.
+
+    ``pipelines`` is what ``ffcv.loader.Loader(pipelines=...)`` takes; ``batch_ops`` run on
+    ``(images, labels)`` after the loader (the Lightning side applies them). Every op is bound
+    to one EpochClock: call ``set_epoch(n)`` before ``iter(loader)`` (FFCV prefetches there).
+    """
+
+    def __init__(self, spec: Spec, split: SplitSpec, plan: Plan, clock: EpochClock):
+        self.spec = spec
+        self.split = split
+        self.plan = plan
+        self.clock = clock
+        self.pipelines: Dict[str, List] = lower(plan)
+
+    @property
+    def device(self) -> str:
+        return self.plan.device
+
+    @property
+    def decoder(self) -> Step:
+        return self.plan.stage("decoder")[0]
+
+    @property
+    def cpu_steps(self) -> List[Step]:
+        return self.plan.stage("cpu")
+
+    @property
+    def batch_ops(self) -> List:
+        return [step.op for step in self.plan.batch]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.clock.epoch = int(epoch)
+
+    def loader_options(self, **overrides) -> dict:
+        """The keyword arguments ``loader`` passes to ffcv's Loader (after ``fname``)."""
+        from ffcv.loader import OrderOption
+
+        options = self.split.loader
+        kwargs = dict(batch_size=options.batch_size, num_workers=options.num_workers,
+                      os_cache=options.os_cache, order=options.order,
+                      distributed=options.distributed, seed=self.spec.seed,
+                      drop_last=options.drop_last, batches_ahead=options.batches_ahead,
+                      pipelines=self.pipelines)
+        kwargs.update(overrides)
+        if isinstance(kwargs["order"], str):
+            kwargs["order"] = OrderOption[kwargs["order"].upper()]
+        return kwargs
+
+    def loader(self, beton_path: Union[str, os.PathLike], **overrides):
+        """An ffcv Loader over ``beton_path`` with the spec's loader options; keyword
+        ``overrides`` win (batch_size, num_workers, order, distributed, seed, indices, ...).
+
+        The Loader uses this object's op instances: build one live Loader per
+        CompiledPipeline (compile again for a second concurrent one)."""
+        from ffcv.loader import Loader
+
+        return Loader(os.fspath(beton_path), **self.loader_options(**overrides))
+
+    def explain(self) -> str:
+        from .explain import explain
+
+        return explain(self)
+
+    def __repr__(self):
+        return f"CompiledPipeline(split={self.plan.split!r}, device={self.device!r}, steps={len(self.plan.steps)})"
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when CUDA is available, else ``cpu``; other names as torch spells
+    them (cpu, cuda, cuda:N). Raises ValueError for a name torch does not know."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+
+
+def compile_spec(spec_or_path: Union[Spec, str, os.PathLike], split: str = "train",
+                 device: str = "auto", epoch: int = 0) -> CompiledPipeline:
+    """Load (if needed), plan and lower one split; raise SpecError for any problem.
+
+    Compiles no Numba code (that happens when a Loader first runs) and touches no GPU unless
+    ``device`` is auto (one ``torch.cuda.is_available()``)."""
+    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
+    split_spec = spec.split(split)
+    clock = EpochClock(spec.seed, epoch)
+    plan = build_plan(split_spec, resolve_device(device), clock)
+    return CompiledPipeline(spec, split_spec, plan, clock)

@@ -1,0 +1,46 @@
+"""``CompiledPipeline.explain()``: the plan as a table a person can check at a glance."""
+
+from .plan import Step
+
+
+def runs_on(step: Step) -> str:
+    """Where a step runs: jit-parallel (Numba prange over the batch), transfer (the
+    boundary), device (torch on the batch), batch (after the loader), python (a non-JIT op)."""
+    if step.stage == "boundary":
+        return "transfer"
+    if step.stage in ("device", "batch"):
+        return step.stage
+    return "jit-parallel" if step.jit else "python"
+
+
+def explain(compiled) -> str:
+    plan = compiled.plan
+    header = ("stage", "rng", "step", "op", "output", "runs")
+    rows = [header]
+    for step in plan.steps + plan.batch:
+        output = step.output.describe() if step.output is not None else "-"
+        rows.append((step.stage, "-" if step.position is None else str(step.position), step.name,
+                     type(step.op).__name__, output, runs_on(step)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"split '{plan.split}' of {compiled.spec.file}: device {plan.device}, "
+             f"seed {compiled.spec.seed}", ""]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    label = " -> ".join(_op_text(op) for op in compiled.pipelines["label"])
+    options = compiled.split.loader
+    lines += ["", f"label: {label}",
+              f"loader: batch_size {options.batch_size}, order {options.order}, drop_last "
+              f"{_yaml(options.drop_last)}, os_cache {_yaml(options.os_cache)}, num_workers "
+              f"{options.num_workers}, batches_ahead {options.batches_ahead}, distributed "
+              f"{_yaml(options.distributed)}"]
+    return "\n".join(lines)
+
+
+def _op_text(op) -> str:
+    device = getattr(op, "device", None)
+    return f"{type(op).__name__}({device})" if device is not None else type(op).__name__
+
+
+def _yaml(flag: bool) -> str:
+    return "true" if flag else "false"
+
+

@@ -1,0 +1,231 @@
+"""The plan: an explicit, typed list of steps per stage, and the passes that rewrite it.
+
+``build_plan`` instantiates a split's ops, checks that each sits in a section that matches its
+stage, inserts the boundary (ToTensor -> ToDevice -> ToTorchImage), tracks the ImageType through
+every step and refuses what FFCV would hang on, crash on or silently mishandle. Passes then
+rewrite the step list (the first fuses device normalize + flip) before it is lowered.
+"""
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, List, Optional
+
+import numpy as np
+import torch
+from ffcv.pipeline.state import State
+from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
+
+from operations.device.normalize import fuse_normalize_flip as fuse
+from operations.rng import EpochClock
+from operations.types import ImageType, OpTypeError
+
+from .errors import ErrorList, Pos, first_line
+from .spec import SECTIONS, OpSpec, SplitSpec
+from .validate import op_params
+
+#: where each stage's ops are written in a split
+SECTION_OF_STAGE = {"decoder": "image.decode", "cpu": "image.cpu", "device": "image.device.ops",
+                    "batch": "batch"}
+STAGE_WORDS = {"decoder": "a decoder", "cpu": "a CPU (Numba) op", "device": "a device (torch) op",
+               "batch": "a batch op (it needs images and labels together)"}
+
+
+@dataclass
+class Step:
+    """One operation of the image pipeline (or a batch op), with what the planner knows."""
+
+    name: str
+    op: Any
+    stage: str  # decoder | cpu | boundary | device | batch
+    pos: Optional[Pos] = None  # where the spec wrote it (None for the boundary)
+    position: Optional[int] = None  # its RNG stream (index in the split's op list)
+    jit: bool = False
+    input: Optional[ImageType] = None
+    output: Optional[ImageType] = None
+
+
+@dataclass
+class Plan:
+    """A split's pipeline: image steps in execution order (boundary included), batch steps."""
+
+    split: str
+    device: str
+    dtype: str
+    steps: List[Step]
+    batch: List[Step] = field(default_factory=list)
+
+    def stage(self, *stages: str) -> List[Step]:
+        return [s for s in self.steps + self.batch if s.stage in stages]
+
+
+def build_plan(split: SplitSpec, device: str, clock: EpochClock) -> Plan:
+    """Instantiate, place, type-check and rewrite a split's ops; raise SpecErrors."""
+    errors = ErrorList()
+    steps = []
+    for position, spec in enumerate(split.ops()):
+        _check_section(spec, errors)
+        op = _instantiate(spec, split.image.dtype, errors)
+        if op is None:
+            continue
+        if hasattr(op, "bind"):
+            op.bind(clock, position)
+        steps.append(Step(spec.name, op, spec.stage, spec.pos, position))
+    errors.raise_if_any()
+    image = [s for s in steps if s.stage in ("decoder", "cpu")] + boundary(device) + \
+            [s for s in steps if s.stage == "device"]
+    plan = Plan(split.name, device, split.image.dtype, image, [s for s in steps if s.stage == "batch"])
+    annotate_types(plan, errors)
+    errors.raise_if_any()
+    for rewrite in PASSES:
+        plan = rewrite(plan, clock)
+    annotate_types(plan, errors)
+    errors.raise_if_any()
+    return plan
+
+
+def boundary(device: str) -> List[Step]:
+    """The transfer from the JIT stage to the device: FFCV's own three ops."""
+    return [Step("to_tensor", ToTensor(), "boundary"),
+            Step("to_device", ToDevice(torch.device(device), non_blocking=True), "boundary"),
+            Step("to_torch_image", ToTorchImage(channels_last=True), "boundary")]
+
+
+def _check_section(spec: OpSpec, errors: ErrorList) -> None:
+    expected = SECTIONS[spec.section]
+    if spec.stage == expected:
+        return
+    if spec.stage not in SECTION_OF_STAGE:
+        errors.add(spec.pos, f"'{spec.name}' has unknown stage '{spec.stage}'; an op's stage is "
+                             f"decoder, cpu, device or batch")
+        return
+    reason = ""
+    if spec.stage == "cpu" and expected == "device":
+        reason = " (a Numba op after the transfer to the device makes FFCV's Loader hang)"
+    elif spec.stage == "device" and expected in ("decoder", "cpu"):
+        reason = " (torch ops run after the transfer to the device)"
+    errors.add(spec.pos, f"'{spec.name}' is {STAGE_WORDS[spec.stage]} and cannot be in "
+                         f"{SECTION_OF_STAGE[expected]}{reason}; put it under "
+                         f"{SECTION_OF_STAGE[spec.stage]}")
+
+
+def _instantiate(spec: OpSpec, device_dtype: str, errors: ErrorList):
+    """The op object; device ops with a ``dtype`` left unset get the device section's dtype."""
+    params = dict(spec.params)
+    if spec.stage == "device" and "dtype" in op_params(spec.op_class) and params.get("dtype") is None:
+        params["dtype"] = device_dtype
+    try:
+        return spec.op_class(**params)
+    except Exception as exc:  # the op's own check of its values
+        errors.add(spec.pos, f"'{spec.name}': {first_line(exc)}")
+        return None
+
+
+# --- types -------------------------------------------------------------------------------
+
+def annotate_types(plan: Plan, errors: ErrorList) -> None:
+    """Fill each step's input/output ImageType and JIT-ness; report steps that cannot take
+    their input, JIT steps after a non-JIT step (FFCV hangs) and bfloat16 on the CPU."""
+    current: Optional[ImageType] = None
+    first_non_jit: Optional[Step] = None
+    for step in plan.steps + plan.batch:
+        step.input = current
+        try:
+            step.output, step.jit = output_of(step, current)
+        except OpTypeError as exc:  # its message names the op, in the user's words
+            message = first_line(exc)
+            named = f"'{step.name}'" in message or f"'{op_name(step)}'" in message
+            errors.add(step.pos, message if named else f"'{step.name}': {message}")
+            return
+        except Exception as exc:  # a custom op's output_type with a bug: still no traceback
+            errors.add(step.pos, f"'{step.name}': output_type failed: {type(exc).__name__}: "
+                                 f"{first_line(exc)}")
+            return
+        if step.stage == "batch":
+            continue
+        if step.jit and first_non_jit is not None:
+            culprit = first_non_jit.name + (f" (line {first_non_jit.pos.line})" if first_non_jit.pos else "")
+            errors.add(step.pos, f"'{step.name}' is a JIT (Numba) op after the non-JIT step "
+                                 f"'{culprit}'; FFCV's Loader would hang forever building this "
+                                 f"pipeline (ffcv #113, #350): put every JIT op before it")
+            return
+        if not step.jit and first_non_jit is None:
+            first_non_jit = step
+        if step.jit and step.output.dtype == "bfloat16":
+            errors.add(step.pos, f"'{step.name}': bfloat16 exists only on the device; use "
+                                 f"float16 or float32 before the transfer, or convert in image.device")
+            return
+        current = step.output
+
+
+def output_of(step: Step, image: Optional[ImageType]):
+    """(output ImageType, runs JIT) of one step on ``image``."""
+    if step.name == "to_tensor" and isinstance(step.op, ToTensor):
+        return image.but(jit=False), False
+    if isinstance(step.op, ToDevice):
+        return image.but(device=str(step.op.device), jit=False), False
+    if isinstance(step.op, ToTorchImage):
+        return image.but(layout="channels_last", jit=False), False
+    if hasattr(step.op, "output_type"):
+        out = step.op.output_type(image)
+        return out, step.stage in ("decoder", "cpu")
+    if step.stage == "batch":  # not an FFCV Operation: it keeps the images' type
+        return image, False
+    return _derived_type(step, image)
+
+
+def _derived_type(step: Step, image: Optional[ImageType]):
+    """A raw FFCV Operation's output, from its declare_state_and_memory on a synthetic State."""
+    state = _state_of(image)
+    try:
+        new_state, _ = step.op.declare_state_and_memory(state)
+    except Exception as exc:
+        if step.stage == "decoder":  # decoders need the data set's metadata: size unknown
+            return ImageType(None, None), True
+        raise OpTypeError(f"cannot tell what this op produces ({type(exc).__name__}: "
+                          f"{first_line(exc)}); give it an output_type method") from None
+    return _type_of(new_state, image), bool(new_state.jit_mode)
+
+
+def _state_of(image: Optional[ImageType]) -> State:
+    if image is None:
+        return State(jit_mode=True, device=torch.device("cpu"), shape=(), dtype=np.dtype("uint8"))
+    if image.jit:
+        return State(True, torch.device("cpu"), image.sample_shape, np.dtype(image.dtype))
+    dtype = getattr(torch, image.dtype)
+    return State(False, torch.device(image.device), image.sample_shape, dtype)
+
+
+def _type_of(state: State, previous: Optional[ImageType]) -> ImageType:
+    dtype = state.dtype.name if isinstance(state.dtype, np.dtype) else \
+        str(state.dtype).replace("torch.", "") if isinstance(state.dtype, torch.dtype) else str(np.dtype(state.dtype))
+    layout = "HWC" if state.jit_mode or previous is None else previous.layout
+    shape = tuple(state.shape) if state.shape else (None, None, 3)
+    h, w, c = shape if layout == "HWC" else (shape[1], shape[2], shape[0])
+    return ImageType(h, w, c, dtype, layout, str(state.device), bool(state.jit_mode))
+
+
+# --- passes ------------------------------------------------------------------------------
+
+def op_name(step: Step) -> Optional[str]:
+    """The registry name of a step's op class (None for FFCV's boundary ops)."""
+    return getattr(type(step.op), "op_name", None)
+
+
+def fuse_normalize_flip(plan: Plan, clock: EpochClock) -> Plan:
+    """Adjacent device ``normalize`` and ``flip`` (either order; they commute) become one
+    step running one kernel: one read and one write of the batch instead of two each."""
+    steps, i = [], 0
+    while i < len(plan.steps):
+        pair = plan.steps[i:i + 2]
+        names = [op_name(s) for s in pair]
+        if all(s.stage == "device" for s in pair) and sorted(names) == ["flip", "normalize"]:
+            normalize, flip = pair if names[0] == "normalize" else pair[::-1]
+            fused = fuse(normalize.op, flip.op)  # draws as the flip does, fused or not
+            steps.append(Step(f"{pair[0].name}+{pair[1].name}", fused, "device", pair[0].pos,
+                              flip.position))
+            i += 2
+        else:
+            steps.append(plan.steps[i])
+            i += 1
+    return replace(plan, steps=steps)
+
+
+PASSES: List[Callable[[Plan, EpochClock], Plan]] = [fuse_normalize_flip]

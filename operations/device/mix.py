@@ -1,0 +1,184 @@
+"""Mixup and CutMix on the device batch, with soft (optionally smoothed) targets.
+
+Follows timm's ``Mixup`` in batch mode: each batch is mixed with itself reversed
+(``images.flip(0)``), one lambda per batch drawn from Beta(alpha, alpha); CutMix pastes one box
+and corrects lambda to the area actually kept; targets are ``lam * onehot(y) + (1 - lam) *
+onehot(y.flip(0))`` with timm's label smoothing (off = s / K, on = 1 - s + off), so each row
+sums to 1. Randomness is keyed per batch (``operations.device.batch``): draw 0 gates
+``mixup_cutmix``'s ``prob``, draw 1 chooses cutmix (``switch_prob``), ``derive(key, 2)`` feeds
+the Beta draw and draws 3, 4 place the box. Images are not modified in place.
+"""
+import math
+from typing import Annotated, Tuple
+
+import numpy as np
+import torch
+
+from ..params import PositiveInt, Probability, Range
+from ..registry import register_op
+from ..rng import derive, normal, randint, uniform
+from ..types import ImageType
+from .batch import BatchOperation, require_float
+
+#: a Beta concentration: > 0
+Alpha = Annotated[float, Range(0.0, low_open=True)]
+#: a Beta concentration where 0 switches that kind of mixing off
+OptionalAlpha = Annotated[float, Range(0.0)]
+
+
+def _key(key, value) -> np.uint64:
+    return np.uint64(derive(np.uint64(key), value))
+
+
+def log_gamma_variate(key, alpha: float) -> float:
+    """log of a Gamma(alpha, 1) draw (Marsaglia-Tsang), from the keyed draws of ``key``:
+    normals from derive(key, 0), acceptance uniforms from derive(key, 1), and for alpha < 1
+    the boost U**(1/alpha) from derive(key, 2). Kept in logs so tiny alphas cannot underflow."""
+    boost = 0.0
+    if alpha < 1.0:
+        boost = math.log(1.0 - uniform(_key(key, 2), 0)) / alpha
+        alpha += 1.0
+    d = alpha - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    normals, uniforms = _key(key, 0), _key(key, 1)
+    attempt = 0
+    while True:
+        x = normal(normals, attempt)
+        v = (1.0 + c * x) ** 3
+        u = 1.0 - uniform(uniforms, attempt)  # in (0, 1]
+        attempt += 1
+        if v > 0.0 and math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+            return math.log(d * v) + boost
+
+
+def beta(key, alpha: float) -> float:
+    """A Beta(alpha, alpha) draw: X / (X + Y) for Gamma draws X (derive(key, 0)) and Y
+    (derive(key, 1))."""
+    log_x = log_gamma_variate(_key(key, 0), alpha)
+    log_y = log_gamma_variate(_key(key, 1), alpha)
+    return 1.0 / (1.0 + math.exp(min(log_y - log_x, 700.0)))
+
+
+def cutmix_box(key, lam: float, height: int, width: int) -> Tuple[int, int, int, int]:
+    """timm's ``rand_bbox``: a box of sides int(H*sqrt(1-lam)) x int(W*sqrt(1-lam)) centred
+    at a uniform pixel (draws 3, 4), clipped to the image: ``(y0, y1, x0, x1)``."""
+    cut = math.sqrt(1.0 - lam)
+    cut_h, cut_w = int(height * cut), int(width * cut)
+    cy, cx = randint(key, 3, 0, height), randint(key, 4, 0, width)
+    return (min(max(cy - cut_h // 2, 0), height), min(max(cy + cut_h // 2, 0), height),
+            min(max(cx - cut_w // 2, 0), width), min(max(cx + cut_w // 2, 0), width))
+
+
+def mixed_targets(labels: torch.Tensor, lam: float, num_classes: int,
+                  smoothing: float) -> torch.Tensor:
+    """(B, num_classes) float32 soft targets: lam * smoothed onehot(labels) + (1 - lam) *
+    smoothed onehot(labels reversed); smoothing as timm: off = s / K, on = 1 - s + off."""
+    labels = labels.reshape(-1).long()
+    off = smoothing / num_classes
+    onehot = torch.full((labels.shape[0], num_classes), off, dtype=torch.float32,
+                        device=labels.device)
+    onehot.scatter_(1, labels[:, None], 1.0 - smoothing + off)
+    return onehot * lam + onehot.flip(0) * (1.0 - lam)
+
+
+class _Mix(BatchOperation):
+    """Shared by the three mixing ops: apply mixup or cutmix with a given lambda."""
+
+    num_classes: int
+    label_smoothing: float
+
+    def output_type(self, image: ImageType) -> ImageType:
+        require_float(self.op_name, image)
+        return image
+
+    def mix(self, images, labels, key, cutmix: bool, lam: float):
+        if cutmix:
+            height, width = images.shape[-2:]
+            y0, y1, x0, x1 = cutmix_box(key, lam, height, width)
+            lam = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+            mixed = images.clone()
+            mixed[..., y0:y1, x0:x1] = images.flip(0)[..., y0:y1, x0:x1]
+        elif lam < 1.0:
+            mixed = torch.lerp(images.flip(0), images, lam)
+        else:
+            mixed = images
+        return mixed, mixed_targets(labels, lam, self.num_classes, self.label_smoothing)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.parameters())
+        return f"{type(self).__name__}({args})"
+
+
+@register_op("mixup")
+class Mixup(_Mix):
+    """Mixup (Zhang et al.; timm's Mixup with cutmix off): every batch becomes
+    ``lam * images + (1 - lam) * images.flip(0)`` with lam ~ Beta(alpha, alpha) per batch.
+
+    - ``num_classes``: number of classes, >= 1 (required).
+    - ``alpha``: Beta concentration, > 0, default 1.0.
+    - ``label_smoothing``: in [0, 1], default 0.1 (timm's default).
+    """
+
+    def __init__(self, *, num_classes: PositiveInt, alpha: Alpha = 1.0,
+                 label_smoothing: Probability = 0.1):
+        self.num_classes, self.alpha, self.label_smoothing = num_classes, alpha, label_smoothing
+
+    def __call__(self, images, labels):
+        key = self.next_key()
+        return self.mix(images, labels, key, False, beta(_key(key, 2), self.alpha))
+
+
+@register_op("cutmix")
+class Cutmix(_Mix):
+    """CutMix (Yun et al.; timm's Mixup with mixup off): every batch gets one box (see
+    ``cutmix_box``) pasted from ``images.flip(0)``; lam ~ Beta(alpha, alpha) sets the box size
+    and is then corrected to the kept area, 1 - box area / image area (timm's correct_lam).
+
+    - ``num_classes``: number of classes, >= 1 (required).
+    - ``alpha``: Beta concentration, > 0, default 1.0.
+    - ``label_smoothing``: in [0, 1], default 0.1.
+    """
+
+    def __init__(self, *, num_classes: PositiveInt, alpha: Alpha = 1.0,
+                 label_smoothing: Probability = 0.1):
+        self.num_classes, self.alpha, self.label_smoothing = num_classes, alpha, label_smoothing
+
+    def __call__(self, images, labels):
+        key = self.next_key()
+        return self.mix(images, labels, key, True, beta(_key(key, 2), self.alpha))
+
+
+@register_op("mixup_cutmix")
+class MixupCutmix(_Mix):
+    """timm's ``Mixup`` in batch mode: with probability ``prob`` a batch is mixed, by cutmix
+    with probability ``switch_prob`` (when both alphas are > 0), else by mixup; an unmixed
+    batch keeps its images and gets (smoothed) one-hot targets.
+
+    - ``num_classes``: number of classes, >= 1 (required).
+    - ``mixup_alpha``: >= 0, default 0.8; 0 turns mixup off.
+    - ``cutmix_alpha``: >= 0, default 1.0; 0 turns cutmix off (not both 0).
+    - ``switch_prob``: probability of cutmix when both are on, default 0.5.
+    - ``prob``: probability that a batch is mixed at all, default 1.0.
+    - ``label_smoothing``: in [0, 1], default 0.1.
+    The defaults are DeiT's recipe.
+    """
+
+    def __init__(self, *, num_classes: PositiveInt, mixup_alpha: OptionalAlpha = 0.8,
+                 cutmix_alpha: OptionalAlpha = 1.0, switch_prob: Probability = 0.5,
+                 prob: Probability = 1.0, label_smoothing: Probability = 0.1):
+        if mixup_alpha <= 0 and cutmix_alpha <= 0:
+            raise ValueError("mixup_cutmix needs mixup_alpha > 0 or cutmix_alpha > 0")
+        self.num_classes, self.label_smoothing = num_classes, label_smoothing
+        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
+        self.switch_prob, self.prob = switch_prob, prob
+
+    def __call__(self, images, labels):
+        key = self.next_key()
+        if uniform(key, 0) >= self.prob:
+            return self.mix(images, labels, key, False, 1.0)
+        if self.mixup_alpha > 0 and self.cutmix_alpha > 0:
+            cutmix = uniform(key, 1) < self.switch_prob
+        else:
+            cutmix = self.cutmix_alpha > 0
+        alpha = self.cutmix_alpha if cutmix else self.mixup_alpha
+        return self.mix(images, labels, key, cutmix, beta(_key(key, 2), alpha))

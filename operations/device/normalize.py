@@ -1,0 +1,177 @@
+"""Normalization and horizontal flip on the device, and the fused normalize+flip kernel.
+
+The fused op reads each uint8 pixel once and writes it once: normalized, converted to
+float16/bfloat16/float32, mirrored for the samples whose keyed draw says so, channels_last.
+Normalization is a per-channel lookup table computed in float64 and rounded once to the output
+dtype, so every path (cupy on CUDA, Numba on the CPU, torch elsewhere) gives the correctly
+rounded value of ``(x - mean) / std``, bit for bit the same on every device.
+"""
+from typing import Dict, Literal, Optional
+
+import torch
+
+from ..normalization import MEAN, STD, MeanParam, StdParam
+from ..params import Probability
+from ..registry import register_op
+from ..rng import GATE_DRAW
+from ..types import ImageType, OpTypeError
+from . import numba_kernel, rng
+from .stage import TORCH_DTYPES, DeviceOperation
+
+OutDtype = Optional[Literal["float16", "bfloat16", "float32"]]
+
+
+def lookup_table(mean, std, dtype: torch.dtype) -> torch.Tensor:
+    """(256, C) table: entry [v, c] = (v - mean[c]) / std[c] in float64, rounded to ``dtype``."""
+    values = torch.arange(256, dtype=torch.float64)[:, None]
+    return ((values - torch.tensor(mean, dtype=torch.float64)) /
+            torch.tensor(std, dtype=torch.float64)).to(dtype)
+
+
+def flip_decisions(keys: torch.Tensor, p: float) -> torch.Tensor:
+    """Which samples flip: the CPU ops' probability gate, uniform(key, GATE_DRAW) < p."""
+    return rng.uniform(keys, GATE_DRAW) < p
+
+
+def _nhwc(batch: torch.Tensor) -> torch.Tensor:
+    """The (B, H, W, C) contiguous view of a channels_last (B, C, H, W) tensor."""
+    return batch.permute(0, 2, 3, 1)
+
+
+def _mirror(images_nhwc: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    flips = flips.to(images_nhwc.device).view(-1, 1, 1, 1)
+    return torch.where(flips, images_nhwc.flip(2), images_nhwc)
+
+
+def normalize_flip_torch(images: torch.Tensor, out: torch.Tensor, table: torch.Tensor,
+                         flips: Optional[torch.Tensor]) -> None:
+    """The fused op in plain torch (any device): ``out[b, c, y, x] = table[images[b, c, y,
+    x'], c]`` with x' = W-1-x where ``flips[b]``. Both tensors channels_last."""
+    src = _nhwc(images)
+    if flips is not None:
+        src = _mirror(src, flips)
+    channels = src.shape[-1]
+    index = src.to(torch.int32) * channels + torch.arange(channels, dtype=torch.int32,
+                                                          device=src.device)
+    torch.index_select(table.reshape(-1), 0, index.reshape(-1), out=_nhwc(out).reshape(-1))
+
+
+def normalize_flip(images: torch.Tensor, out: torch.Tensor, table: torch.Tensor,
+                   flips: Optional[torch.Tensor]) -> None:
+    """The fused op: the cupy kernel for CUDA tensors when cupy is installed, the Numba loop
+    on the CPU, torch elsewhere. All three give the same bits."""
+    if images.device.type == "cpu":
+        numba_kernel.normalize_flip(images, out, table, flips)
+        return
+    if images.is_cuda and images.numel() < 2 ** 31:
+        from . import cuda_kernel
+
+        if cuda_kernel.available():
+            cuda_kernel.normalize_flip(images, out, table, flips)
+            return
+    normalize_flip_torch(images, out, table, flips)
+
+
+@register_op("flip")
+class Flip(DeviceOperation):
+    """Mirror each image left-right with probability ``p`` (default 0.5), on the device.
+
+    - ``p``: probability in [0, 1].
+
+    Randomness: sample ``i`` flips iff ``uniform(sample_key(stream_key(seed, epoch,
+    position), i), GATE_DRAW) < p`` — the same decision the CPU ``horizontal_flip`` at the
+    same position makes. Any dtype; the output is channels_last. Like torchvision's
+    RandomHorizontalFlip, per image (not per batch).
+    """
+
+    def __init__(self, p: Probability = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, images, out, indices):
+        flips = flip_decisions(self.sample_keys(indices), self.p)
+        _nhwc(out).copy_(_mirror(_nhwc(images), flips))
+
+    def __repr__(self):
+        return f"Flip(p={self.p})"
+
+
+@register_op("normalize")
+class Normalize(DeviceOperation):
+    """uint8 -> ``(x - mean) / std`` per channel, as float16/bfloat16/float32, channels_last.
+
+    - ``mean``: a name (imagenet, cifar10, cifar100, none) or three numbers in 0-255 pixel
+      units (FFCV's NormalizeImage convention), default imagenet.
+    - ``std``: likewise, positive, default imagenet.
+    - ``dtype``: float16, bfloat16 or float32; None (the default) means the spec's device
+      dtype, which the compiler fills in; float32 when the op is built directly.
+
+    No randomness. Values are correctly rounded (float64 table, one rounding), where
+    torchvision's Normalize computes in the input's float dtype. Refuses non-uint8 input.
+    """
+
+    def __init__(self, mean: MeanParam = "imagenet", std: StdParam = "imagenet",
+                 dtype: OutDtype = None):
+        super().__init__()
+        self.mean = tuple(MEAN[mean] if isinstance(mean, str) else mean)
+        self.std = tuple(STD[std] if isinstance(std, str) else std)
+        self.dtype = dtype or "float32"
+        self.table = lookup_table(self.mean, self.std, TORCH_DTYPES[self.dtype])
+        self._tables: Dict[torch.device, torch.Tensor] = {}
+
+    def output_type(self, image: Optional[ImageType]) -> ImageType:
+        if image.dtype != "uint8":
+            raise OpTypeError(f"'{self.op_name}' expects uint8 images but gets {image.dtype}: "
+                              f"they are normalized already (keep one of cpu_normalize and "
+                              f"{self.op_name})")
+        if image.channels != len(self.mean):
+            raise OpTypeError(f"'{self.op_name}' has {len(self.mean)} mean/std values but the "
+                              f"images have {image.channels} channels")
+        return image.but(dtype=self.dtype, layout="channels_last", jit=False)
+
+    def table_on(self, device: torch.device) -> torch.Tensor:
+        """The lookup table, copied once to each device it is used on."""
+        if device not in self._tables:
+            self._tables[device] = self.table.to(device)
+        return self._tables[device]
+
+    def flips(self, indices: torch.Tensor) -> Optional[torch.Tensor]:
+        return None
+
+    def forward(self, images, out, indices):
+        normalize_flip(images, out, self.table_on(images.device), self.flips(indices))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(mean={self.mean}, std={self.std}, dtype={self.dtype!r})"
+
+
+@register_op("normalize_flip")
+class NormalizeFlip(Normalize):
+    """``normalize`` and ``flip`` in one pass: one read of the uint8 batch, one write of the
+    normalized, per-sample mirrored, channels_last result (see both ops for the parameters).
+
+    The planner creates it (``fuse_normalize_flip``) with the flip's position, so its flip
+    decisions equal the separate ``flip``'s. Flip and normalization commute (both act per
+    pixel), so fusing is exact whichever order the spec lists them in. On CUDA with cupy it
+    runs one kernel on the tensor's own device and torch's current stream; on the CPU one
+    parallel Numba loop; elsewhere torch.
+    """
+
+    def __init__(self, mean: MeanParam = "imagenet", std: StdParam = "imagenet",
+                 dtype: OutDtype = None, p: Probability = 0.5):
+        super().__init__(mean=mean, std=std, dtype=dtype)
+        self.p = p
+
+    def flips(self, indices):
+        return flip_decisions(self.sample_keys(indices), self.p)
+
+    def __repr__(self):
+        return super().__repr__()[:-1] + f", p={self.p})"
+
+
+def fuse_normalize_flip(normalize_op: Normalize, flip_op: Flip) -> NormalizeFlip:
+    """The fused op doing ``normalize_op`` and ``flip_op``, drawing as ``flip_op`` does."""
+    fused = NormalizeFlip(mean=normalize_op.mean, std=normalize_op.std,
+                          dtype=normalize_op.dtype, p=flip_op.p)
+    fused.bind(flip_op.clock, flip_op.position)
+    return fused

@@ -1,0 +1,79 @@
+"""The device-stage contract: an FFCV Operation in the non-JIT stage, after
+ToTensor -> ToDevice -> ToTorchImage(channels_last=True).
+
+Its input is a (B, C, H, W) torch tensor with NHWC memory (channels_last) on the target
+device; it writes into a buffer FFCV allocates on that same device and returns a
+channels_last view of it. Draws are keyed exactly like the CPU ops' (``operations.rng``),
+computed in torch from FFCV's batch indices, with the epoch read from the clock per batch.
+"""
+from dataclasses import replace
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from ffcv.pipeline.allocation_query import AllocationQuery
+from ffcv.pipeline.state import State
+
+from ..base import PureOperation
+from ..types import ImageType
+from . import rng
+
+TORCH_DTYPES = {"uint8": torch.uint8, "float16": torch.float16,
+                "bfloat16": torch.bfloat16, "float32": torch.float32}
+FLOAT_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def dtype_name(dtype) -> str:
+    """The spec name of a torch (or numpy) dtype: ``torch.float16`` -> ``"float16"``."""
+    return str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else np.dtype(dtype).name
+
+
+def device_image_type(state: State) -> ImageType:
+    """Our ImageType for an FFCV State after ToTorchImage (shape C, H, W)."""
+    c, h, w = state.shape
+    return ImageType(height=h, width=w, channels=c, dtype=dtype_name(state.dtype),
+                     layout="channels_last", device=str(state.device), jit=False)
+
+
+class DeviceOperation(PureOperation):
+    """Base of the device ops: subclasses implement ``forward(images, out, indices)`` writing
+    every element of ``out`` (B, C, H, W channels_last, dtype from ``output_type``)."""
+
+    stage = "device"
+
+    def output_type(self, image: Optional[ImageType]) -> ImageType:
+        return image.but(layout="channels_last", jit=False)
+
+    def declare_state_and_memory(self, previous_state: State) -> Tuple[State, Optional[AllocationQuery]]:
+        out = self.output_type(device_image_type(previous_state))
+        dtype = TORCH_DTYPES[out.dtype]
+        # NHWC buffer: viewed as NCHW it is channels_last-contiguous
+        return (replace(previous_state, jit_mode=False, dtype=dtype),
+                AllocationQuery((out.height, out.width, out.channels), dtype,
+                                device=previous_state.device))
+
+    def generate_code(self):
+        def device_step(images, dst, indices):
+            out = dst[:images.shape[0]].permute(0, 3, 1, 2)
+            self.forward(images, out, torch.from_numpy(np.asarray(indices, dtype=np.int64)))
+            return out
+
+        device_step.with_indices = True
+        return device_step
+
+    def forward(self, images: torch.Tensor, out: torch.Tensor, indices: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def sample_keys(self, indices: torch.Tensor) -> torch.Tensor:
+        """Each sample's key for this op at the clock's current epoch (int64, on CPU)."""
+        stream = rng.stream_key(self.clock.seed, self.clock.epoch, self.position)
+        return rng.sample_keys(stream, indices)
+
+    def apply(self, images: torch.Tensor, indices=None) -> torch.Tensor:
+        """Run this op on a (B, C, H, W) torch batch outside a Loader, with the same code and
+        draws a Loader would use; ``indices`` default to 0..B-1."""
+        b, c, h, w = images.shape
+        state = State(jit_mode=False, device=images.device, shape=(c, h, w), dtype=images.dtype)
+        _, query = self.declare_state_and_memory(state)
+        dst = torch.empty((b,) + tuple(query.shape), dtype=query.dtype, device=images.device)
+        return self.generate_code()(images, dst, np.arange(b) if indices is None else indices)

@@ -1,0 +1,203 @@
+"""Throughput of a compiled pipeline, its per-stage breakdown, and comparison baselines.
+
+Every number comes from the same invocation, so ratios are meaningful on a noisy machine:
+the full pipeline, then prefixes of it (decode only; decode + CPU ops; + transfer) whose
+differences give the per-stage cost, then optional baselines (``torch_hybrid``: the same decoder
+followed by per-image torch ops, the correct-but-slow hybrid; ``dataloader``: a plain PyTorch
+DataLoader decoding the source images with PIL).
+"""
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import torch
+from tqdm import tqdm
+
+#: prefixes of the image pipeline, cumulative: each adds one stage to the previous; the full
+#: pipeline (variant "pipeline") adds the device ops and batch ops
+STAGE_PREFIXES = ("decode", "cpu_ops", "transfer")
+BASELINES = ("torch_hybrid", "dataloader")
+
+
+@dataclass
+class Throughput:
+    """One measured variant: compile+first epoch separately, then steady state."""
+
+    name: str
+    first_epoch_s: float
+    images: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds else float("nan")
+
+
+@dataclass
+class BenchReport:
+    spec: str
+    split: str
+    device: str
+    num_workers: int
+    batch_size: int
+    epochs: int
+    variants: Dict[str, Throughput] = field(default_factory=dict)
+
+    def stage_costs_us(self) -> Dict[str, float]:
+        """Microseconds per image spent in each stage (differences of cumulative prefixes;
+        noise can make a cheap stage slightly negative)."""
+        costs, before = {}, 0.0
+        for stage, variant in zip(STAGE_PREFIXES + ("device_ops",), STAGE_PREFIXES + ("pipeline",)):
+            total = 1e6 / self.variants[variant].images_per_s
+            costs[stage] = total - before
+            before = total
+        return costs
+
+    def to_json(self) -> dict:
+        """The documented ``pureffcv bench --json`` keys."""
+        return {
+            "spec": self.spec, "split": self.split, "device": self.device,
+            "num_workers": self.num_workers, "batch_size": self.batch_size, "epochs": self.epochs,
+            "images_per_s": self.variants["pipeline"].images_per_s,
+            "first_epoch_s": self.variants["pipeline"].first_epoch_s,
+            "stages_us_per_image": self.stage_costs_us(),
+            "variants": {name: {**asdict(t), "images_per_s": t.images_per_s}
+                         for name, t in self.variants.items()},
+        }
+
+    def table(self) -> str:
+        base = self.variants["pipeline"].images_per_s
+        lines = [f"{self.spec} [{self.split}] on {self.device}, {self.num_workers} workers, "
+                 f"batch {self.batch_size}, {self.epochs} timed epochs",
+                 f"{'variant':<14}{'images/s':>10}{'vs pipeline':>13}{'first epoch':>13}"]
+        for name, t in self.variants.items():
+            lines.append(f"{name:<14}{t.images_per_s:>10.0f}{t.images_per_s / base:>12.2f}x"
+                         f"{t.first_epoch_s:>12.1f}s")
+        lines.append("per-stage cost (us/image): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in self.stage_costs_us().items()))
+        return "\n".join(lines)
+
+
+def time_epochs(name: str, make_batches: Callable[[int], object], epochs: int,
+                on_batch: Optional[Callable] = None, progress: bool = True) -> Throughput:
+    """Iterate ``make_batches(epoch)`` for one warm-up epoch (compilation happens there) and
+    ``epochs`` timed ones; ``on_batch(images, labels)`` runs on every batch (e.g. batch ops)."""
+    synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    first = images = 0.0
+    timed = 0.0
+    bar = tqdm(total=epochs + 1, desc=name, unit="epoch", disable=not progress, leave=False)
+    for epoch in range(epochs + 1):
+        start = time.perf_counter()
+        count = 0
+        for images_batch, labels in make_batches(epoch):
+            if on_batch is not None:
+                images_batch, labels = on_batch(images_batch, labels)
+            count += len(images_batch)
+        synchronize()
+        elapsed = time.perf_counter() - start
+        if epoch == 0:
+            first = elapsed
+        else:
+            timed += elapsed
+            images += count
+        bar.update(1)
+    bar.close()
+    return Throughput(name, first, int(images), timed)
+
+
+def _loader_batches(compiled, beton: str, image_steps: int, options: dict):
+    """A batch source over a prefix of the compiled image pipeline."""
+    from ffcv.fields.decoders import IntDecoder
+    from ffcv.transforms import ToTensor
+
+    pipeline = compiled.pipelines["image"][:image_steps]
+    if not any(isinstance(op, ToTensor) for op in pipeline):
+        pipeline = pipeline + [ToTensor()]
+    loader = compiled.loader(beton, pipelines={"image": pipeline,
+                                               "label": [IntDecoder(), ToTensor()]}, **options)
+
+    def batches(epoch):
+        compiled.set_epoch(epoch)
+        return loader
+
+    return batches
+
+
+def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto",
+          epochs: int = 3, num_workers: Optional[int] = None, batch_size: Optional[int] = None,
+          compare: List[str] = (), images_dir: Optional[str] = None,
+          progress: bool = True) -> BenchReport:
+    """Measure the compiled split and, cumulatively, each stage prefix; then the baselines
+    named in ``compare`` (``torch_hybrid``; ``dataloader`` needs ``images_dir``)."""
+    from compiler import compile_spec
+
+    options = {"order": "random", "drop_last": False}
+    if num_workers is not None:
+        options["num_workers"] = num_workers
+    if batch_size is not None:
+        options["batch_size"] = batch_size
+    reference = compile_spec(spec_path, split=split, device=device)
+    loader_options = reference.loader_options(**options)
+    workers = loader_options["num_workers"]
+    report = BenchReport(spec_path, split, reference.device, workers if workers > 0 else os.cpu_count(),
+                         loader_options["batch_size"], epochs)
+
+    def run_batch_ops(compiled):
+        ops = compiled.batch_ops
+
+        def on_batch(images, labels):
+            for op in ops:
+                images, labels = op(images, labels)
+            return images, labels
+        return on_batch if ops else None
+
+    full = compile_spec(spec_path, split=split, device=device)
+    loader = full.loader(beton, **options)
+    report.variants["pipeline"] = time_epochs(
+        "pipeline", lambda e: (full.set_epoch(e), loader)[1], epochs, run_batch_ops(full), progress)
+
+    kinds = [step.stage for step in reference.plan.steps]
+    ends = {"decode": kinds.count("decoder"),
+            "cpu_ops": kinds.count("decoder") + kinds.count("cpu"),
+            "transfer": len(kinds) - kinds.count("device")}
+    for stage in STAGE_PREFIXES:
+        compiled = compile_spec(spec_path, split=split, device=device)
+        report.variants[stage] = time_epochs(
+            stage, _loader_batches(compiled, beton, ends[stage], options), epochs, None, progress)
+
+    if "torch_hybrid" in compare:
+        from .hybrid_baseline import hybrid_batches
+
+        compiled = compile_spec(spec_path, split=split, device=device)
+        decode = _loader_batches(compiled, beton, ends["decode"], options)
+        report.variants["torch_hybrid"] = time_epochs(
+            "torch_hybrid", hybrid_batches(decode, compiled.device), epochs, None, progress)
+    if "dataloader" in compare:
+        if images_dir is None:
+            raise ValueError("--compare dataloader needs --images DIR (the source image folder)")
+        from .hybrid_baseline import dataloader_batches
+
+        size = reference.decoder.output.height
+        report.variants["dataloader"] = time_epochs(
+            "dataloader", dataloader_batches(images_dir, size, report.batch_size,
+                                             report.num_workers), epochs, None, progress)
+    return report
+
+
+def plot_report(report: BenchReport, path: str) -> None:
+    """A horizontal bar chart of images/s per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report.variants)
+    rates = [report.variants[n].images_per_s for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.2))
+    ax.barh(names[::-1], rates[::-1], color="#4477aa")
+    ax.set_xlabel("images/s")
+    ax.set_title(f"{report.spec} [{report.split}] on {report.device}, {report.num_workers} workers")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,132 @@
+"""``ImageClassifier``: the LightningModule that trains a ResNet on pureffcv batches.
+
+Batches arrive on the device, normalized, in channels_last (the spec's device stage). Targets
+are class indices (B,) or, after mixup/cutmix, class probabilities (B, C).
+"""
+import time
+from typing import Literal, Optional
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from .models import build_resnet
+from .schedules import ScheduleName, lr_factor
+
+
+def as_class_indices(labels: torch.Tensor) -> torch.Tensor:
+    """Integer labels as a flat (B,) int64 tensor (FFCV's label pipeline may give (B, 1))."""
+    return labels.reshape(-1).long()
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor,
+                        label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy against class indices (smoothed by ``label_smoothing``) or against
+    soft targets (B, C), used as given: mixup/cutmix apply their own label smoothing."""
+    if targets.dtype.is_floating_point:
+        return F.cross_entropy(logits, targets)
+    return F.cross_entropy(logits, as_class_indices(targets), label_smoothing=label_smoothing)
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list:
+    """Two optimizer groups: conv/linear weights with ``weight_decay``; BN parameters and
+    biases (every parameter of one dimension) without, as ffcv-imagenet and timm do."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+class ImageClassifier(pl.LightningModule):
+    """A ResNet classifier with the ImageNet training recipe knobs.
+
+    - ``arch``: resnet18, resnet34 or resnet50 (torchvision parameter names); ``width``: the
+      first stage's channels (64 standard); ``blurpool``: ffcv-imagenet's BlurPool.
+    - ``num_classes``: outputs of ``fc``; checked against the data before training.
+    - ``optimizer``: sgd (momentum, optional nesterov) or adamw; ``weight_decay`` skips BN
+      parameters and biases.
+    - ``lr``: the peak/base rate; ``schedule``: step (``step_length``, ``step_ratio``),
+      cosine (``warmup_epochs``) or triangular (``peak_epoch``), evaluated every step at the
+      fractional epoch (see ``pipelines.schedules``); the run length is the trainer's
+      ``max_epochs``.
+    - ``label_smoothing``: for integer targets.
+    - ``flip_tta``: validation averages the logits of each image and its horizontal mirror.
+    """
+
+    def __init__(self, arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet50",
+                 num_classes: int = 1000, width: int = 64, blurpool: bool = False,
+                 optimizer: Literal["sgd", "adamw"] = "sgd", lr: float = 0.5,
+                 momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 5e-5,
+                 schedule: ScheduleName = "triangular", peak_epoch: float = 2.0,
+                 step_length: int = 30, step_ratio: float = 0.1, warmup_epochs: float = 0.0,
+                 label_smoothing: float = 0.1, flip_tta: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        self.num_classes = num_classes
+        self.model = build_resnet(arch, num_classes, width, blurpool)
+        self.model.to(memory_format=torch.channels_last)
+        top_k = min(5, num_classes)
+        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_top5 = MulticlassAccuracy(num_classes, top_k=top_k, average="micro")
+        self.val_loss = MeanMetric()
+        self._epoch_start: Optional[float] = None
+        self._epoch_images = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images.contiguous(memory_format=torch.channels_last))
+
+    # ----- training -------------------------------------------------------------------------
+    def lr_at(self, epoch: float) -> float:
+        """The learning rate at a fractional epoch."""
+        h = self.hparams
+        return h.lr * lr_factor(h.schedule, epoch, self.trainer.max_epochs,
+                                step_length=h.step_length, step_ratio=h.step_ratio,
+                                warmup_epochs=h.warmup_epochs, peak_epoch=h.peak_epoch)
+
+    def on_train_epoch_start(self):
+        self._epoch_start = time.perf_counter()
+        self._epoch_images = 0
+
+    def on_train_batch_start(self, batch, batch_idx: int):
+        batches = max(int(self.trainer.num_training_batches), 1)
+        lr = self.lr_at(self.current_epoch + batch_idx / batches)
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = lr
+
+    def training_step(self, batch, batch_idx: int):
+        images, targets = batch
+        loss = classification_loss(self(images), targets, self.hparams.label_smoothing)
+        self._epoch_images += images.shape[0]
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.optimizers().optimizer.param_groups[0]["lr"])
+        return loss
+
+    def on_train_epoch_end(self):
+        elapsed = time.perf_counter() - self._epoch_start
+        images = self._epoch_images * self.trainer.world_size
+        self.log("train/images_per_sec", images / max(elapsed, 1e-9))
+
+    def configure_optimizers(self):
+        h = self.hparams
+        groups = parameter_groups(self.model, h.weight_decay)
+        if h.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=h.lr)
+        return torch.optim.SGD(groups, lr=h.lr, momentum=h.momentum, nesterov=h.nesterov)
+
+    # ----- validation -----------------------------------------------------------------------
+    def validation_step(self, batch, batch_idx: int):
+        images, labels = batch
+        logits = self(images)
+        if self.hparams.flip_tta:
+            logits = (logits + self(images.flip(3))) / 2
+        labels = as_class_indices(labels)
+        self.val_loss.update(F.cross_entropy(logits, labels, reduction="none"))
+        self.val_top1.update(logits, labels)
+        self.val_top5.update(logits, labels)
+        # logged as metric objects: Lightning computes them once per epoch, and torchmetrics
+        # sums their states over ranks, so every validation sample counts exactly once
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True)
+        self.log("val/top1", self.val_top1, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/top5", self.val_top5, on_step=False, on_epoch=True)

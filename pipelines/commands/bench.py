@@ -1,0 +1,50 @@
+"""Measure images/s of a compiled split on a .beton: one warm-up epoch (Numba compiles there;
+reported as first_epoch_s), then timed epochs. Also times cumulative prefixes of the pipeline
+(decode; + CPU ops; + transfer) so the per-stage cost shows where the time goes, and optional
+baselines (--compare torch_hybrid dataloader).
+
+JSON keys (--json): spec, split, device, num_workers, batch_size, epochs, images_per_s,
+first_epoch_s, stages_us_per_image {decode, cpu_ops, transfer, device_ops}, variants {name:
+{name, first_epoch_s, images, seconds, images_per_s}}.
+"""
+import json
+import sys
+
+HELP = "measure a compiled pipeline's throughput and per-stage cost"
+
+
+def configure(parser):
+    parser.add_argument("spec", help="augmentation spec (YAML)")
+    parser.add_argument("data", help=".beton file to read")
+    parser.add_argument("--split", default="train", help="split of the spec (default: train)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after warm-up (3)")
+    parser.add_argument("--workers", type=int, default=None, help="loader workers (spec's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (spec's)")
+    parser.add_argument("--compare", nargs="+", default=[], choices=["torch_hybrid", "dataloader"],
+                        help="baselines to measure in the same run")
+    parser.add_argument("--images", help="source image folder (for --compare dataloader)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--plot", metavar="PNG", help="write a bar chart of the variants")
+
+
+def run(args) -> int:
+    from compiler import SpecError
+    from pipelines.bench import bench, plot_report
+
+    try:
+        report = bench(args.spec, args.data, split=args.split, device=args.device,
+                       epochs=args.epochs, num_workers=args.workers, batch_size=args.batch_size,
+                       compare=args.compare, images_dir=args.images, progress=not args.json)
+    except SpecError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as error:
+        print(f"pureffcv bench: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.table())
+    if args.plot:
+        plot_report(report, args.plot)
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0

@@ -1,0 +1,26 @@
+"""Show the compiled plan of one split: every step with its stage, RNG stream, op, the image
+type after it (shape, dtype, layout, device) and where it runs (jit-parallel on the CPU, the
+transfer, the device, or the batch stage after the loader), then the label pipeline and the
+loader options.
+"""
+import sys
+
+HELP = "show the compiled plan of a spec's split, step by step"
+
+
+def configure(parser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
+    parser.add_argument("--split", default="train", help="split to explain (default: train)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+
+
+def run(args) -> int:
+    from compiler import SpecError, compile_spec
+
+    try:
+        print(compile_spec(args.spec, split=args.split, device=args.device).explain())
+    except (SpecError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0

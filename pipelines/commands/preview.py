@@ -1,0 +1,45 @@
+"""Write a PNG grid of a spec's augmented samples next to their originals, to see what a spec
+does before training with it.
+
+Each cell: the sample decoded without augmentation (left), the same sample as training sees it
+at --epoch (right: the split's decoder, CPU ops, device ops and batch ops such as mixup, with
+the normalization undone for display), and its label (for mixed batches, the two largest
+classes of the soft target). The first --n samples of DATA.beton, in order.
+"""
+import sys
+
+HELP = "write a PNG grid of augmented samples beside their originals"
+
+
+def configure(parser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
+    parser.add_argument("beton", metavar="DATA.beton", help="data set to take samples from")
+    parser.add_argument("--out", default="preview.png", metavar="PNG",
+                        help="output file (default: preview.png)")
+    parser.add_argument("--split", default="train", help="split of the spec (default: train)")
+    parser.add_argument("--n", type=int, default=32, help="samples shown (default: 32)")
+    parser.add_argument("--epoch", type=int, default=0,
+                        help="epoch whose random draws are shown (default: 0)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default), cuda, cuda:N or auto: where the device ops run")
+    parser.add_argument("--columns", type=int, default=4, help="cells per row (default: 4)")
+    parser.add_argument("--zoom", type=int, default=None,
+                        help="enlarge images N times (default: small images to 64 px or more)")
+
+
+def run(args) -> int:
+    from compiler import SpecError
+    from pipelines.preview import preview
+
+    try:
+        path = preview(args.spec, args.beton, args.out, split=args.split, n=args.n,
+                       epoch=args.epoch, device=args.device, columns=args.columns,
+                       zoom=args.zoom)
+    except SpecError as error:  # already FILE:LINE:COL: message
+        print(error, file=sys.stderr)
+        return 1
+    except ValueError as error:  # PreviewError, an unknown device
+        print(f"pureffcv preview: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0

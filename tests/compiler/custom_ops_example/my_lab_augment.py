@@ -1,0 +1,43 @@
+"""A lab's own augmentations, kept outside the pureffcv package (docs/custom-ops.md).
+
+A spec uses them by importing this module (``imports: [my_lab_augment]``) or by naming a
+function directly (``my_lab_augment:swap_red_blue``). Each is a per-sample kernel: the maths
+for one uint8 HWC image; pureffcv turns it into a parallel, keyed-random FFCV Operation with a
+validated signature (and a probability ``p``, default 1.0).
+"""
+from typing import Annotated
+
+import numpy as np
+
+from operations import Range, register_op
+from operations.rng import uniform_range
+
+
+@register_op("channel_gain")
+def channel_gain(image_in, image_out, rng,
+                 strength: Annotated[float, Range(0.0, 1.0)] = 0.2,
+                 channel: Annotated[int, Range(0, 2)] = 0):
+    """Multiply one colour channel by a gain drawn per image, uniform in
+    [1 - strength, 1 + strength]; round to nearest and clip to 255.
+
+    - ``strength``: in [0, 1], default 0.2.
+    - ``channel``: 0 (red), 1 (green) or 2 (blue), default 0.
+
+    Randomness: one draw per image (draw 0 of the sample's key).
+    """
+    gain = uniform_range(rng, 0, 1.0 - strength, 1.0 + strength)
+    image_out[:] = image_in
+    for y in range(image_in.shape[0]):
+        for x in range(image_in.shape[1]):
+            scaled = np.floor(image_in[y, x, channel] * gain + 0.5)
+            image_out[y, x, channel] = min(scaled, 255.0)
+
+
+def swap_red_blue(image_in, image_out, rng):
+    """Swap the red and blue channels (RGB <-> BGR). Not registered: a spec names it by its
+    dotted path, ``my_lab_augment:swap_red_blue``."""
+    for y in range(image_in.shape[0]):
+        for x in range(image_in.shape[1]):
+            image_out[y, x, 0] = image_in[y, x, 2]
+            image_out[y, x, 1] = image_in[y, x, 1]
+            image_out[y, x, 2] = image_in[y, x, 0]

@@ -1,0 +1,136 @@
+"""Custom ops from an ``imports:`` module, a dotted path and an entry point are found and
+validated like built-ins; the worked example of docs/custom-ops.md runs from its YAML."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import SpecError, compile_spec, load_spec
+from tests.conftest import structured_batch
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DIR = Path(__file__).resolve().parent / "custom_ops_example"
+EXAMPLE = EXAMPLE_DIR / "example.yaml"
+
+
+def test_imports_and_dotted_path_are_found():
+    spec = load_spec(EXAMPLE)
+    gain, swap = spec.splits["train"].image.cpu
+    assert (gain.name, gain.op_class.__name__, gain.params) == (
+        "channel_gain", "ChannelGain", {"strength": 0.5, "channel": 1})
+    assert (swap.name, swap.op_class.__name__, swap.stage) == (
+        "my_lab_augment:swap_red_blue", "SwapRedBlue", "cpu")
+    assert spec.imports == ("my_lab_augment",)
+
+
+def test_bad_params_to_a_custom_op_read_like_a_builtins(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_DIR))
+    path = tmp_path / "bad.yaml"
+    path.write_text(EXAMPLE.read_text()
+                    .replace("strength: 0.5", "strength: 2")
+                    .replace("my_lab_augment:swap_red_blue", "{my_lab_augment:swap_red_blue: {q: 1}}"))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value).splitlines() == [
+        f"{path}:10:36: strength of 'channel_gain': must be in [0.0, 1.0], got 2.0",
+        f"{path}:11:43: unknown key 'q' in 'my_lab_augment:swap_red_blue'; its keys are: p",
+    ]
+
+
+def test_failing_import_reports_the_modules_own_error(tmp_path, monkeypatch):
+    (tmp_path / "broken_lab_ops.py").write_text("raise RuntimeError('GPU driver missing')\n")
+    path = tmp_path / "spec.yaml"
+    path.write_text("version: 1\nimports:\n  - broken_lab_ops\nsplits: {}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value).splitlines()[0] == (
+        f"{path}:3:5: cannot import 'broken_lab_ops': RuntimeError: GPU driver missing")
+
+
+def _gain_interval(src: np.ndarray, dst: np.ndarray):
+    """The gains g with dst == min(floor(src * g + 0.5), 255) for every pixel (from the
+    definition): each pixel bounds g to [(dst - 0.5) / src, (dst + 0.5) / src)."""
+    src, dst = src.astype(np.float64).ravel(), dst.astype(np.float64).ravel()
+    used = (src > 0) & (dst < 255)
+    return ((dst[used] - 0.5) / src[used]).max(), ((dst[used] + 0.5) / src[used]).min()
+
+
+def test_the_worked_example_runs_from_yaml():
+    compiled = compile_spec(EXAMPLE, device="cpu")
+    gain, swap = (step.op for step in compiled.cpu_steps)
+    images = structured_batch(8, 12, 10, seed=4)
+    gained = gain.apply(images)
+    assert np.array_equal(gained[..., [0, 2]], images[..., [0, 2]])
+    intervals = [_gain_interval(images[i, ..., 1], gained[i, ..., 1]) for i in range(8)]
+    for low, high in intervals:
+        assert 0.5 - 1e-9 <= high and low <= 1.5 + 1e-9 and low < high  # one gain fits, in range
+    assert len({round(low, 2) for low, _ in intervals}) > 1  # a gain per image, not per batch
+    assert np.array_equal(gain.apply(images), gained)  # same seed and epoch: same bytes
+    compiled.set_epoch(1)
+    assert not np.array_equal(gain.apply(images), gained)
+    assert np.array_equal(swap.apply(images), images[..., ::-1])
+
+
+PLUGIN_SETUP = """\
+[metadata]
+name = pureffcv-test-plugin
+version = 0.1
+
+[options]
+py_modules = pureffcv_test_plugin
+
+[options.entry_points]
+pureffcv.operations =
+    test_plugin = pureffcv_test_plugin
+"""
+
+PLUGIN_MODULE = '''\
+"""A plugin that registers one op when its entry point is loaded."""
+from operations import register_op
+
+
+@register_op("plugin_invert")
+def plugin_invert(image_in, image_out, rng):
+    """255 - x."""
+    for y in range(image_in.shape[0]):
+        for x in range(image_in.shape[1]):
+            for c in range(image_in.shape[2]):
+                image_out[y, x, c] = 255 - image_in[y, x, c]
+'''
+
+
+def test_entry_point_op_is_found_and_validated(tmp_path):
+    """A real package installed with pip; into a target folder on PYTHONPATH rather than the
+    shared .venv, so that other processes using the venv never see it half-installed."""
+    package = tmp_path / "plugin"
+    package.mkdir()
+    (package / "setup.cfg").write_text(PLUGIN_SETUP)
+    (package / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n')
+    (package / "pureffcv_test_plugin.py").write_text(PLUGIN_MODULE)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(package)],
+                   check=True, capture_output=True, timeout=300)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(textwrap.dedent("""\
+        version: 1
+        splits:
+          train:
+            image:
+              decode: {center_crop: {size: 8}}
+              cpu: [plugin_invert, {plugin_invert: {p: 1.5}}]
+        """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "check", str(spec)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert (result.returncode, result.stderr) == (
+        1, f"{spec}:6:48: p of 'plugin_invert': must be in [0.0, 1.0], got 1.5\n")
+    spec.write_text(spec.read_text().replace("p: 1.5", "p: 0.5"))
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "check", str(spec)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert (result.returncode, result.stdout) == (0, f"{spec}: ok (train)\n"), result.stderr

@@ -1,0 +1,157 @@
+"""The planner: stages, RNG positions, dtype filling, fusion, type tracking, refusals."""
+import pytest
+import torch
+from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
+
+from compiler import SpecError, compile_spec, load_spec, resolve_device
+from operations import register_op
+from operations.device.normalize import Flip, Normalize, NormalizeFlip
+
+SPEC = """\
+version: 1
+seed: 11
+splits:
+  train:
+    image:
+      decode: {random_resized_crop: {size: [24, 32]}}
+      cpu:
+        - horizontal_flip: {p: 0.5}
+        - rotate: {degrees: 10}
+      device:
+        dtype: float16
+        ops: [{normalize: {mean: cifar10, std: cifar10}}, {flip: {p: 0.25}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return compile_spec(SPEC, device="cpu")
+
+
+def test_stages_in_order_with_the_boundary_between(compiled):
+    ops = compiled.pipelines["image"]
+    assert [type(op).__name__ for op in ops] == [
+        "RandomResizedCrop", "HorizontalFlip", "Rotate", "ToTensor", "ToDevice", "ToTorchImage",
+        "NormalizeFlip"]
+    assert ops[4].device == torch.device("cpu") and ops[4].non_blocking
+    assert ops[5].channels_last
+
+
+def test_rng_positions_and_clock_follow_the_flat_op_list(compiled):
+    steps = compiled.plan.steps
+    assert [s.position for s in steps] == [0, 1, 2, None, None, None, 4]  # flip was 4
+    assert all(s.op.clock is compiled.clock for s in steps if s.position is not None)
+    assert [s.op.position for s in steps if s.position is not None] == [0, 1, 2, 4]
+    assert compiled.clock.seed == 11
+    compiled.set_epoch(5)
+    assert compiled.clock.epoch == 5 and steps[1].op.clock.read() == 5
+
+
+def test_normalize_and_flip_fuse_with_the_sections_dtype(compiled):
+    fused = compiled.plan.steps[-1].op
+    assert isinstance(fused, NormalizeFlip)
+    assert (fused.dtype, fused.p) == ("float16", 0.25)
+    assert fused.mean == pytest.approx((0.4914 * 255, 0.4822 * 255, 0.4465 * 255))
+
+
+def test_types_are_tracked_through_every_step(compiled):
+    described = [s.output.describe() for s in compiled.plan.steps]
+    assert described == ["24x32x3 uint8 HWC cpu"] * 4 + [
+        "24x32x3 uint8 HWC cpu", "24x32x3 uint8 channels_last cpu",
+        "24x32x3 float16 channels_last cpu"]
+    assert [s.jit for s in compiled.plan.steps] == [True, True, True, False, False, False, False]
+
+
+def test_unfused_when_not_adjacent():
+    text = SPEC.replace("ops: [{normalize: {mean: cifar10, std: cifar10}}, {flip: {p: 0.25}}]",
+                        "ops: [flip, {normalize: {dtype: float32}}]")
+    text = text.replace("dtype: float16\n", "dtype: bfloat16\n")
+    ops = compile_spec(text, device="cpu").pipelines["image"]
+    assert isinstance(ops[-1], NormalizeFlip) and ops[-1].dtype == "float32"  # set explicitly
+    single = compile_spec(SPEC.replace(", {flip: {p: 0.25}}", ""), device="cpu")
+    assert type(single.pipelines["image"][-1]) is Normalize
+    assert single.pipelines["image"][-1].dtype == "float16"
+
+
+def test_label_pipeline():
+    label = compile_spec(SPEC, device="cpu").pipelines["label"]
+    assert [type(op).__name__ for op in label] == ["IntDecoder", "ToTensor", "Squeeze", "ToDevice"]
+
+
+def test_hang_order_is_refused_before_any_loader_exists():
+    """A JIT op after a non-JIT op makes ffcv.Loader loop forever (ffcv #113, #350)."""
+    register_op("test_plan_non_jit_step")(type("NonJitStep", (ToTensor,), {}))
+    text = SPEC.replace("        - rotate: {degrees: 10}\n",
+                        "        - test_plan_non_jit_step\n        - rotate: {degrees: 10}\n")
+    with pytest.raises(SpecError) as info:
+        compile_spec(text, device="cpu")
+    assert str(info.value) == (
+        "<string>:10:11: 'rotate' is a JIT (Numba) op after the non-JIT step "
+        "'test_plan_non_jit_step (line 9)'; FFCV's Loader would hang forever building this "
+        "pipeline (ffcv #113, #350): put every JIT op before it")
+
+
+def test_raw_ffcv_op_is_typed_from_its_declared_state():
+    text = SPEC.replace("- rotate: {degrees: 10}", "- ffcv.transforms:RandomHorizontalFlip")
+    step = compile_spec(text, device="cpu").plan.steps[2]
+    assert step.jit and step.output.describe() == "24x32x3 uint8 HWC cpu"
+
+
+def test_constructor_error_is_a_spec_error_at_the_op():
+    @register_op("test_plan_picky")
+    def picky(image_in, image_out, rng, k: int = 1):
+        image_out[:] = image_in
+
+    original = picky.__init__
+
+    def init(self, **values):
+        if values.get("k") == 3:
+            raise ValueError("k=3 is unlucky\nreally")
+        original(self, **values)
+
+    picky.__init__ = init
+    picky.__init__.__signature__ = original.__signature__
+    text = SPEC.replace("- rotate: {degrees: 10}", "- test_plan_picky: {k: 3}")
+    with pytest.raises(SpecError) as info:
+        compile_spec(text, device="cpu")
+    assert str(info.value) == "<string>:9:11: 'test_plan_picky': k=3 is unlucky really"
+
+
+def test_unknown_split_and_device():
+    with pytest.raises(SpecError, match=r"<string>:1:1: no split named 'trian'; did you mean 'train'\?"):
+        compile_spec(SPEC, split="trian", device="cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        compile_spec(SPEC, device="gpu0")
+
+
+def test_device_names():
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert (resolve_device("cpu"), resolve_device("cuda:1")) == ("cpu", "cuda:1")
+
+
+def test_batch_ops_get_num_classes_from_the_label():
+    text = SPEC + "    label: {num_classes: 7}\n    batch: [{mixup: {alpha: 0.2}}]\n"
+    compiled = compile_spec(text, device="cpu")
+    (mix,) = compiled.batch_ops
+    assert (type(mix).__name__, mix.alpha, mix.num_classes) == ("Mixup", 0.2, 7)
+    assert compiled.plan.batch[0].position == 5 and mix.position == 5
+    with pytest.raises(SpecError, match=r"<string>:14:14: 'mixup' needs label.num_classes"):
+        load_spec(text.replace("label: {num_classes: 7}", "label: int"))
+    own = load_spec(text.replace("{alpha: 0.2}", "{num_classes: 3}"))
+    assert own.splits["train"].batch[0].params["num_classes"] == 3
+
+
+def test_batch_op_on_uint8_images_is_refused():
+    text = SPEC.replace(", {flip: {p: 0.25}}", "").replace("{normalize: {mean: cifar10, std: cifar10}}", "flip")
+    text += "    label: {num_classes: 7}\n    batch: [cutmix]\n"
+    with pytest.raises(SpecError, match=r"<string>:14:13: 'cutmix' mixes normalized float images "
+                                        r"but gets uint8"):
+        compile_spec(text, device="cpu")
+
+
+def test_boundary_classes_are_ffcvs_own(compiled):
+    kinds = [type(s.op) for s in compiled.plan.stage("boundary")]
+    assert kinds == [ToTensor, ToDevice, ToTorchImage]
+    assert isinstance(compiled.decoder.op, type(compiled.pipelines["image"][0]))
+    assert [s.name for s in compiled.cpu_steps] == ["horizontal_flip", "rotate"]
+    assert Flip.stage == "device"
