@@ -22,8 +22,10 @@ STAGE_TITLES = {"decoder": "Decoders (`image.decode`)", "cpu": "CPU ops (`image.
 
 
 def op_reference() -> str:
-    """Markdown: every registered op by stage, with its parameters and its docstring."""
+    """Markdown: every built-in op by stage, with its parameters and its docstring (ops that
+    tests or ``imports:`` registered in this process are not pureffcv's to document)."""
     ops = {name: get_op(name) for name in available_ops()}
+    ops = {name: op for name, op in ops.items() if op.__module__.startswith("operations.")}
     lines = []
     for stage in STAGE_ORDER:
         names = [n for n, op in ops.items() if getattr(op, "stage", "cpu") == stage]

@@ -31,11 +31,13 @@ class PureOperation(Operation):
     #: defaults until the compiler binds the op: seed 0, epoch 0, stream 0
     clock: EpochClock = EpochClock()
     position: int = 0
+    _applier = None  # (compiled batch function, takes indices) once ``apply`` has run
 
     def bind(self, clock: EpochClock, position: int) -> None:
         """Attach the pipeline's seed/epoch clock and this op's position (its RNG stream)."""
         self.clock = clock
         self.position = position
+        self._applier = None  # generated code depends on the binding
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         """The type this op produces from ``image``; raise OpTypeError if it cannot accept it."""
@@ -55,11 +57,14 @@ class PureOperation(Operation):
         if indices is None:
             indices = np.arange(len(images), dtype=np.int64)
         state = State(jit_mode=True, device=torch.device("cpu"), shape=images.shape[1:], dtype=images.dtype)
-        out_state, query = self.declare_state_and_memory(state)
+        _, query = self.declare_state_and_memory(state)
         dst = np.empty((len(images),) + tuple(query.shape), dtype=query.dtype)
-        code = self.generate_code()
-        fn = Compiler.compile(code) if getattr(code, "is_parallel", False) else code
-        if getattr(code, "with_indices", False):
+        if self._applier is None:  # compile once per op and binding
+            code = self.generate_code()
+            fn = Compiler.compile(code) if getattr(code, "is_parallel", False) else code
+            self._applier = (fn, getattr(code, "with_indices", False))
+        fn, with_indices = self._applier
+        if with_indices:
             return fn(images, dst, np.asarray(indices, dtype=np.int64))
         return fn(images, dst)
 

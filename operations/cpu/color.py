@@ -28,7 +28,7 @@ from numba import njit
 from ..authoring import cpu_op
 from ..params import Ascending, Probability, Range
 from ..registry import register_op
-from ..rng import GATE_DRAW, bernoulli, randint, uniform, uniform_range
+from ..rng import GATE_DRAW, bernoulli, randint, uniform_range
 from ..types import OpTypeError
 
 #: a non-negative enhancement strength or factor

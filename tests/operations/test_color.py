@@ -136,7 +136,7 @@ def test_gaussian_blur_matches_numpy_convolution(kernel_size, sigma):
 
 
 def test_jitter_order_is_a_uniform_permutation():
-    stream = stream_key(11, 0, 4)
+    stream = np.uint64(stream_key(11, 0, 4))
     counts = {}
     for i in range(4800):
         order = tuple(color.jitter_order(np.uint64(sample_key(stream, i))))

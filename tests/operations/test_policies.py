@@ -13,7 +13,7 @@ IMAGE = structured_image(16, 16, seed=4)
 
 
 def keys(n, seed=0):
-    stream = stream_key(seed, 0, 1)
+    stream = np.uint64(stream_key(seed, 0, 1))
     return [np.uint64(sample_key(stream, i)) for i in range(n)]
 
 
@@ -168,7 +168,7 @@ def test_policies_are_deterministic_per_image_and_change_with_epoch(name, params
 def test_trivial_augment_wide_applies_the_drawn_op():
     images = structured_batch(16, 16, 16)
     out = bound("trivial_augment_wide", seed=8).apply(images)
-    stream = stream_key(8, 0, 2)
+    stream = np.uint64(stream_key(8, 0, 2))
     for i in range(16):
         rng = derive(np.uint64(sample_key(stream, i)), 1)  # the kernel's key (operations.authoring)
         op, b, sign = P.trivial_augment_choice(np.uint64(rng), 31)

@@ -1,0 +1,225 @@
+"""Training without a .beton: a plain PyTorch DataLoader over an image folder that runs the
+same compiled pipeline as the FFCV Loader, and the messages that say what that costs.
+
+``FallbackLoader`` yields what ``CompiledPipeline.loader`` yields — ``(images, labels)``, images
+(B, C, H, W) channels_last on the pipeline's device with the device stage's dtype, labels int64
+(B,) — from the same ops with the same keyed draws:
+
+- decoder: the image file decoded by PIL (RGB), cropped by the decoder's own keyed crop
+  function (``random_resized_crop_box`` / ``center_crop_box``) and resized by FFCV's own
+  ``resize_crop`` (OpenCV INTER_AREA), so there is no interpolation difference; ``decode`` keeps
+  the image as is. Pixels differ from a .beton's only where ``pureffcv convert`` stored the
+  image as JPEG (a lossy re-encoding) or where PIL and libjpeg-turbo decode a JPEG differently.
+- CPU ops: each op's compiled batch function on the stacked NHWC batch, with the samples'
+  data-set indices (their position in the folder's ImageFolder order, which ``pureffcv
+  convert`` also uses), run in the main process: Numba's parallel loops in forked DataLoader
+  workers are not safe, so workers only decode.
+- the boundary as torch (to the device, channels_last), then the device ops' ``apply``.
+
+Batch ops (mixup, cutmix) are not applied here, as the Loader does not apply them either; the
+DataModule does, after the batch reaches the device.
+"""
+import math
+import warnings
+from pathlib import Path
+from typing import List, Tuple, Union
+
+import numpy as np
+import torch
+
+from .convert import ConversionError, read_rgb, scan_image_folder
+from .doctor import FFCV_BUILD
+
+
+class FallbackError(ValueError):
+    """The fallback cannot run this folder or pipeline; ``str()`` is one line."""
+
+
+class FallbackWarning(UserWarning):
+    """Training reads an image folder through the slow fallback."""
+
+
+class FFCVMissingError(ImportError):
+    """FFCV cannot be imported; the message says how to install it."""
+
+
+def require_ffcv() -> None:
+    """Raise FFCVMissingError, saying exactly how to install FFCV, unless ``ffcv`` and its C
+    extension import."""
+    try:
+        import ffcv  # noqa: F401
+        import ffcv._libffcv  # noqa: F401
+    except ImportError as exc:
+        raise FFCVMissingError(
+            f"FFCV cannot be imported ({exc}); pureffcv needs it. Install it with `make install` "
+            f"in the pureffcv checkout, or by hand: {FFCV_BUILD}; its build needs numpy and "
+            f"torch installed first") from None
+
+
+def use_fallback(beton: Union[str, Path, None], image_folder: Union[str, Path, None]) -> bool:
+    """True when a split's .beton does not exist but its image folder does."""
+    return (beton is None or not Path(beton).is_file()) and \
+        image_folder is not None and Path(image_folder).is_dir()
+
+
+def warn_fallback(split: str, folder: Union[str, Path]) -> None:
+    """Warn that ``split`` trains from an image folder through the fallback, what it costs
+    and how to avoid it."""
+    warnings.warn(FallbackWarning(
+        f"{split}: no .beton file, so training reads the image folder {folder} through a plain "
+        f"PyTorch DataLoader (PIL decoding in Python, typically several times slower than "
+        f"FFCV); convert it once with `pureffcv convert {folder} OUT.beton`, or pass "
+        f"--convert to do that before training"), stacklevel=2)
+
+
+class FallbackLoader:
+    """Batches of an ImageFolder tree (``folder/<class>/<image>``) through a compiled split.
+
+    - ``compiled``: a ``compiler.CompiledPipeline``; its clock gives the epoch (call
+      ``compiled.set_epoch(n)`` before ``iter``, as with the FFCV Loader).
+    - ``image_folder``: the ImageFolder root; labels are the sorted class folders' indices.
+    - ``batch_size``, ``shuffle``, ``drop_last``: None keeps the spec's loader options
+      (shuffle unless its order is sequential).
+    - ``num_workers``: DataLoader worker processes that decode and crop (0: in this process).
+
+    Shuffling draws from a torch generator seeded by (spec seed, epoch): reproducible, but
+    not FFCV's random order.
+    """
+
+    def __init__(self, compiled, image_folder: Union[str, Path], batch_size: int = None,
+                 num_workers: int = 0, shuffle: bool = None, drop_last: bool = None):
+        try:
+            paths, labels, _ = scan_image_folder(Path(image_folder))
+        except (ConversionError, OSError) as exc:
+            raise FallbackError(str(exc).splitlines()[0]) from None
+        from ffcv.pipeline.compiler import Compiler
+
+        options = compiled.split.loader
+        Compiler.set_num_threads(options.num_workers)  # as FFCV's Loader does: prange or not
+        self.compiled = compiled
+        self.dataset = FolderDataset(paths, labels, compiled.decoder.op, compiled.clock.seed)
+        self.cpu_steps = [JitStep(step.op) for step in compiled.cpu_steps]
+        self.device_ops = [device_op(step) for step in compiled.plan.stage("device")]
+        self.device = torch.device(compiled.device)
+        self.batch_size = batch_size or options.batch_size
+        self.num_workers = num_workers
+        self.shuffle = options.order != "sequential" if shuffle is None else shuffle
+        self.drop_last = options.drop_last if drop_last is None else drop_last
+
+    def __len__(self) -> int:
+        count = len(self.dataset)
+        return count // self.batch_size if self.drop_last else math.ceil(count / self.batch_size)
+
+    def __iter__(self):
+        epoch = self.compiled.clock.epoch
+        self.dataset.epoch = epoch  # read by the workers, which fork at iter
+        generator = torch.Generator().manual_seed(self.compiled.clock.seed * 1_000_003 + epoch)
+        batches = torch.utils.data.DataLoader(
+            self.dataset, batch_size=self.batch_size, shuffle=self.shuffle,
+            drop_last=self.drop_last, num_workers=self.num_workers, collate_fn=stack,
+            generator=generator)
+        for images, labels, indices in batches:
+            yield self.transform(images, labels, indices)
+
+    def transform(self, images: np.ndarray, labels: np.ndarray,
+                  indices: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+        """A decoded uint8 NHWC batch through the CPU ops, the boundary and the device ops."""
+        for step in self.cpu_steps:
+            images = step(images, indices)
+        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
+        batch = batch.permute(0, 3, 1, 2)  # ToTorchImage(channels_last=True): a view
+        for op in self.device_ops:
+            batch = op.apply(batch, indices)
+        return batch, torch.from_numpy(labels).to(self.device, non_blocking=True)
+
+
+class FolderDataset(torch.utils.data.Dataset):
+    """Sample ``i``: (the decoder's output for image ``i`` as uint8 HWC, its label, ``i``)."""
+
+    def __init__(self, paths: List[str], labels: List[int], decoder, seed: int):
+        self.paths, self.labels = paths, labels
+        self.seed, self.epoch = seed, 0
+        self.position = getattr(decoder, "position", 0)
+        self.crop, self.size = decoder_crop(decoder)
+        self.key(0)  # compile the key functions before DataLoader workers fork
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def key(self, index: int) -> np.uint64:
+        """Sample ``index``'s key for the decoder at this epoch, as the Loader computes it."""
+        from operations.rng import sample_key, stream_key
+
+        return np.uint64(sample_key(stream_key(self.seed, self.epoch, self.position), index))
+
+    def __getitem__(self, index: int):
+        from ffcv.libffcv import resize_crop
+
+        image = read_rgb(self.paths[index])
+        if self.crop is None:
+            return image, self.labels[index], index
+        y, x, h, w = self.crop(self.key(index), np.int64(image.shape[0]), np.int64(image.shape[1]))
+        out = np.empty(self.size + (3,), np.uint8)
+        resize_crop(np.ascontiguousarray(image), y, y + h, x, x + w, out)
+        return out, self.labels[index], index
+
+
+def decoder_crop(decoder):
+    """(the decoder's njit crop function ``(key, height, width) -> (y, x, h, w)`` or None for
+    a plain decode, its output (height, width) or None); FallbackError for other decoders."""
+    from ffcv.fields.rgb_image import SimpleRGBImageDecoder
+
+    if hasattr(decoder, "get_crop_generator"):  # a subclass of SimpleRGBImageDecoder too
+        crop = decoder.get_crop_generator
+        crop(np.uint64(0), np.int64(1), np.int64(1))  # compile now, before workers fork
+        return crop, tuple(int(s) for s in decoder.output_size)
+    if isinstance(decoder, SimpleRGBImageDecoder):
+        return None, None
+    raise FallbackError(f"the image-folder fallback cannot run the decoder "
+                        f"{type(decoder).__name__}; convert the folder to a .beton")
+
+
+def stack(samples) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DataLoader collate: (uint8 NHWC images, int64 labels, int64 indices) as numpy."""
+    images, labels, indices = zip(*samples)
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        sizes = ", ".join(sorted(f"{s[1]}x{s[0]}" for s in shapes))
+        raise FallbackError(f"images of different sizes in one batch ({sizes}); 'decode' needs "
+                            f"one size: decode with center_crop or random_resized_crop")
+    return np.stack(images), np.asarray(labels, np.int64), np.asarray(indices, np.int64)
+
+
+class JitStep:
+    """A JIT-stage op's batch function, compiled once and run on numpy NHWC batches.
+
+    ``PureOperation.apply`` compiles anew on every call (fine for a test, seconds per batch
+    here); this keeps the compiled function and asks the op for each batch's output buffer."""
+
+    def __init__(self, op):
+        from ffcv.pipeline.compiler import Compiler
+
+        self.op = op
+        code = op.generate_code()
+        self.with_indices = getattr(code, "with_indices", False)
+        self.function = Compiler.compile(code) if getattr(code, "is_parallel", False) else code
+
+    def __call__(self, images: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        from ffcv.pipeline.state import State
+
+        state = State(jit_mode=True, device=torch.device("cpu"), shape=images.shape[1:],
+                      dtype=images.dtype)
+        _, query = self.op.declare_state_and_memory(state)
+        out = np.empty((len(images),) + tuple(query.shape), dtype=query.dtype)
+        if self.with_indices:
+            return self.function(images, out, indices)
+        return self.function(images, out)
+
+
+def device_op(step):
+    """The op of a device step; FallbackError for ops outside pureffcv's device contract."""
+    if not hasattr(step.op, "apply"):
+        raise FallbackError(f"the image-folder fallback cannot run the device op "
+                            f"'{step.name}' (not a pureffcv device op); convert the folder "
+                            f"to a .beton")
+    return step.op
