@@ -26,6 +26,9 @@ from typing import List, Tuple, Union
 
 import numpy as np
 import torch
+from numba import njit
+
+from operations.rng import sample_key, stream_key
 
 from .convert import ConversionError, read_rgb, scan_image_folder
 from .doctor import FFCV_BUILD
@@ -148,9 +151,7 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def key(self, index: int) -> np.uint64:
         """Sample ``index``'s key for the decoder at this epoch, as the Loader computes it."""
-        from operations.rng import sample_key, stream_key
-
-        return np.uint64(sample_key(stream_key(self.seed, self.epoch, self.position), index))
+        return np.uint64(decoder_key(self.seed, self.epoch, self.position, index))
 
     def __getitem__(self, index: int):
         from ffcv.libffcv import resize_crop
@@ -162,6 +163,13 @@ class FolderDataset(torch.utils.data.Dataset):
         out = np.empty(self.size + (3,), np.uint8)
         resize_crop(np.ascontiguousarray(image), y, y + h, x, x + w, out)
         return out, self.labels[index], index
+
+
+@njit
+def decoder_key(seed, epoch, position, index):
+    """One njit call, so that no uint64 key passes through a Python int (which Numba would
+    then type as int64 and overflow)."""
+    return sample_key(stream_key(seed, epoch, position), index)
 
 
 def decoder_crop(decoder):

@@ -1,0 +1,133 @@
+"""`pureffcv preview`: the grid's layout, the display conversion, and one real run whose
+original halves are the stored images and whose augmented halves are their mirror images."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compiler import compile_spec
+from pipelines.cli import main
+from pipelines.preview import (BACKGROUND, compose_grid, label_text, normalization_of,
+                               to_display)
+from tests.conftest import structured_image, write_beton
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255
+
+FLIP_SPEC = """\
+version: 1
+seed: 0
+splits:
+  train:
+    image:
+      decode: {center_crop: {size: 32, ratio: 1.0}}
+      cpu: [{horizontal_flip: {p: 1.0}}]
+      device: {dtype: float32, ops: [{normalize: {mean: imagenet, std: imagenet}}]}
+    loader: {batch_size: 8, num_workers: 1}
+"""
+
+
+def cell_origin(i, columns, h, w):
+    """Top-left pixel of cell i, by the documented layout: 6 px margins, 2 px between the
+    halves, a 12 px label strip under each cell."""
+    return 6 + (i // columns) * (h + 12 + 6), 6 + (i % columns) * (2 * w + 2 + 6)
+
+
+def test_grid_size_placement_and_zoom():
+    originals = np.stack([structured_image(4, 6, seed=i) for i in range(5)])
+    augmented = 255 - originals
+    grid = compose_grid(originals, augmented, ["0", "1", "2", "3", "4"], columns=2, zoom=2)
+    # 2 columns of (2 * 12 + 2) px + 3 margins of 6; 3 rows of (8 + 12) px + 4 margins of 6
+    assert grid.shape == (84, 70, 3) and grid.dtype == np.uint8
+    for i in range(5):
+        top, left = cell_origin(i, 2, 8, 12)
+        big = np.kron(originals[i], np.ones((2, 2, 1), np.uint8))
+        assert np.array_equal(grid[top:top + 8, left:left + 12], big)
+        assert np.array_equal(grid[top:top + 8, left + 14:left + 26], 255 - big)
+        assert (grid[top:top + 8, left + 12:left + 14] == BACKGROUND).all()
+        assert (grid[top + 8:top + 20, left:left + 26] != BACKGROUND).any()  # the label
+    top, left = cell_origin(5, 2, 8, 12)
+    assert (grid[top:, left:] == BACKGROUND).all()  # the empty sixth cell
+
+
+def test_columns_shrink_to_the_sample_count():
+    images = np.zeros((2, 5, 5, 3), np.uint8)
+    assert compose_grid(images, images, ["", ""], columns=4).shape == (6 + 17 + 6, 6 + 2 * 12 + 6 + 6, 3)
+
+
+def test_label_text():
+    assert label_text(torch.tensor(3)) == "3"
+    assert label_text(torch.tensor([0.1, 0.62, 0.0, 0.28])) == "1 62% 3 28%"
+    assert label_text(torch.tensor([0.0, 1.0, 0.0])) == "1 100%"  # soft, though one-hot
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_to_display_undoes_the_normalization_exactly(dtype):
+    pixels = np.arange(256 * 3, dtype=np.float64).reshape(1, 16, 16, 3) % 256
+    normalized = torch.from_numpy((pixels - IMAGENET_MEAN) / IMAGENET_STD).to(dtype)
+    images = normalized.permute(0, 3, 1, 2)  # channels_last view, as the device stage gives
+    shown = to_display(images, (IMAGENET_MEAN, IMAGENET_STD))
+    assert shown.dtype == np.uint8 and np.array_equal(shown, pixels.astype(np.uint8))
+    assert np.array_equal(to_display(images * 0 + 300.0, None), np.full((1, 16, 16, 3), 255))
+
+
+@pytest.mark.parametrize("ops", ["device: {ops: [{flip: {}}, {normalize: {mean: cifar10}}]}",
+                                 "cpu: [{cpu_normalize: {mean: cifar10}}]"])
+def test_normalization_of_finds_the_fused_and_the_cpu_normalize(ops):
+    spec = f"""
+version: 1
+splits:
+  train:
+    image:
+      decode: {{center_crop: {{size: 8}}}}
+      {ops}
+"""
+    mean, std = normalization_of(compile_spec(spec, device="cpu").plan)
+    assert np.allclose(mean, np.array([0.4914, 0.4822, 0.4465]) * 255)
+    assert np.allclose(std, IMAGENET_STD)
+
+
+def test_preview_shows_originals_and_their_mirror_images(tmp_path, capsys):
+    images = [structured_image(32, 32, seed=i) for i in range(6)]
+    beton = write_beton(tmp_path / "square.beton", images, [i % 3 for i in range(6)])
+    spec = tmp_path / "flip.yaml"
+    spec.write_text(FLIP_SPEC)
+    out = tmp_path / "grids" / "preview.png"
+    assert main(["preview", str(spec), str(beton), "--out", str(out), "--n", "5",
+                 "--columns", "2", "--zoom", "1"]) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    assert grid.shape == (3 * 44 + 4 * 6, 2 * 66 + 3 * 6, 3)
+    for i in range(5):
+        top, left = cell_origin(i, 2, 32, 32)
+        assert np.array_equal(grid[top:top + 32, left:left + 32], images[i])
+        assert np.array_equal(grid[top:top + 32, left + 34:left + 66], images[i][:, ::-1])
+
+
+def run_failing(args, capsys):
+    assert main(["preview", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_user_mistakes_are_one_line_and_exit_1(tmp_path, capsys, small_beton):
+    spec = tmp_path / "flip.yaml"
+    spec.write_text(FLIP_SPEC)
+    missing = tmp_path / "missing.beton"
+    assert run_failing([str(spec), str(missing)], capsys) == \
+        f"pureffcv preview: {missing}: no such .beton file"
+    assert run_failing([str(spec), str(small_beton), "--split", "trian"], capsys).startswith(
+        f"{spec}:1:1: no split named 'trian'")
+    assert run_failing([str(spec), str(small_beton), "--n", "0"], capsys) == \
+        "pureffcv preview: n, columns and zoom must be at least 1"
+    assert run_failing([str(spec), str(small_beton), "--device", "tpu"], capsys) == \
+        "pureffcv preview: unknown device 'tpu'; use auto, cpu, cuda or cuda:N"
+    not_beton = tmp_path / "text.beton"
+    not_beton.write_text("hello")
+    assert run_failing([str(spec), str(not_beton)], capsys).startswith(
+        f"pureffcv preview: {not_beton}: not a readable .beton file (")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(FLIP_SPEC.replace("horizontal_flip", "horizontal_flipp"))
+    assert run_failing([str(bad), str(small_beton)], capsys).startswith(
+        f"{bad}:7:14: unknown op 'horizontal_flipp'")
