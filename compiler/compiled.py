@@ -91,13 +91,15 @@ def resolve_device(device: str) -> str:
 
 
 def compile_spec(spec_or_path: Union[Spec, str, os.PathLike], split: str = "train",
-                 device: str = "auto", epoch: int = 0) -> CompiledPipeline:
+                 device: str = "auto", epoch: int = 0, optimize: bool = True) -> CompiledPipeline:
     """Load (if needed), plan and lower one split; raise SpecError for any problem.
+    ``optimize=False`` skips the plan's rewrite passes (fusions): one step per op as written,
+    for comparisons and debugging.
 
     Compiles no Numba code (that happens when a Loader first runs) and touches no GPU unless
     ``device`` is auto (one ``torch.cuda.is_available()``)."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
     split_spec = spec.split(split)
     clock = EpochClock(spec.seed, epoch)
-    plan = build_plan(split_spec, resolve_device(device), clock)
+    plan = build_plan(split_spec, resolve_device(device), clock, optimize)
     return CompiledPipeline(spec, split_spec, plan, clock)

@@ -13,13 +13,20 @@ def runs_on(step: Step) -> str:
     return "jit-parallel" if step.jit else "python"
 
 
+def rng_streams(step: Step) -> str:
+    """The RNG stream(s) a step draws from: its position, its parts' for a fused step."""
+    if step.parts:
+        return ",".join(rng_streams(part) for part in step.parts)
+    return "-" if step.position is None else str(step.position)
+
+
 def explain(compiled) -> str:
     plan = compiled.plan
     header = ("stage", "rng", "step", "op", "output", "runs")
     rows = [header]
     for step in plan.steps + plan.batch:
         output = step.output.describe() if step.output is not None else "-"
-        rows.append((step.stage, "-" if step.position is None else str(step.position), step.name,
+        rows.append((step.stage, rng_streams(step), step.name,
                      type(step.op).__name__, output, runs_on(step)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"split '{plan.split}' of {compiled.spec.file}: device {plan.device}, "

@@ -3,17 +3,17 @@
 ``build_plan`` instantiates a split's ops, checks that each sits in a section that matches its
 stage, inserts the boundary (ToTensor -> ToDevice -> ToTorchImage), tracks the ImageType through
 every step and refuses what FFCV would hang on, crash on or silently mishandle. Passes then
-rewrite the step list (the first fuses device normalize + flip) before it is lowered.
+rewrite the step list (``compiler/passes.py``: colour LUT and affine fusion, device normalize +
+flip) before it is lowered.
 """
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
 from ffcv.pipeline.state import State
 from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
 
-from operations.device.normalize import fuse_normalize_flip as fuse
 from operations.rng import EpochClock
 from operations.types import ImageType, OpTypeError
 
@@ -40,6 +40,7 @@ class Step:
     jit: bool = False
     input: Optional[ImageType] = None
     output: Optional[ImageType] = None
+    parts: Tuple["Step", ...] = ()  # the steps a fusion pass merged into this one
 
 
 @dataclass
@@ -56,8 +57,9 @@ class Plan:
         return [s for s in self.steps + self.batch if s.stage in stages]
 
 
-def build_plan(split: SplitSpec, device: str, clock: EpochClock) -> Plan:
-    """Instantiate, place, type-check and rewrite a split's ops; raise SpecErrors."""
+def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool = True) -> Plan:
+    """Instantiate, place, type-check and (``optimize``) rewrite a split's ops with the
+    passes of ``compiler/passes.py``; raise SpecErrors."""
     errors = ErrorList()
     steps = []
     for position, spec in enumerate(split.ops()):
@@ -74,8 +76,11 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock) -> Plan:
     plan = Plan(split.name, device, split.image.dtype, image, [s for s in steps if s.stage == "batch"])
     annotate_types(plan, errors)
     errors.raise_if_any()
-    for rewrite in PASSES:
-        plan = rewrite(plan, clock)
+    if optimize:
+        from .passes import PASSES  # the passes build on this module's Plan and Step
+
+        for rewrite in PASSES:
+            plan = rewrite(plan, clock)
     annotate_types(plan, errors)
     errors.raise_if_any()
     return plan
@@ -202,30 +207,8 @@ def _type_of(state: State, previous: Optional[ImageType]) -> ImageType:
     return ImageType(h, w, c, dtype, layout, str(state.device), bool(state.jit_mode))
 
 
-# --- passes ------------------------------------------------------------------------------
+# --- names -------------------------------------------------------------------------------
 
 def op_name(step: Step) -> Optional[str]:
     """The registry name of a step's op class (None for FFCV's boundary ops)."""
     return getattr(type(step.op), "op_name", None)
-
-
-def fuse_normalize_flip(plan: Plan, clock: EpochClock) -> Plan:
-    """Adjacent device ``normalize`` and ``flip`` (either order; they commute) become one
-    step running one kernel: one read and one write of the batch instead of two each."""
-    steps, i = [], 0
-    while i < len(plan.steps):
-        pair = plan.steps[i:i + 2]
-        names = [op_name(s) for s in pair]
-        if all(s.stage == "device" for s in pair) and sorted(names) == ["flip", "normalize"]:
-            normalize, flip = pair if names[0] == "normalize" else pair[::-1]
-            fused = fuse(normalize.op, flip.op)  # draws as the flip does, fused or not
-            steps.append(Step(f"{pair[0].name}+{pair[1].name}", fused, "device", pair[0].pos,
-                              flip.position))
-            i += 2
-        else:
-            steps.append(plan.steps[i])
-            i += 1
-    return replace(plan, steps=steps)
-
-
-PASSES: List[Callable[[Plan, EpochClock], Plan]] = [fuse_normalize_flip]

@@ -61,7 +61,10 @@ def _kernel_op_class(kernel, output_type, probability):
         params.append(inspect.Parameter("p", inspect.Parameter.KEYWORD_ONLY, default=1.0,
                                         annotation=Probability))
     kernel_names = names[3:]
-    jitted = njit(kernel)
+    # fastmath=False, explicitly: Numba hands a caller's fastmath to callees that do not set
+    # it (FFCV compiles the batch loop with fastmath=True), which changes roundings (PIL's)
+    # and caches whichever version compiled first. Pinned, the kernel and its helpers are exact.
+    jitted = njit(fastmath=False)(kernel)
     init_sig = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params)
 
     def __init__(self, **values):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 import lightning.pytorch as pl
+import torch
 
 from .progressive import ProgressiveResizing
 
@@ -61,8 +62,11 @@ class EpochLoader:
     def __iter__(self):
         self.close()
         self.loader.next_epoch = self.before_epoch(self.loader)
-        self._epoch_iterator = iter(self.loader)
-        return self._epoch_iterator
+        # FFCV allocates the epoch's batch buffers here and fills them in place from its
+        # thread: they must not be inference tensors (Lightning validates in inference mode)
+        with torch.inference_mode(False):
+            self._epoch_iterator = iter(self.loader)
+        return _batches(self._epoch_iterator)
 
     def close(self) -> None:
         """Stop and join the running epoch's thread, if any, and release its buffers."""
@@ -76,6 +80,24 @@ class EpochLoader:
             iterator.join(timeout=0.05)
         iterator.close()
         iterator.closed = True  # FFCV's close() leaves this False and would exit twice
+
+
+def _batches(iterator):
+    """The batches of an EpochIterator; raises instead of waiting forever when its thread
+    died of an error (FFCV prints the error and leaves the consumer blocked on the queue)."""
+    q = iterator.output_queue
+    while True:
+        with q.not_empty:
+            while not q._qsize():  # the unlocked size: this thread holds the queue's lock
+                if not iterator.is_alive():
+                    raise RuntimeError("FFCV's loader thread stopped with the error printed "
+                                       "above; no more batches this epoch")
+                q.not_empty.wait(timeout=1.0)
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        yield batch
 
 
 def _drain(q: queue.Queue) -> None:
@@ -113,6 +135,7 @@ class FFCVDataModule(pl.LightningDataModule):
 
     - ``spec``: the augmentation spec (YAML) with ``train`` and ``val`` splits.
     - ``train_path`` / ``val_path``: the .beton files (either may be None if unused).
+    - ``train_split`` / ``val_split``: the spec's split names for them (e.g. ``test``).
     - ``batch_size`` / ``val_batch_size``: per-process batch sizes; None keeps the spec's.
     - ``num_workers``: CPU threads per process; None keeps the spec's, except that its
       "all cores" (-1) is divided among the processes of one machine under DDP.
@@ -120,13 +143,16 @@ class FFCVDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, spec: str, train_path: Optional[str] = None,
-                 val_path: Optional[str] = None, batch_size: Optional[int] = None,
+                 val_path: Optional[str] = None, train_split: str = "train",
+                 val_split: str = "val", batch_size: Optional[int] = None,
                  val_batch_size: Optional[int] = None, num_workers: Optional[int] = None,
                  progressive: Optional[ProgressiveResizing] = None):
         super().__init__()
         self.spec = spec
         self.train_path = train_path
         self.val_path = val_path
+        self.train_split = train_split
+        self.val_split = val_split
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size
         self.num_workers = num_workers
@@ -135,21 +161,24 @@ class FFCVDataModule(pl.LightningDataModule):
         self._train_pipeline = None
 
     # ----- checks before training -----------------------------------------------------------
-    def check(self, num_classes: Optional[int] = None) -> None:
+    def check(self, num_classes: Optional[int] = None, stage: str = "fit") -> None:
         """Raise DataError / compiler.SpecError (one line each) for a missing or unreadable
         .beton, a bad spec, or labels that ``num_classes`` outputs cannot represent."""
         from compiler import load_spec
 
+        if stage == "fit" and self.train_path is None:
+            raise DataError("no training data: set data.train_path (--data.train_path FILE.beton)")
         spec = load_spec(self.spec)
-        for split, path in (("train", self.train_path), ("val", self.val_path)):
+        for split, path in ((self.train_split, self.train_path), (self.val_split, self.val_path)):
             if path is None:
                 continue
-            spec.split(split)
-            labels = beton_labels(path)
             declared = spec.split(split).label.num_classes
-            top = int(labels.max()) if len(labels) else -1
-            if int(labels.min(initial=0)) < 0:
-                raise DataError(f"{path}: labels must be >= 0, found {int(labels.min())}")
+            labels = beton_labels(path)
+            if len(labels) == 0:
+                raise DataError(f"{path}: the .beton holds no samples")
+            low, top = int(labels.min()), int(labels.max())
+            if low < 0:
+                raise DataError(f"{path}: labels must be >= 0, found {low}")
             for what, count in (("the model's num_classes", num_classes),
                                 (f"the spec's {split} label num_classes", declared)):
                 if count is not None and top >= count:
@@ -157,14 +186,14 @@ class FFCVDataModule(pl.LightningDataModule):
                         f"{path}: labels go up to {top} ({top + 1} classes) but {what} is "
                         f"{count}; set it to at least {top + 1}")
         if self.progressive is not None and self.train_path is not None:
-            decoder = spec.split("train").image.decode
+            decoder = spec.split(self.train_split).image.decode
             if "size" not in decoder.op_class.parameters():
                 raise DataError(f"{self.spec}: progressive resizing needs a resizing train "
                                 f"decoder (random_resized_crop), not '{decoder.name}'")
 
     def setup(self, stage: str) -> None:
         model = self.trainer.lightning_module if self.trainer is not None else None
-        self.check(getattr(model, "num_classes", None))
+        self.check(getattr(model, "num_classes", None), stage)
 
     # ----- loaders --------------------------------------------------------------------------
     def _compile(self, split: str):
@@ -183,7 +212,7 @@ class FFCVDataModule(pl.LightningDataModule):
         return overrides
 
     def train_dataloader(self) -> EpochLoader:
-        compiled = self._compile("train")
+        compiled = self._compile(self.train_split)
         overrides = self._overrides(compiled, self.batch_size)
         if self.trainer.world_size > 1:
             overrides["distributed"] = True
@@ -207,8 +236,10 @@ class FFCVDataModule(pl.LightningDataModule):
             decoder.output_size = size
         return epoch
 
-    def val_dataloader(self) -> EpochLoader:
-        compiled = self._compile("val")
+    def val_dataloader(self):
+        if self.val_path is None:
+            return []  # no validation
+        compiled = self._compile(self.val_split)
         overrides = self._overrides(compiled, self.val_batch_size)
         overrides.update(distributed=False, order="sequential", drop_last=False)
         world, rank = self.trainer.world_size, self.trainer.global_rank
@@ -230,7 +261,7 @@ class FFCVDataModule(pl.LightningDataModule):
     # ----- batches --------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Apply the train split's batch ops (mixup, cutmix) to training batches."""
-        if self.trainer is not None and self.trainer.training and self._train_pipeline:
+        if self.trainer is not None and self.trainer.training and self._train_pipeline is not None:
             images, targets = batch
             for op in self._train_pipeline.batch_ops:
                 images, targets = op(images, targets)

@@ -10,8 +10,8 @@ same compiled pipeline as the FFCV Loader, and the messages that say what that c
   ``resize_crop`` (OpenCV INTER_AREA), so there is no interpolation difference; ``decode`` keeps
   the image as is. Pixels differ from a .beton's only where ``pureffcv convert`` stored the
   image as JPEG (a lossy re-encoding) or where PIL and libjpeg-turbo decode a JPEG differently.
-- CPU ops: each op's compiled batch function on the stacked NHWC batch, with the samples'
-  data-set indices (their position in the folder's ImageFolder order, which ``pureffcv
+- CPU ops: each op's ``apply`` (its compiled batch function) on the stacked NHWC batch, with
+  the samples' data-set indices (their position in the folder's ImageFolder order, which ``pureffcv
   convert`` also uses), run in the main process: Numba's parallel loops in forked DataLoader
   workers are not safe, so workers only decode.
 - the boundary as torch (to the device, channels_last), then the device ops' ``apply``.
@@ -22,7 +22,7 @@ DataModule does, after the batch reaches the device.
 import math
 import warnings
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -70,9 +70,9 @@ def warn_fallback(split: str, folder: Union[str, Path]) -> None:
     and how to avoid it."""
     warnings.warn(FallbackWarning(
         f"{split}: no .beton file, so training reads the image folder {folder} through a plain "
-        f"PyTorch DataLoader (PIL decoding in Python, typically several times slower than "
-        f"FFCV); convert it once with `pureffcv convert {folder} OUT.beton`, or pass "
-        f"--convert to do that before training"), stacklevel=2)
+        f"PyTorch DataLoader (PIL decoding in worker processes: slower than FFCV, 1.6x in "
+        f"a 2-core measurement); convert it once with `pureffcv convert {folder} OUT.beton`, "
+        f"or pass --convert to do that before training"), stacklevel=2)
 
 
 class FallbackLoader:
@@ -89,20 +89,21 @@ class FallbackLoader:
     not FFCV's random order.
     """
 
-    def __init__(self, compiled, image_folder: Union[str, Path], batch_size: int = None,
-                 num_workers: int = 0, shuffle: bool = None, drop_last: bool = None):
+    def __init__(self, compiled, image_folder: Union[str, Path], batch_size: Optional[int] = None,
+                 num_workers: int = 0, shuffle: Optional[bool] = None,
+                 drop_last: Optional[bool] = None):
+        from ffcv.pipeline.compiler import Compiler
+
         try:
             paths, labels, _ = scan_image_folder(Path(image_folder))
         except (ConversionError, OSError) as exc:
             raise FallbackError(str(exc).splitlines()[0]) from None
-        from ffcv.pipeline.compiler import Compiler
-
         options = compiled.split.loader
         Compiler.set_num_threads(options.num_workers)  # as FFCV's Loader does: prange or not
         self.compiled = compiled
         self.dataset = FolderDataset(paths, labels, compiled.decoder.op, compiled.clock.seed)
-        self.cpu_steps = [JitStep(step.op) for step in compiled.cpu_steps]
-        self.device_ops = [device_op(step) for step in compiled.plan.stage("device")]
+        self.cpu_ops = [runnable(step) for step in compiled.cpu_steps]
+        self.device_ops = [runnable(step) for step in compiled.plan.stage("device")]
         self.device = torch.device(compiled.device)
         self.batch_size = batch_size or options.batch_size
         self.num_workers = num_workers
@@ -127,8 +128,8 @@ class FallbackLoader:
     def transform(self, images: np.ndarray, labels: np.ndarray,
                   indices: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
         """A decoded uint8 NHWC batch through the CPU ops, the boundary and the device ops."""
-        for step in self.cpu_steps:
-            images = step(images, indices)
+        for op in self.cpu_ops:  # compiled once per op (PureOperation.apply)
+            images = op.apply(images, indices)
         batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
         batch = batch.permute(0, 3, 1, 2)  # ToTorchImage(channels_last=True): a view
         for op in self.device_ops:
@@ -143,7 +144,8 @@ class FolderDataset(torch.utils.data.Dataset):
         self.paths, self.labels = paths, labels
         self.seed, self.epoch = seed, 0
         self.position = getattr(decoder, "position", 0)
-        self.crop, self.size = decoder_crop(decoder)
+        self.decoder = decoder
+        self.crop = decoder_crop(decoder)
         self.key(0)  # compile the key functions before DataLoader workers fork
 
     def __len__(self) -> int:
@@ -160,7 +162,8 @@ class FolderDataset(torch.utils.data.Dataset):
         if self.crop is None:
             return image, self.labels[index], index
         y, x, h, w = self.crop(self.key(index), np.int64(image.shape[0]), np.int64(image.shape[1]))
-        out = np.empty(self.size + (3,), np.uint8)
+        # the size is read per sample: progressive resizing changes it between epochs
+        out = np.empty(tuple(self.decoder.output_size) + (3,), np.uint8)
         resize_crop(np.ascontiguousarray(image), y, y + h, x, x + w, out)
         return out, self.labels[index], index
 
@@ -173,16 +176,16 @@ def decoder_key(seed, epoch, position, index):
 
 
 def decoder_crop(decoder):
-    """(the decoder's njit crop function ``(key, height, width) -> (y, x, h, w)`` or None for
-    a plain decode, its output (height, width) or None); FallbackError for other decoders."""
+    """The decoder's njit crop function ``(key, height, width) -> (y, x, h, w)``, or None for
+    a plain decode; FallbackError for other decoders."""
     from ffcv.fields.rgb_image import SimpleRGBImageDecoder
 
     if hasattr(decoder, "get_crop_generator"):  # a subclass of SimpleRGBImageDecoder too
         crop = decoder.get_crop_generator
         crop(np.uint64(0), np.int64(1), np.int64(1))  # compile now, before workers fork
-        return crop, tuple(int(s) for s in decoder.output_size)
+        return crop
     if isinstance(decoder, SimpleRGBImageDecoder):
-        return None, None
+        return None
     raise FallbackError(f"the image-folder fallback cannot run the decoder "
                         f"{type(decoder).__name__}; convert the folder to a .beton")
 
@@ -198,36 +201,10 @@ def stack(samples) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.stack(images), np.asarray(labels, np.int64), np.asarray(indices, np.int64)
 
 
-class JitStep:
-    """A JIT-stage op's batch function, compiled once and run on numpy NHWC batches.
-
-    ``PureOperation.apply`` compiles anew on every call (fine for a test, seconds per batch
-    here); this keeps the compiled function and asks the op for each batch's output buffer."""
-
-    def __init__(self, op):
-        from ffcv.pipeline.compiler import Compiler
-
-        self.op = op
-        code = op.generate_code()
-        self.with_indices = getattr(code, "with_indices", False)
-        self.function = Compiler.compile(code) if getattr(code, "is_parallel", False) else code
-
-    def __call__(self, images: np.ndarray, indices: np.ndarray) -> np.ndarray:
-        from ffcv.pipeline.state import State
-
-        state = State(jit_mode=True, device=torch.device("cpu"), shape=images.shape[1:],
-                      dtype=images.dtype)
-        _, query = self.op.declare_state_and_memory(state)
-        out = np.empty((len(images),) + tuple(query.shape), dtype=query.dtype)
-        if self.with_indices:
-            return self.function(images, out, indices)
-        return self.function(images, out)
-
-
-def device_op(step):
-    """The op of a device step; FallbackError for ops outside pureffcv's device contract."""
+def runnable(step):
+    """A step's op, which runs outside a Loader through its ``apply``; FallbackError for a raw
+    FFCV Operation, which has none."""
     if not hasattr(step.op, "apply"):
-        raise FallbackError(f"the image-folder fallback cannot run the device op "
-                            f"'{step.name}' (not a pureffcv device op); convert the folder "
-                            f"to a .beton")
+        raise FallbackError(f"the image-folder fallback cannot run '{step.name}' (a raw FFCV "
+                            f"operation, not a pureffcv op); convert the folder to a .beton")
     return step.op

@@ -6,7 +6,8 @@ its label below. The augmented image is exactly what training sees: the split's 
 pipeline (decoder, CPU ops, device ops) run by an FFCV Loader at the chosen epoch, then the
 split's batch ops (mixup, cutmix) on the whole batch, then the normalization undone for
 display. The original is the same sample decoded with no augmentation at the augmented size:
-a centre crop of ratio 1.0 (the largest centred square, resized by FFCV's own resize).
+``center_crop`` of ratio 1.0 (the largest centred square, resized by FFCV's own INTER_AREA
+resize; stretched when the augmented images are not square).
 """
 import math
 import os
@@ -57,10 +58,10 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
     originals = _originals(beton, count, augmented.shape[1:3])
     image = compose_grid(originals, augmented, [label_text(t) for t in labels], columns,
                          zoom or auto_zoom(augmented.shape[1:3]))
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path, format="PNG")
     return path
 
@@ -149,12 +150,13 @@ def to_display(images, normalization) -> np.ndarray:
 
 
 def label_text(target) -> str:
-    """``3`` for a class index; ``3 62% 1 38%`` (the two largest) for a soft target."""
+    """``3`` for a class index; ``3 62% 1 33%`` for a soft target: its two largest classes
+    above the label-smoothing floor (the smallest value), or its largest when it is flat."""
     values = np.asarray(target, dtype=np.float64).reshape(-1)
     if values.size == 1:
         return str(int(values[0]))
-    top = np.argsort(-values, kind="stable")[:2]
-    return " ".join(f"{k} {values[k]:.0%}" for k in top if values[k] > 0)
+    top = [k for k in np.argsort(-values, kind="stable")[:2] if values[k] > values.min()]
+    return " ".join(f"{k} {values[k]:.0%}" for k in top or [int(np.argmax(values))])
 
 
 def auto_zoom(size: Sequence[int]) -> int:
@@ -180,8 +182,8 @@ def compose_grid(originals: np.ndarray, augmented: np.ndarray, labels: Sequence[
     rows = math.ceil(count / columns)
     h, w = originals.shape[1] * zoom, originals.shape[2] * zoom
     cell_w, cell_h = 2 * w + GAP, h + LABEL_HEIGHT
-    grid = np.empty((rows * cell_h + (rows + 1) * MARGIN, columns * cell_w + (columns + 1) * MARGIN, 3),
-                    np.uint8)
+    height = rows * cell_h + (rows + 1) * MARGIN
+    grid = np.empty((height, columns * cell_w + (columns + 1) * MARGIN, 3), np.uint8)
     grid[:] = BACKGROUND
     for i in range(count):
         top = MARGIN + (i // columns) * (cell_h + MARGIN)

@@ -8,7 +8,8 @@ Per-channel point ops are 256-entry lookup tables: ``*_lut`` builders return a u
 table (the same for every channel) and ``*_luts`` builders a uint8[channels, 256] one
 (computed from the image: autocontrast, equalize). ``apply_lut``/``apply_channel_luts`` run a
 table in one pixel pass, and composing two tables is ``second[first]`` — what a compiler pass
-fusing consecutive point ops needs.
+fusing consecutive point ops needs (the point-map ops declare their per-image tables for
+it at the end of this module; see ``operations/cpu/fused.py``).
 
 Rounding is PIL's, which torchvision's tensor ops imitate within one grey level:
 - blends (brightness, contrast, saturation, sharpness) are ``degenerate + factor * (image -
@@ -158,10 +159,25 @@ def channel_histograms(image):
 
 
 @njit(cache=True)
+def identity_luts(channels):
+    """``identity_lut`` for each of ``channels`` channels."""
+    luts = np.empty((channels, 256), np.uint8)
+    for k in range(channels):
+        luts[k] = identity_lut()
+    return luts
+
+
+@njit(cache=True)
 def autocontrast_luts(image):
-    """PIL ImageOps.autocontrast (cutoff 0): per channel, stretch [lo, hi] (the darkest and
-    lightest values present) to [0, 255], truncating; a constant channel is unchanged."""
-    hist = channel_histograms(image)
+    """PIL ImageOps.autocontrast (cutoff 0) of ``image``: ``autocontrast_histogram_luts``."""
+    return autocontrast_histogram_luts(channel_histograms(image))
+
+
+@njit(cache=True)
+def autocontrast_histogram_luts(hist):
+    """PIL ImageOps.autocontrast (cutoff 0) from the channel histograms ``hist``: per channel,
+    stretch [lo, hi] (the darkest and lightest values present) to [0, 255], truncating; a
+    constant channel is unchanged."""
     luts = np.empty((hist.shape[0], 256), np.uint8)
     for k in range(hist.shape[0]):
         lo = 0
@@ -182,10 +198,16 @@ def autocontrast_luts(image):
 
 @njit(cache=True)
 def equalize_luts(image):
-    """PIL ImageOps.equalize: per channel, map values through the cumulative histogram with
-    PIL's integer steps (``step = (pixels - count of the top value) // 255``); a channel with
-    one value, or too few pixels for one step, is unchanged."""
-    hist = channel_histograms(image)
+    """PIL ImageOps.equalize of ``image``: ``equalize_histogram_luts``."""
+    return equalize_histogram_luts(channel_histograms(image))
+
+
+@njit(cache=True)
+def equalize_histogram_luts(hist):
+    """PIL ImageOps.equalize from the channel histograms ``hist``: per channel, map values
+    through the cumulative histogram with PIL's integer steps (``step = (pixels - count of the
+    top value) // 255``); a channel with one value, or too few pixels for one step, is
+    unchanged."""
     luts = np.empty((hist.shape[0], 256), np.uint8)
     for k in range(hist.shape[0]):
         distinct = 0
@@ -576,3 +598,53 @@ def gaussian_blur(image_in, image_out, rng, kernel_size: Annotated[int, Range(1)
     [0.1, 2.0]); mirror borders (see ``gaussian_blur_pixels``). ``p`` (default 1.0):
     probability per image. Draw 0: sigma. Only square kernels (one int kernel_size)."""
     gaussian_blur_pixels(image_in, image_out, kernel_size, uniform_range(rng, 0, sigma[0], sigma[1]))
+
+
+# ---------------------------------------------------------------- per-image tables (fusion)
+# Each point-map op declares the table its kernel applies to one image, drawn from the same key
+# with the same draws and gate, so that the compiler can fuse a run of them into one table
+# (operations/cpu/fused.py): ``point_lut(rng, *params)`` -> uint8[256] for every channel, or
+# ``histogram_luts(hist, rng, *params)`` -> uint8[channels, 256] from the input's histograms.
+
+@njit(inline='always')
+def fires(rng, p):
+    """Whether a kernel with its own ``p`` fires for this sample (``skipped``'s draw)."""
+    return bernoulli(rng, GATE_DRAW, p)
+
+
+@njit(cache=True)
+def brightness_table(rng, strength):
+    return brightness_lut(jitter_factor(rng, 0, strength))
+
+
+@njit(cache=True)
+def solarize_table(rng, threshold, p):
+    return solarize_lut(threshold) if fires(rng, p) else identity_lut()
+
+
+@njit(cache=True)
+def posterize_table(rng, bits, p):
+    return posterize_lut(bits) if fires(rng, p) else identity_lut()
+
+
+@njit(cache=True)
+def invert_table(rng, p):
+    return invert_lut() if fires(rng, p) else identity_lut()
+
+
+@njit(cache=True)
+def autocontrast_tables(hist, rng, p):
+    return autocontrast_histogram_luts(hist) if fires(rng, p) else identity_luts(hist.shape[0])
+
+
+@njit(cache=True)
+def equalize_tables(hist, rng, p):
+    return equalize_histogram_luts(hist) if fires(rng, p) else identity_luts(hist.shape[0])
+
+
+brightness.point_lut = staticmethod(brightness_table)
+solarize.point_lut = staticmethod(solarize_table)
+posterize.point_lut = staticmethod(posterize_table)
+invert.point_lut = staticmethod(invert_table)
+autocontrast.histogram_luts = staticmethod(autocontrast_tables)
+equalize.histogram_luts = staticmethod(equalize_tables)

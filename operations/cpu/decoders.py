@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder, SimpleRGBImageDecoder
-from ffcv.libffcv import imdecode, resize_crop
+from ffcv.libffcv import ctypes_imdecode, memcpy, resize_crop
 from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
@@ -22,6 +22,28 @@ from ..types import ImageType
 
 #: torchvision's number of tries before the centre-crop fallback
 ATTEMPTS = 10
+
+
+def _decode_jpeg(source, destination, height, width):
+    """Decode the JPEG bytes ``source`` (height x width) into ``destination`` (libjpeg-turbo)."""
+    ctypes_imdecode(source.ctypes.data, source.size, height, width, destination.ctypes.data,
+                    height, width, 0, 0, 1, 1, False, False)
+
+
+#: every dispatcher made by ``_jit_for_pipeline``, kept so that none is ever collected
+_PIPELINE_DISPATCHERS = []
+
+
+def _jit_for_pipeline(function):
+    """A new JIT dispatcher of one of FFCV's C wrappers for one generated pipeline, kept alive.
+
+    With Numba 0.68, a dispatcher of these wrappers that compiles a second signature (called
+    from two pipelines) or is garbage-collected raises KeyError from ``dispatcher.overloads`` —
+    inside FFCV's loader thread that is a Loader waiting forever, at import time a SystemError.
+    One dispatcher per pipeline, never collected, avoids both."""
+    dispatcher = Compiler.compile(function)
+    _PIPELINE_DISPATCHERS.append(dispatcher)
+    return dispatcher
 
 
 @njit
@@ -93,8 +115,7 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         jpg = IMAGE_MODES['jpg']
         mem_read = self.memory_read
         loop = Compiler.get_iterator()
-        imdecode_c = Compiler.compile(imdecode)
-        resize_crop_c = Compiler.compile(resize_crop)
+        decode_jpeg, resize_crop_c = _jit_for_pipeline(_decode_jpeg), _jit_for_pipeline(resize_crop)
         crop = self.get_crop_generator
         batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else _no_stream
 
@@ -109,8 +130,7 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
                 width = np.uint32(field['width'])
                 if field['mode'] == jpg:
                     buffer = temp_storage[i]
-                    imdecode_c(image_data, buffer, height, width, height, width, 0, 0, 1, 1,
-                               False, False)
+                    decode_jpeg(image_data, buffer, height, width)
                     image = buffer.reshape(-1)[:3 * height * width].reshape(height, width, 3)
                 else:
                     image = image_data.reshape(height, width, 3)
@@ -196,3 +216,24 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
         """The data set's size when the caller knows it; otherwise unknown until the Loader
         reads the file."""
         return ImageType(height=None, width=None) if image is None else image.but(dtype="uint8")
+
+    def generate_code(self) -> Callable:
+        """FFCV's decode loop, with the process-wide decode and copy functions."""
+        mem_read = self.memory_read
+        jpg = IMAGE_MODES['jpg']
+        loop = Compiler.get_iterator()
+        decode_jpeg, memcpy_c = _jit_for_pipeline(_decode_jpeg), _jit_for_pipeline(memcpy)
+
+        def decode(batch_indices, destination, metadata, storage_state):
+            for i in loop(len(batch_indices)):
+                field = metadata[batch_indices[i]]
+                image_data = mem_read(field['data_ptr'], storage_state)
+                height, width = field['height'], field['width']
+                if field['mode'] == jpg:
+                    decode_jpeg(image_data, destination[i], height, width)
+                else:
+                    memcpy_c(image_data, destination[i])
+            return destination[:len(batch_indices)]
+
+        decode.is_parallel = True
+        return decode

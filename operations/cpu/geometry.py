@@ -85,6 +85,69 @@ def shear_matrix(shear_x, shear_y, cx, cy):
     return affine_matrix(0.0, 0.0, 0.0, 1.0, shear_x, shear_y, cx, cy)
 
 
+# ---------------------------------------------------------------- per-image matrices
+# Each affine op's inverse matrix for one image of a given size, with the op's draws. The
+# kernels below warp with them; the compiler's affine pass composes a run of them into one
+# warp (``operations/cpu/fused.py``), so each is declared on its op at the end of this module.
+
+@njit
+def horizontal_flip_inverse(height, width, rng):
+    """Mirror left-right: x -> width - x (exact on pixel centres)."""
+    m = np.zeros((2, 3))
+    m[0, 0], m[0, 2], m[1, 1] = -1.0, width, 1.0
+    return m
+
+
+@njit
+def vertical_flip_inverse(height, width, rng):
+    """Mirror top-bottom: y -> height - y (exact on pixel centres)."""
+    m = np.zeros((2, 3))
+    m[0, 0], m[1, 1], m[1, 2] = 1.0, -1.0, height
+    return m
+
+
+@njit
+def pad_crop_inverse(height, width, rng, padding):
+    return translate_matrix(randint(rng, 0, -padding, padding + 1),
+                            randint(rng, 1, -padding, padding + 1))
+
+
+@njit
+def translate_inverse(height, width, rng, max_fraction):
+    max_dx, max_dy = max_fraction * width, max_fraction * height
+    return translate_matrix(np.rint(uniform_range(rng, 0, -max_dx, max_dx)),
+                            np.rint(uniform_range(rng, 1, -max_dy, max_dy)))
+
+
+@njit
+def rotate_inverse(height, width, rng, degrees):
+    low, high = symmetric_range(degrees)
+    return rotation_matrix(uniform_range(rng, 0, low, high), width / 2, height / 2)
+
+
+@njit
+def shear_inverse(height, width, rng, degrees):
+    x_low, x_high, y_low, y_high = shear_ranges(degrees)
+    return shear_matrix(uniform_range(rng, 0, x_low, x_high), uniform_range(rng, 1, y_low, y_high),
+                        width / 2, height / 2)
+
+
+@njit
+def random_affine_inverse(height, width, rng, degrees, translate, scale, shear):
+    low, high = symmetric_range(degrees)
+    angle = uniform_range(rng, 0, low, high)
+    max_dx, max_dy = translate[0] * width, translate[1] * height
+    dx = np.rint(uniform_range(rng, 1, -max_dx, max_dx))
+    dy = np.rint(uniform_range(rng, 2, -max_dy, max_dy))
+    zoom = uniform_range(rng, 3, scale[0], scale[1])
+    x_low, x_high, y_low, y_high = shear_ranges(shear)
+    shear_x = uniform_range(rng, 4, x_low, x_high)
+    shear_y = uniform_range(rng, 5, y_low, y_high)
+    return affine_matrix(angle, dx, dy, zoom, shear_x, shear_y, width / 2, height / 2)
+
+
+# ---------------------------------------------------------------- registered kernels
+
 @register_op("horizontal_flip")
 def horizontal_flip(image_in, image_out, rng):
     """Mirror the image left-right (with probability ``p``, default 1.0; use the device
@@ -113,9 +176,8 @@ def pad_crop(image_in, image_out, rng, padding: Annotated[int, Range(0)] = 4, fi
     - ``fill``: grey level or [r, g, b] in 0..255, default 0 (torchvision's constant padding).
     - ``p``: probability, default 1.0.
     """
-    dx = randint(rng, 0, -padding, padding + 1)
-    dy = randint(rng, 1, -padding, padding + 1)
-    affine_warp(image_in, image_out, translate_matrix(dx, dy), fill)
+    matrix = pad_crop_inverse(image_in.shape[0], image_in.shape[1], rng, padding)
+    affine_warp(image_in, image_out, matrix, fill)
 
 
 @register_op("translate")
@@ -128,11 +190,8 @@ def translate(image_in, image_out, rng, max_fraction: Fraction, fill: Fill = 0):
     - ``fill``: grey level or [r, g, b] in 0..255, default 0.
     - ``p``: probability, default 1.0.
     """
-    max_dx = max_fraction * image_in.shape[1]
-    max_dy = max_fraction * image_in.shape[0]
-    dx = np.rint(uniform_range(rng, 0, -max_dx, max_dx))
-    dy = np.rint(uniform_range(rng, 1, -max_dy, max_dy))
-    affine_warp(image_in, image_out, translate_matrix(dx, dy), fill)
+    matrix = translate_inverse(image_in.shape[0], image_in.shape[1], rng, max_fraction)
+    affine_warp(image_in, image_out, matrix, fill)
 
 
 @register_op("rotate")
@@ -145,9 +204,7 @@ def rotate(image_in, image_out, rng, degrees: Degrees, fill: Fill = 0):
     - ``fill``: grey level or [r, g, b] in 0..255, default 0.
     - ``p``: probability, default 1.0.
     """
-    low, high = symmetric_range(degrees)
-    angle = uniform_range(rng, 0, low, high)
-    matrix = rotation_matrix(angle, image_in.shape[1] / 2, image_in.shape[0] / 2)
+    matrix = rotate_inverse(image_in.shape[0], image_in.shape[1], rng, degrees)
     affine_warp(image_in, image_out, matrix, fill)
 
 
@@ -161,9 +218,7 @@ def shear(image_in, image_out, rng, degrees: Shear, fill: Fill = 0):
     - ``fill``: grey level or [r, g, b] in 0..255, default 0.
     - ``p``: probability, default 1.0.
     """
-    x_low, x_high, y_low, y_high = shear_ranges(degrees)
-    matrix = shear_matrix(uniform_range(rng, 0, x_low, x_high), uniform_range(rng, 1, y_low, y_high),
-                          image_in.shape[1] / 2, image_in.shape[0] / 2)
+    matrix = shear_inverse(image_in.shape[0], image_in.shape[1], rng, degrees)
     affine_warp(image_in, image_out, matrix, fill)
 
 
@@ -184,15 +239,16 @@ def random_affine(image_in, image_out, rng, degrees: Degrees,
     - ``fill``: grey level or [r, g, b] in 0..255, default 0.
     - ``p``: probability, default 1.0.
     """
-    height, width = image_in.shape[0], image_in.shape[1]
-    low, high = symmetric_range(degrees)
-    angle = uniform_range(rng, 0, low, high)
-    max_dx, max_dy = translate[0] * width, translate[1] * height
-    dx = np.rint(uniform_range(rng, 1, -max_dx, max_dx))
-    dy = np.rint(uniform_range(rng, 2, -max_dy, max_dy))
-    zoom = uniform_range(rng, 3, scale[0], scale[1])
-    x_low, x_high, y_low, y_high = shear_ranges(shear)
-    shear_x = uniform_range(rng, 4, x_low, x_high)
-    shear_y = uniform_range(rng, 5, y_low, y_high)
-    matrix = affine_matrix(angle, dx, dy, zoom, shear_x, shear_y, width / 2, height / 2)
+    matrix = random_affine_inverse(image_in.shape[0], image_in.shape[1], rng, degrees, translate,
+                                  scale, shear)
     affine_warp(image_in, image_out, matrix, fill)
+
+
+#: ``inverse_matrix(height, width, rng, *params)``: the fusion protocol of affine ops
+horizontal_flip.inverse_matrix = staticmethod(horizontal_flip_inverse)
+vertical_flip.inverse_matrix = staticmethod(vertical_flip_inverse)
+pad_crop.inverse_matrix = staticmethod(pad_crop_inverse)
+translate.inverse_matrix = staticmethod(translate_inverse)
+rotate.inverse_matrix = staticmethod(rotate_inverse)
+shear.inverse_matrix = staticmethod(shear_inverse)
+random_affine.inverse_matrix = staticmethod(random_affine_inverse)

@@ -13,6 +13,7 @@ labels are reported in one line before training starts. Multi-GPU and multi-node
 docs/lightning.md.
 """
 import sys
+import warnings
 
 HELP = "train a classifier on .beton data with a spec (LightningCLI: --config, --trainer.*)"
 PASSTHROUGH = True
@@ -37,7 +38,10 @@ def run(args) -> int:
             parser.add_argument("--ckpt_path", type=Optional[str], default=None,
                                 help="resume training from this checkpoint")
 
+    # the classifier owns its optimizer and schedule: no --optimizer / --lr_scheduler options
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     cli = TrainCLI(ImageClassifier, FFCVDataModule, args=args.rest, run=False,
+                   auto_configure_optimizers=False, parser_kwargs={"prog": "pureffcv train"},
                    save_config_kwargs={"overwrite": True},
                    trainer_defaults={"use_distributed_sampler": False})
     ckpt_path = cli.config.ckpt_path

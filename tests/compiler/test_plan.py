@@ -15,7 +15,7 @@ splits:
     image:
       decode: {random_resized_crop: {size: [24, 32]}}
       cpu:
-        - horizontal_flip: {p: 0.5}
+        - grayscale: {p: 0.5}  # not geometric: rotate stays its own step (no fusion)
         - rotate: {degrees: 10}
       device:
         dtype: float16
@@ -31,7 +31,7 @@ def compiled():
 def test_stages_in_order_with_the_boundary_between(compiled):
     ops = compiled.pipelines["image"]
     assert [type(op).__name__ for op in ops] == [
-        "RandomResizedCrop", "HorizontalFlip", "Rotate", "ToTensor", "ToDevice", "ToTorchImage",
+        "RandomResizedCrop", "Grayscale", "Rotate", "ToTensor", "ToDevice", "ToTorchImage",
         "NormalizeFlip"]
     assert ops[4].device == torch.device("cpu") and ops[4].non_blocking
     assert ops[5].channels_last
@@ -153,5 +153,5 @@ def test_boundary_classes_are_ffcvs_own(compiled):
     kinds = [type(s.op) for s in compiled.plan.stage("boundary")]
     assert kinds == [ToTensor, ToDevice, ToTorchImage]
     assert isinstance(compiled.decoder.op, type(compiled.pipelines["image"][0]))
-    assert [s.name for s in compiled.cpu_steps] == ["horizontal_flip", "rotate"]
+    assert [s.name for s in compiled.cpu_steps] == ["grayscale", "rotate"]
     assert Flip.stage == "device"

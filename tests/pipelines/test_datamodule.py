@@ -11,8 +11,12 @@ from compiler import SpecError
 from pipelines.classifier import ImageClassifier
 from pipelines.datamodule import DataError, EpochLoader, FFCVDataModule
 from pipelines.progressive import ProgressiveResizing
-from tests.conftest import structured_image, write_beton
+from tests.conftest import structured_image
 from tests.pipelines.train_helpers import RecordBatches, tinted_beton, write_spec
+
+# numba's dispatcher finalizer raises a harmless KeyError when FFCV's regenerated pipeline
+# code is garbage-collected (progressive resizing, discarded loaders)
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +85,10 @@ def test_epoch_loader_joins_threads_that_plain_ffcv_leaks(data):
 
     plain = loader()
     before = threading.active_count()
-    for _ in range(3):
-        next(iter(plain))
+    abandoned = []
+    for _ in range(3):  # three epochs, each stopped after one batch
+        abandoned.append(iter(plain))
+        next(abandoned[-1])
     leaked = threading.active_count() - before
     wrapped = EpochLoader(loader(), lambda _: 0)
     before = threading.active_count()
@@ -91,6 +97,8 @@ def test_epoch_loader_joins_threads_that_plain_ffcv_leaks(data):
     wrapped.close()
     assert leaked == 3  # the bug this guards against is real (ffcv #345)
     assert threading.active_count() == before
+    for iterator in abandoned:  # let them go: they wait on a full queue, polling this flag
+        iterator.terminate_event.set()
 
 
 def test_data_errors_are_one_line_each(data, tmp_path):
@@ -101,6 +109,8 @@ def test_data_errors_are_one_line_each(data, tmp_path):
          f"{tmp_path / 'missing.beton'}: no such .beton file"),
         (FFCVDataModule(data["spec"], data["train"], str(garbage)), 4,
          f"{garbage}: not a readable .beton file"),
+        (FFCVDataModule(data["spec"], None, data["val"]), 4,
+         "no training data: set data.train_path (--data.train_path FILE.beton)"),
         (FFCVDataModule(data["spec"], data["train"], data["val"]), 3,
          f"{data['train']}: labels go up to 3 (4 classes) but the model's num_classes is 3; "
          f"set it to at least 4"),

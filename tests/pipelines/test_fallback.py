@@ -1,5 +1,6 @@
 """The image-folder fallback: a torch DataLoader running the compiled pipeline gives the FFCV
 Loader's batches bit for bit; its errors, warning and the FFCV install message."""
+import gc
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ splits:
     image:
       decode: {random_resized_crop: {size: 24, scale: [0.3, 1.0]}}
       cpu: [{horizontal_flip: {p: 0.5}}, {pad_crop: {padding: 3, p: 0.7}}]
-      device: {dtype: float32, ops: [{flip: {p: 0.5}}, {normalize: {mean: imagenet, std: imagenet}}]}
+      device: {dtype: float32, ops: [{flip: {p: 0.5}}, {normalize: {mean: imagenet}}]}
     loader: {batch_size: 4, num_workers: 2, order: sequential, drop_last: false}
 """
 
@@ -38,16 +39,27 @@ splits:
 """
 
 
+@pytest.fixture
+def collect_loaders():
+    """Free the test's FFCV Loaders when it ends. Numba's finalizer of a decoder's compiled
+    code sometimes raises (a KeyError it reports and ignores); run later by chance inside
+    ast.parse (an import), CPython 3.11 turns that into a SystemError in the import."""
+    yield
+    gc.collect()
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """10 lossless PNGs of varied sizes in 3 class folders."""
     root = tmp_path_factory.mktemp("fallback") / "images"
     for i in range(10):
         (root / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(structured_image(30 + i, 36, seed=i)).save(root / f"c{i % 3}" / f"{i:02d}.png")
+        image = Image.fromarray(structured_image(30 + i, 36, seed=i))
+        image.save(root / f"c{i % 3}" / f"{i:02d}.png")
     return root
 
 
+@pytest.mark.usefixtures("collect_loaders")
 def test_fallback_batches_equal_the_ffcv_loaders_bit_for_bit_at_every_epoch(folder, tmp_path):
     beton = convert(folder, tmp_path / "images.beton", write_mode="raw", workers=1).output
     reference, fallback = compile_spec(SPEC, device="cpu"), compile_spec(SPEC, device="cpu")
@@ -115,7 +127,8 @@ def test_the_warning_names_the_slowdown_and_the_fix():
         warn_fallback("train", "data/train")
     assert str(record[0].message) == (
         "train: no .beton file, so training reads the image folder data/train through a plain "
-        "PyTorch DataLoader (PIL decoding in Python, typically several times slower than FFCV); "
+        "PyTorch DataLoader (PIL decoding in worker processes: slower than FFCV, 1.6x in a 2-core "
+        "measurement); "
         "convert it once with `pureffcv convert data/train OUT.beton`, or pass --convert to do "
         "that before training")
 

@@ -1,5 +1,7 @@
 """`pureffcv preview`: the grid's layout, the display conversion, and one real run whose
 original halves are the stored images and whose augmented halves are their mirror images."""
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -27,6 +29,15 @@ splits:
 """
 
 
+@pytest.fixture
+def collect_loaders():
+    """Free the test's FFCV Loaders when it ends. Numba's finalizer of a decoder's compiled
+    code sometimes raises (a KeyError it reports and ignores); run later by chance inside
+    ast.parse (an import), CPython 3.11 turns that into a SystemError in the import."""
+    yield
+    gc.collect()
+
+
 def cell_origin(i, columns, h, w):
     """Top-left pixel of cell i, by the documented layout: 6 px margins, 2 px between the
     halves, a 12 px label strip under each cell."""
@@ -52,13 +63,16 @@ def test_grid_size_placement_and_zoom():
 
 def test_columns_shrink_to_the_sample_count():
     images = np.zeros((2, 5, 5, 3), np.uint8)
-    assert compose_grid(images, images, ["", ""], columns=4).shape == (6 + 17 + 6, 6 + 2 * 12 + 6 + 6, 3)
+    grid = compose_grid(images, images, ["", ""], columns=4)
+    assert grid.shape == (6 + 17 + 6, 6 + 2 * 12 + 6 + 6, 3)
 
 
 def test_label_text():
     assert label_text(torch.tensor(3)) == "3"
     assert label_text(torch.tensor([0.1, 0.62, 0.0, 0.28])) == "1 62% 3 28%"
     assert label_text(torch.tensor([0.0, 1.0, 0.0])) == "1 100%"  # soft, though one-hot
+    assert label_text(torch.tensor([0.05, 0.05, 0.85, 0.05])) == "2 85%"  # smoothing floor
+    assert label_text(torch.tensor([0.25, 0.25, 0.25, 0.25])) == "0 25%"  # flat
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
@@ -87,6 +101,7 @@ splits:
     assert np.allclose(std, IMAGENET_STD)
 
 
+@pytest.mark.usefixtures("collect_loaders")
 def test_preview_shows_originals_and_their_mirror_images(tmp_path, capsys):
     images = [structured_image(32, 32, seed=i) for i in range(6)]
     beton = write_beton(tmp_path / "square.beton", images, [i % 3 for i in range(6)])

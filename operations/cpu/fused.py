@@ -1,0 +1,287 @@
+"""Fused CPU steps, built by the compiler's passes: a run of point maps as one lookup table per
+channel, a run of affine ops as one warp. Neither is a registered op: the planner creates them.
+
+An op joins a run by declaring, as a class attribute, a per-image function with its kernel's
+draws (same key, same draw numbers, its own ``p`` gate if its kernel has one):
+
+- ``point_lut(rng, *params) -> uint8[256]``: the table it applies to every channel;
+- ``histogram_luts(hist, rng, *params) -> uint8[channels, 256]``: tables computed from the
+  channel histograms ``hist`` (int64[channels, 256]) of its input (autocontrast, equalize);
+- ``inverse_matrix(height, width, rng, *params) -> float64[2, 3]``: the output-to-input matrix
+  of its warp (see ``geometry.affine_warp``).
+
+``params`` are named as the kernel's parameters and get the op's values (``op.params``, so
+this is for ops built by ``cpu_op``). A function without a ``p`` parameter leaves the gate to
+the authoring layer (``p`` drawn on the sample key's reserved draw), which the fused step
+reproduces, so each part draws what it would draw alone.
+"""
+import inspect
+from typing import Optional, Sequence
+
+import numpy as np
+from ffcv.pipeline.compiler import Compiler
+from numba import njit, objmode
+
+from ..base import PureOperation
+from ..rng import GATE_DRAW, bernoulli, derive, sample_key, stream_key
+from .color import apply_channel_luts, channel_histograms, identity_luts
+from .geometry import affine_warp
+
+#: the class attributes that make an op fusable, and the leading arguments of each function
+LUT_ATTRIBUTES = {"point_lut": 1, "histogram_luts": 2}
+AFFINE_ATTRIBUTE = "inverse_matrix"
+_LEADING = {**LUT_ATTRIBUTES, AFFINE_ATTRIBUTE: 3}
+
+
+def fusion_kind(op) -> Optional[str]:
+    """``"lut"``, ``"affine"`` or None: which fused step ``op`` can be part of."""
+    if any(hasattr(type(op), a) for a in LUT_ATTRIBUTES):
+        return "lut"
+    return "affine" if hasattr(type(op), AFFINE_ATTRIBUTE) else None
+
+
+def declared(op):
+    """(attribute, function, names of its ``params``) of a fusable op; a ``p`` among the
+    names is the kernel's own gate."""
+    attribute = next((a for a in _LEADING if hasattr(type(op), a)), None)
+    if attribute is None:
+        return None, None, []
+    function = getattr(type(op), attribute)
+    names = list(inspect.signature(function.py_func).parameters)
+    return attribute, function, names[_LEADING[attribute]:]
+
+
+def fill_of(op):
+    """An affine op's fill (None for ops that never uncover pixels: flips)."""
+    return getattr(op, "params", {}).get("fill")
+
+
+# ---------------------------------------------------------------- composing, per pixel
+
+@njit(cache=True)
+def remapped_histograms(hist, luts):
+    """The channel histograms of an image with histograms ``hist`` after ``luts``."""
+    out = np.zeros_like(hist)
+    for k in range(hist.shape[0]):
+        for v in range(256):
+            out[k, luts[k, v]] += hist[k, v]
+    return out
+
+
+@njit(cache=True)
+def then_lut(luts, lut):
+    """``luts`` followed by ``lut`` (the same table for every channel), in place."""
+    for k in range(luts.shape[0]):
+        for v in range(256):
+            luts[k, v] = lut[luts[k, v]]
+
+
+@njit(cache=True)
+def then_luts(luts, second):
+    """``luts`` followed by the per-channel tables ``second``, in place."""
+    for k in range(luts.shape[0]):
+        for v in range(256):
+            luts[k, v] = second[k, luts[k, v]]
+
+
+@njit(cache=True)
+def then_warp(matrix, inner):
+    """``matrix`` (output -> input of the warps so far) after one more warp whose inverse is
+    ``inner``: ``matrix @ inner`` as 3x3 affine maps, in place, summed left to right."""
+    for row in range(2):
+        p, q, r = matrix[row, 0], matrix[row, 1], matrix[row, 2]
+        matrix[row, 0] = p * inner[0, 0] + q * inner[1, 0]
+        matrix[row, 1] = p * inner[0, 1] + q * inner[1, 1]
+        matrix[row, 2] = p * inner[0, 2] + q * inner[1, 2] + r
+
+
+@njit(cache=True)
+def identity_matrix():
+    """The warp that changes nothing (the start of a fused chain)."""
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+# ---------------------------------------------------------------- the fused steps
+
+class FusedChain(PureOperation):
+    """A run of consecutive CPU ops executed as one step; each part keeps its own RNG stream
+    (its position) and draws, and all share one EpochClock. ``parts`` are bound op instances
+    that ``fusion_kind`` accepts.
+
+    Per image, a chain of njit links (one per part: its key, gate and draws) builds a
+    "table" — what each subclass composes — and one pass applies it. Subclasses give
+    ``part_step(attribute, function, args)`` (njit ``step(table, context, rng)`` adding one
+    part), ``table_builder(chain)`` (njit ``table_of(image, keys, index)``) and
+    ``table_applier()`` (njit ``apply(src, dst, table)``)."""
+
+    stage = "cpu"
+    attributes: tuple = ()
+
+    def __init__(self, parts: Sequence[PureOperation]):
+        super().__init__()
+        self.parts = tuple(parts)
+        for op in self.parts:
+            if declared(op)[0] not in self.attributes:
+                raise ValueError(f"{op!r} cannot be part of a {type(self).__name__}")
+        if len({id(op.clock) for op in self.parts}) != 1:
+            raise ValueError("the parts of a fused step must share one EpochClock")
+        self.clock = self.parts[0].clock
+
+    def output_type(self, image):
+        for op in self.parts:
+            image = op.output_type(image)
+        return image
+
+    def generate_code(self):
+        streams = _stream_keys(self.clock, [op.position for op in self.parts])
+        chain = _done
+        for k in reversed(range(len(self.parts))):  # each part's link calls the next one
+            op = self.parts[k]
+            attribute, function, names = declared(op)
+            step = self.part_step(attribute, function, tuple(op.params[n] for n in names))
+            p = 1.0 if "p" in names else op.params.get("p", 1.0)  # the authoring layer's gate
+            chain = _link(k, p, step, chain)
+        table_of = self.table_builder(chain)
+        apply_table = self.table_applier()
+        loop = Compiler.get_iterator()
+
+        def apply(images, dst, indices):
+            keys = streams()
+            for i in loop(images.shape[0]):
+                apply_table(images[i], dst[i], table_of(images[i], keys, indices[i]))
+            return dst[:images.shape[0]]
+
+        apply.is_parallel = True
+        apply.with_indices = True
+        return apply
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(map(repr, self.parts))})"
+
+
+class FusedLut(FusedChain):
+    """Consecutive per-channel point maps (brightness, solarize, posterize, invert,
+    autocontrast, equalize, ...) as one uint8[channels, 256] table per image, applied in one
+    pixel pass (plus one histogram pass if a part needs histograms).
+
+    Per image, each part builds its own table with its own key, draws and gate; the tables
+    compose in order; a histogram-based part sees its input's histograms, computed as the
+    image's histograms remapped through the tables so far. The result is byte-identical to
+    running the parts one after another."""
+
+    attributes = tuple(LUT_ATTRIBUTES)
+
+    def part_step(self, attribute, function, args):
+        if attribute == "point_lut":
+            @njit
+            def step(luts, hist, rng):
+                then_lut(luts, function(rng, *args))
+        else:
+            @njit
+            def step(luts, hist, rng):
+                then_luts(luts, function(remapped_histograms(hist, luts), rng, *args))
+        return step
+
+    def table_builder(self, chain):
+        histograms = any(declared(op)[0] == "histogram_luts" for op in self.parts)
+
+        @njit(fastmath=False)  # exact maths below, as in the kernels (see authoring.cpu_op)
+        def table_of(image, keys, index):
+            channels = image.shape[2]
+            hist = channel_histograms(image) if histograms else np.zeros((channels, 256), np.int64)
+            luts = identity_luts(channels)
+            chain(luts, hist, keys, index)
+            return luts
+
+        return table_of
+
+    def table_applier(self):
+        return apply_channel_luts
+
+
+class FusedAffine(FusedChain):
+    """Consecutive affine ops (flips, pad_crop, translate, rotate, shear, random_affine) as
+    one nearest-neighbour warp per image by the product of the parts' inverse matrices (each
+    drawn with its own key, draws and gate; a part that does not fire contributes the
+    identity). The parts must share one ``fill`` (flips have none).
+
+    Deliberate deviation: this is not byte-identical to warping once per part. Sampling once
+    rounds once instead of once per part, and content that a part would move out of the frame
+    and a later part back in is kept instead of becoming ``fill``. Flips and whole-pixel
+    translations compose exactly: flips with at most one whole-pixel shift (pad_crop,
+    translate) give the bytes of the parts run in sequence."""
+
+    attributes = (AFFINE_ATTRIBUTE,)
+
+    def __init__(self, parts: Sequence[PureOperation]):
+        super().__init__(parts)
+        fills = {fill_of(op) for op in self.parts} - {None}
+        if len(fills) > 1:
+            raise ValueError(f"the parts of a fused warp must share one fill, "
+                             f"got {sorted(map(str, fills))}")
+        self.fill = fills.pop() if fills else 0
+
+    def part_step(self, attribute, function, args):
+        @njit
+        def step(matrix, size, rng):
+            then_warp(matrix, function(size[0], size[1], rng, *args))
+        return step
+
+    def table_builder(self, chain):
+        @njit(fastmath=False)  # exact maths below, as in the kernels (see authoring.cpu_op)
+        def table_of(image, keys, index):
+            matrix = identity_matrix()
+            chain(matrix, (image.shape[0], image.shape[1]), keys, index)
+            return matrix
+
+        return table_of
+
+    def table_applier(self):
+        fill = self.fill
+
+        @njit(fastmath=False)
+        def warp(src, dst, matrix):
+            affine_warp(src, dst, matrix, fill)
+
+        return warp
+
+
+# ---------------------------------------------------------------- code generation
+
+def _stream_keys(clock, positions):
+    """njit ``() -> uint64[parts]``: each part's stream key for the clock's current epoch,
+    read once per batch (outside the parallel loop), as ``authoring.batch_stream_reader``."""
+    seed, read_epoch = clock.seed, clock.read
+    positions = np.asarray(positions, np.int64)
+
+    @njit
+    def streams():
+        with objmode(epoch="int64"):
+            epoch = read_epoch()
+        keys = np.empty(positions.size, np.uint64)
+        for k in range(positions.size):
+            keys[k] = stream_key(seed, epoch, positions[k])
+        return keys
+
+    return streams
+
+
+@njit
+def _done(table, context, keys, index):
+    """The end of a chain of links."""
+
+
+def _link(k: int, p: float, step, rest):
+    """njit ``link(table, context, keys, index)``: part ``k``'s sample key and authoring gate
+    of probability ``p`` (as ``authoring._batch_loop``), ``step(table, context, rng)`` with
+    the kernel's key ``derive(key, 1)``, then the ``rest`` of the chain."""
+    gated = p < 1.0
+
+    @njit
+    def link(table, context, keys, index):
+        key = sample_key(keys[k], index)
+        if not gated or bernoulli(key, GATE_DRAW, p):
+            step(table, context, derive(key, 1))
+        rest(table, context, keys, index)
+
+    return link
