@@ -16,4 +16,4 @@ def lower(plan: Plan) -> Dict[str, List]:
 
 
 def label_pipeline(device: str) -> List:
-    return [IntDecoder(), ToTensor(), Squeeze(), ToDevice(torch.device(device), non_blocking=True)]
+    return [IntDecoder(), ToTensor(), Squeeze(1), ToDevice(torch.device(device), non_blocking=True)]

@@ -50,6 +50,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         return int(args.run(args) or 0)
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] != "ffcv":
+            raise
+        from .doctor import ffcv_missing_message
+
+        print(f"pureffcv: {ffcv_missing_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -82,6 +82,21 @@ class EpochLoader:
         iterator.closed = True  # FFCV's close() leaves this False and would exit twice
 
 
+class FallbackEpochs:
+    """A FallbackLoader that sets the pipeline's epoch before every pass, like EpochLoader."""
+
+    def __init__(self, loader, before_epoch: Callable[[], None]):
+        self.loader = loader
+        self.before_epoch = before_epoch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        self.before_epoch()
+        return iter(self.loader)
+
+
 def _batches(iterator):
     """The batches of an EpochIterator; raises instead of waiting forever when its thread
     died of an error (FFCV prints the error and leaves the consumer blocked on the queue)."""
@@ -140,17 +155,26 @@ class FFCVDataModule(pl.LightningDataModule):
     - ``num_workers``: CPU threads per process; None keeps the spec's, except that its
       "all cores" (-1) is divided among the processes of one machine under DDP.
     - ``progressive``: progressive resizing of the train decoder's output (None: off).
+    - ``train_folder`` / ``val_folder``: ImageFolder trees to use when the split's .beton does
+      not exist: with ``convert`` they are converted to it first (once, on rank 0); without,
+      the split reads the folder through ``pipelines.fallback.FallbackLoader`` (same compiled
+      ops, slower; one process only) and a warning says so.
     """
 
     def __init__(self, spec: str, train_path: Optional[str] = None,
                  val_path: Optional[str] = None, train_split: str = "train",
                  val_split: str = "val", batch_size: Optional[int] = None,
                  val_batch_size: Optional[int] = None, num_workers: Optional[int] = None,
-                 progressive: Optional[ProgressiveResizing] = None):
+                 progressive: Optional[ProgressiveResizing] = None,
+                 train_folder: Optional[str] = None, val_folder: Optional[str] = None,
+                 convert: bool = False):
         super().__init__()
         self.spec = spec
         self.train_path = train_path
         self.val_path = val_path
+        self.train_folder = train_folder
+        self.val_folder = val_folder
+        self.convert = convert
         self.train_split = train_split
         self.val_split = val_split
         self.batch_size = batch_size
@@ -166,11 +190,12 @@ class FFCVDataModule(pl.LightningDataModule):
         .beton, a bad spec, or labels that ``num_classes`` outputs cannot represent."""
         from compiler import load_spec
 
-        if stage == "fit" and self.train_path is None:
-            raise DataError("no training data: set data.train_path (--data.train_path FILE.beton)")
+        if stage == "fit" and self.train_path is None and self.train_folder is None:
+            raise DataError("no training data: set data.train_path (--data.train_path "
+                            "FILE.beton) or data.train_folder (an image folder)")
         spec = load_spec(self.spec)
-        for split, path in ((self.train_split, self.train_path), (self.val_split, self.val_path)):
-            if path is None:
+        for split, path, folder in self._sources():
+            if path is None or self._falls_back(path, folder):
                 continue
             declared = spec.split(split).label.num_classes
             labels = beton_labels(path)
@@ -190,6 +215,26 @@ class FFCVDataModule(pl.LightningDataModule):
             if "size" not in decoder.op_class.parameters():
                 raise DataError(f"{self.spec}: progressive resizing needs a resizing train "
                                 f"decoder (random_resized_crop), not '{decoder.name}'")
+
+    def _sources(self):
+        return ((self.train_split, self.train_path, self.train_folder),
+                (self.val_split, self.val_path, self.val_folder))
+
+    def _falls_back(self, path: Optional[str], folder: Optional[str]) -> bool:
+        from .fallback import use_fallback
+
+        return not self.convert and use_fallback(path, folder)
+
+    def prepare_data(self) -> None:
+        """With ``convert``: turn each image folder whose .beton is missing into that .beton
+        (Lightning runs this on one process per machine, before ``setup``)."""
+        from .convert import convert
+        from .fallback import use_fallback
+
+        for split, path, folder in self._sources():
+            if self.convert and path is not None and use_fallback(path, folder):
+                print(f"{split}: converting {folder} -> {path}")
+                convert(folder, path)
 
     def setup(self, stage: str) -> None:
         model = self.trainer.lightning_module if self.trainer is not None else None
@@ -211,8 +256,23 @@ class FFCVDataModule(pl.LightningDataModule):
             overrides["num_workers"] = max(1, (os.cpu_count() or 1) // self.trainer.num_devices)
         return overrides
 
-    def train_dataloader(self) -> EpochLoader:
+    def _fallback(self, split: str, compiled, folder: str, batch_size: Optional[int],
+                  shuffle: bool) -> "FallbackEpochs":
+        from .fallback import FallbackLoader, warn_fallback
+
+        if self.trainer.world_size > 1:
+            raise DataError(f"{split}: the image-folder fallback runs in one process; convert "
+                            f"{folder} first (--data.convert true or pureffcv convert)")
+        warn_fallback(split, folder)
+        loader = FallbackLoader(compiled, folder, batch_size=batch_size, shuffle=shuffle)
+        return FallbackEpochs(loader, lambda: compiled.set_epoch(self.trainer.current_epoch))
+
+    def train_dataloader(self):
         compiled = self._compile(self.train_split)
+        if self._falls_back(self.train_path, self.train_folder):
+            self._train_pipeline = compiled
+            return self._fallback(self.train_split, compiled, self.train_folder,
+                                  self.batch_size, shuffle=True)
         overrides = self._overrides(compiled, self.batch_size)
         if self.trainer.world_size > 1:
             overrides["distributed"] = True
@@ -237,9 +297,12 @@ class FFCVDataModule(pl.LightningDataModule):
         return epoch
 
     def val_dataloader(self):
-        if self.val_path is None:
+        if self.val_path is None and self.val_folder is None:
             return []  # no validation
         compiled = self._compile(self.val_split)
+        if self._falls_back(self.val_path, self.val_folder):
+            return self._fallback(self.val_split, compiled, self.val_folder,
+                                  self.val_batch_size, shuffle=False)
         overrides = self._overrides(compiled, self.val_batch_size)
         overrides.update(distributed=False, order="sequential", drop_last=False)
         world, rank = self.trainer.world_size, self.trainer.global_rank

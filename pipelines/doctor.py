@@ -14,6 +14,13 @@ FFCV_BUILD = ("apt-get install pkg-config libopencv-dev libturbojpeg0-dev, then 
               "pip install --no-build-isolation ffcv==1.0.2 (or: make install)")
 
 
+def ffcv_missing_message(error: ImportError) -> str:
+    """What to tell a user whose ffcv does not import: exactly how to install it."""
+    return (f"FFCV cannot be imported ({error}); pureffcv needs it. Install it with `make "
+            f"install` in the pureffcv checkout, or by hand: {FFCV_BUILD}; its build needs "
+            f"numpy and torch installed first")
+
+
 @dataclass(frozen=True)
 class Check:
     """One line of the report. ``required`` checks decide the exit code; the others are notes."""

@@ -31,7 +31,6 @@ from numba import njit
 from operations.rng import sample_key, stream_key
 
 from .convert import ConversionError, read_rgb, scan_image_folder
-from .doctor import FFCV_BUILD
 
 
 class FallbackError(ValueError):
@@ -40,23 +39,6 @@ class FallbackError(ValueError):
 
 class FallbackWarning(UserWarning):
     """Training reads an image folder through the slow fallback."""
-
-
-class FFCVMissingError(ImportError):
-    """FFCV cannot be imported; the message says how to install it."""
-
-
-def require_ffcv() -> None:
-    """Raise FFCVMissingError, saying exactly how to install FFCV, unless ``ffcv`` and its C
-    extension import."""
-    try:
-        import ffcv  # noqa: F401
-        import ffcv._libffcv  # noqa: F401
-    except ImportError as exc:
-        raise FFCVMissingError(
-            f"FFCV cannot be imported ({exc}); pureffcv needs it. Install it with `make install` "
-            f"in the pureffcv checkout, or by hand: {FFCV_BUILD}; its build needs numpy and "
-            f"torch installed first") from None
 
 
 def use_fallback(beton: Union[str, Path, None], image_folder: Union[str, Path, None]) -> bool:

@@ -5,7 +5,7 @@ Every LightningCLI convention works: a run config (--config run.yaml), dotted ov
 --data.train_path TRAIN.beton --data.val_path VAL.beton), --print_config, and resuming with
 --ckpt_path CHECKPOINT. The resolved config is saved beside the run's logs.
 
-  pureffcv train --config specs/run_imagenet_rn50.yaml --trainer.devices 8
+  pureffcv train --config specs/runs/imagenet_rn50.yaml --trainer.devices 8
   pureffcv train --config run.yaml --ckpt_path runs/version_0/checkpoints/last.ckpt
 
 Missing or unreadable .beton files, spec errors and a model whose num_classes does not fit the
@@ -37,6 +37,10 @@ def run(args) -> int:
         def add_arguments_to_parser(self, parser):
             parser.add_argument("--ckpt_path", type=Optional[str], default=None,
                                 help="resume training from this checkpoint")
+            parser.add_argument("--convert", type=bool, default=False,
+                                help="convert data.train_folder/val_folder to the missing "
+                                     ".beton files before training (else: slower fallback)")
+            parser.link_arguments("convert", "data.convert")
 
     # the classifier owns its optimizer and schedule: no --optimizer / --lr_scheduler options
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")

@@ -69,3 +69,20 @@ def test_doctor_flags_an_installed_torchvision(tmp_path, monkeypatch):
     assert (check.status, check.fix) == ("FAIL", "pip uninstall -y torchvision")
     assert str(tmp_path / "torchvision" / "__init__.py") in check.detail
     assert "torchvision" not in sys.modules  # found, never imported
+
+
+def test_a_missing_ffcv_is_one_line_that_says_how_to_install_it(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("version: 1\nsplits: {}\n")
+    # a fresh interpreter in which `import ffcv` fails, running the real CLI entry point
+    code = ("import sys; sys.modules['ffcv'] = None; from pipelines.cli import main; "
+            f"sys.exit(main(['check', {str(spec)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("pureffcv: FFCV cannot be imported (No module named "
+                                  "'ffcv.pipeline'; 'ffcv' is not a package); pureffcv needs "
+                                  "it. Install it with `make install`")
+    assert "apt-get install pkg-config libopencv-dev libturbojpeg0-dev" in done.stderr
+    assert "pip install --no-build-isolation ffcv==1.0.2" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -138,3 +138,44 @@ def test_a_beton_without_labels_is_refused(tmp_path, data):
     DatasetWriter(str(path), {"image": RGBImageField()}, num_workers=1).from_indexed_dataset(images)
     with pytest.raises(DataError, match="the .beton has no 'label' field \\(fields: image\\)"):
         FFCVDataModule(data["spec"], str(path)).check(4)
+
+
+def tinted_folder(root, n: int, seed: int):
+    """The images of ``tinted_beton`` as an ImageFolder tree of PNGs (class folders c0..c3)."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.pipelines.train_helpers import TINTS
+
+    for i in range(n):
+        image = np.round(0.5 * structured_image(36, 36, seed + i) + 0.5 * TINTS[i % 4])
+        (root / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.astype(np.uint8)).save(root / f"c{i % 4}" / f"{i:03d}.png")
+    return str(root)
+
+
+def test_without_a_beton_the_image_folder_trains_through_the_fallback(data, tmp_path):
+    from pipelines.fallback import FallbackWarning
+
+    train = tinted_folder(tmp_path / "train", 64, seed=0)
+    val = tinted_folder(tmp_path / "val", 32, seed=1000)
+    module = FFCVDataModule(data["spec"], str(tmp_path / "missing.beton"),
+                            str(tmp_path / "missing_val.beton"), train_folder=train,
+                            val_folder=val)
+    torch.manual_seed(0)
+    run = trainer(data["root"], max_epochs=6)
+    with pytest.warns(FallbackWarning, match="no .beton file, so training reads the image folder"):
+        run.fit(tiny_model(lr=0.2, schedule="triangular", peak_epoch=1), module)
+    assert run.callback_metrics["val/top1"].item() >= 0.6  # chance: 0.25 (4 classes)
+    assert not (tmp_path / "missing.beton").exists()  # nothing converted without convert=True
+
+
+def test_convert_turns_a_missing_betons_folder_into_the_beton_first(data, tmp_path):
+    train = tinted_folder(tmp_path / "train", 16, seed=0)
+    beton = tmp_path / "train.beton"
+    module = FFCVDataModule(data["spec"], str(beton), train_folder=train, convert=True)
+    run = trainer(data["root"], max_epochs=1, limit_train_batches=1)
+    run.fit(tiny_model(), module)
+    from pipelines.datamodule import beton_labels
+
+    assert sorted(beton_labels(str(beton)).tolist()) == sorted(i % 4 for i in range(16))
