@@ -15,7 +15,8 @@ from ffcv.pipeline.state import State
 from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
 
 from operations.rng import EpochClock
-from operations.types import ImageType, OpTypeError
+from operations.boundary import Float16FromBits
+from operations.types import ImageType, OpTypeError, storage_dtype
 
 from .errors import ErrorList, Pos, first_line
 from .spec import SECTIONS, OpSpec, SplitSpec
@@ -76,6 +77,7 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
     plan = Plan(split.name, device, split.image.dtype, image, [s for s in steps if s.stage == "batch"])
     annotate_types(plan, errors)
     errors.raise_if_any()
+    _read_float16_bits(plan)
     if optimize:
         from .passes import PASSES  # the passes build on this module's Plan and Step
 
@@ -91,6 +93,15 @@ def boundary(device: str) -> List[Step]:
     return [Step("to_tensor", ToTensor(), "boundary"),
             Step("to_device", ToDevice(torch.device(device), non_blocking=True), "boundary"),
             Step("to_torch_image", ToTorchImage(channels_last=True), "boundary")]
+
+
+def _read_float16_bits(plan: Plan) -> None:
+    """float16 leaves the JIT stage as uint16 bit patterns (Numba has no float16): after
+    ToTensor, view them as float16 again."""
+    for i, step in enumerate(plan.steps):
+        if step.name == "to_tensor" and step.input.dtype == "float16":
+            plan.steps.insert(i + 1, Step("float16_from_bits", Float16FromBits(), "boundary"))
+            return
 
 
 def _check_section(spec: OpSpec, errors: ErrorList) -> None:
@@ -193,7 +204,7 @@ def _state_of(image: Optional[ImageType]) -> State:
     if image is None:
         return State(jit_mode=True, device=torch.device("cpu"), shape=(), dtype=np.dtype("uint8"))
     if image.jit:
-        return State(True, torch.device("cpu"), image.sample_shape, np.dtype(image.dtype))
+        return State(True, torch.device("cpu"), image.sample_shape, storage_dtype(image.dtype))
     dtype = getattr(torch, image.dtype)
     return State(False, torch.device(image.device), image.sample_shape, dtype)
 

@@ -11,7 +11,7 @@ from ffcv.pipeline.operation import Operation
 from ffcv.pipeline.state import State
 
 from .rng import EpochClock
-from .types import ImageType, numpy_dtype
+from .types import ImageType, storage_dtype
 
 #: Where a step runs. decoder: first step of the image field (JIT, CPU); cpu: a Numba op on
 #: per-sample numpy arrays; device: a torch op on the batch after ToDevice; batch: a torch op
@@ -46,7 +46,7 @@ class PureOperation(Operation):
     def declare_state_and_memory(self, previous_state: State) -> Tuple[State, Optional[AllocationQuery]]:
         """FFCV's hook, derived from ``output_type`` for per-sample CPU ops."""
         out = self.output_type(image_type_of_state(previous_state))
-        dtype = numpy_dtype(out.dtype)
+        dtype = storage_dtype(out.dtype)
         return (replace(previous_state, jit_mode=True, shape=out.sample_shape, dtype=dtype),
                 AllocationQuery(out.sample_shape, dtype))
 

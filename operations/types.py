@@ -61,8 +61,12 @@ class ImageType:
                 f"(random_resized_crop or center_crop) first")
 
 
-def numpy_dtype(name: str) -> np.dtype:
-    """The numpy dtype for a spec dtype name (bfloat16 exists only on the device)."""
+def storage_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a JIT-stage buffer holding images of the spec dtype ``name``.
+
+    Numba has no float16, so float16 images live in the JIT stage as their IEEE bit patterns
+    (uint16); the compiler reinterprets them as float16 right after ToTensor
+    (``operations.boundary.Float16FromBits``). bfloat16 exists only on the device."""
     if name == "bfloat16":
         raise OpTypeError("bfloat16 exists only on the device; use float16 or float32 on the CPU")
-    return np.dtype(name)
+    return np.dtype(np.uint16) if name == "float16" else np.dtype(name)

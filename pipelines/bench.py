@@ -132,6 +132,8 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
     named in ``compare`` (``torch_hybrid``; ``dataloader`` needs ``images_dir``)."""
     from compiler import compile_spec
 
+    if not os.path.isfile(beton):
+        raise FileNotFoundError(f"{beton}: no such .beton file")
     options = {"order": "random", "drop_last": False}
     if num_workers is not None:
         options["num_workers"] = num_workers

@@ -1,6 +1,9 @@
 """cpu_normalize against a float64 numpy reference; its type rules."""
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operations import ImageType, OpTypeError, get_op
 from operations.normalization import MEAN, STD
@@ -28,8 +31,47 @@ def test_output_type_changes_dtype_and_refuses_other_inputs():
     with pytest.raises(OpTypeError, match=r"^'cpu_normalize' expects uint8 images but gets "
                                           r"float32; move it before"):
         op.output_type(ImageType(8, 8, dtype="float32"))
-    with pytest.raises(OpTypeError, match="^'cpu_normalize' cannot produce float16"):
-        get_op("cpu_normalize")(dtype="float16").output_type(ImageType(8, 8))
+    assert get_op("cpu_normalize")(dtype="float16").output_type(ImageType(8, 8)) == \
+        ImageType(8, 8, dtype="float16")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True, width=64))
+def test_float16_bits_round_like_numpy(value):
+    from operations.cpu.normalize import float16_bits
+
+    with np.errstate(over="ignore"):
+        expected = np.array(value).astype(np.float16).view(np.uint16)
+    assert float16_bits(value) == expected
+
+
+def test_float16_output_is_bits_in_the_jit_stage_and_float16_after_the_boundary(small_beton):
+    from compiler import compile_spec
+    from tests.conftest import structured_image
+
+    images = structured_batch(3, 6, 7)
+    out = get_op("cpu_normalize")(dtype="float16").apply(images)
+    assert out.dtype == np.uint16  # Numba has no float16: the stage carries the bit patterns
+    expected = ((images - np.array(MEAN["imagenet"])) / np.array(STD["imagenet"])).astype(np.float16)
+    assert np.array_equal(out.view(np.float16), expected)
+
+    spec = """version: 1
+splits:
+  train:
+    image:
+      decode: {center_crop: {size: 32, ratio: 1.0}}
+      cpu: [{cpu_normalize: {dtype: float16}}]
+    loader: {batch_size: 8, order: sequential, num_workers: 1, drop_last: false}
+"""
+    compiled = compile_spec(spec, device="cpu")
+    assert [s.name for s in compiled.plan.steps][1:4] == ["cpu_normalize", "to_tensor",
+                                                         "float16_from_bits"]
+    batch, labels = next(iter(compiled.loader(small_beton)))
+    assert batch.dtype == torch.float16 and batch.shape == (8, 3, 32, 32)
+    for i in range(8):  # small_beton: 32x40 images, center crop 32x32 at x offset 4
+        crop = structured_image(32, 40, seed=i)[:, 4:36]
+        expected = ((crop - np.array(MEAN["imagenet"])) / np.array(STD["imagenet"])).astype(np.float16)
+        assert np.array_equal(batch[i].permute(1, 2, 0).numpy(), expected)
 
 
 def test_has_no_probability():

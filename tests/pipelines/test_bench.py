@@ -1,0 +1,55 @@
+"""`pureffcv bench --json`: the documented keys, sane values, and the stage breakdown adding up."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import structured_image, write_beton
+
+PUREFFCV = str(Path(sys.executable).with_name("pureffcv"))
+SPEC = """\
+version: 1
+splits:
+  train:
+    image:
+      decode: {random_resized_crop: {size: 24}}
+      cpu: [{solarize: {threshold: 128, p: 0.5}}]
+      device: {dtype: float32, ops: [flip, {normalize: {mean: imagenet, std: imagenet}}]}
+    loader: {batch_size: 16, num_workers: 1}
+"""
+
+
+@pytest.mark.timeout(900)
+def test_bench_json_has_the_documented_keys(tmp_path):
+    beton = write_beton(tmp_path / "data.beton", [structured_image(32, 40, i) for i in range(48)],
+                        [i % 3 for i in range(48)])
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    done = subprocess.run([PUREFFCV, "bench", str(tmp_path / "spec.yaml"), str(beton),
+                           "--epochs", "1", "--device", "cpu", "--json",
+                           "--compare", "torch_hybrid", "--plot", str(tmp_path / "plot.png")],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert set(report) == {"spec", "split", "device", "num_workers", "batch_size", "epochs",
+                           "images_per_s", "first_epoch_s", "stages_us_per_image", "variants"}
+    assert (report["device"], report["num_workers"], report["batch_size"]) == ("cpu", 1, 16)
+    assert set(report["stages_us_per_image"]) == {"decode", "cpu_ops", "transfer", "device_ops"}
+    assert set(report["variants"]) == {"pipeline", "decode", "cpu_ops", "transfer", "torch_hybrid"}
+    for variant in report["variants"].values():
+        assert variant["images"] == 48 and variant["images_per_s"] > 0  # one timed epoch
+    # the stage costs are differences of cumulative prefixes: they add up to the pipeline's
+    total = sum(report["stages_us_per_image"].values())
+    assert total == pytest.approx(1e6 / report["images_per_s"])
+    assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def test_bench_reports_a_missing_file_in_one_line(tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    done = subprocess.run([PUREFFCV, "bench", str(tmp_path / "spec.yaml"),
+                           str(tmp_path / "nope.beton"), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"pureffcv bench: {tmp_path / 'nope.beton'}: "
+                                                f"no such .beton file"]
