@@ -64,19 +64,6 @@ class ErrorList:
             raise SpecErrors(self.errors)
 
 
-def did_you_mean(word: str, choices: Iterable[str], what: str = "") -> str:
-    """``"; did you mean 'x'?"`` for the closest choices, else the list of choices."""
-    import difflib
-
-    choices = sorted(choices)
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
-    if close:
-        return f"; did you mean {' or '.join(repr(c) for c in close)}?"
-    if choices and what:
-        return f"; {what}: {', '.join(choices)}"
-    return ""
-
-
 def first_line(text: Optional[str]) -> str:
     """A message on one line (exception texts may span several)."""
     return " ".join(str(text).split())

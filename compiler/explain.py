@@ -1,6 +1,7 @@
 """``CompiledPipeline.explain()``: the plan as a table a person can check at a glance."""
 
 from .plan import Step
+from .validate import show
 
 
 def runs_on(step: Step) -> str:
@@ -36,18 +37,14 @@ def explain(compiled) -> str:
     options = compiled.split.loader
     lines += ["", f"label: {label}",
               f"loader: batch_size {options.batch_size}, order {options.order}, drop_last "
-              f"{_yaml(options.drop_last)}, os_cache {_yaml(options.os_cache)}, num_workers "
+              f"{show(options.drop_last)}, os_cache {show(options.os_cache)}, num_workers "
               f"{options.num_workers}, batches_ahead {options.batches_ahead}, distributed "
-              f"{_yaml(options.distributed)}"]
+              f"{show(options.distributed)}"]
     return "\n".join(lines)
 
 
 def _op_text(op) -> str:
     device = getattr(op, "device", None)
     return f"{type(op).__name__}({device})" if device is not None else type(op).__name__
-
-
-def _yaml(flag: bool) -> str:
-    return "true" if flag else "false"
 
 

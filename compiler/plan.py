@@ -16,6 +16,7 @@ from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
 
 from operations.rng import EpochClock
 from operations.boundary import Float16FromBits
+from operations.device.stage import dtype_name
 from operations.types import ImageType, OpTypeError, storage_dtype
 
 from .errors import ErrorList, Pos, first_line
@@ -50,7 +51,6 @@ class Plan:
 
     split: str
     device: str
-    dtype: str
     steps: List[Step]
     batch: List[Step] = field(default_factory=list)
 
@@ -74,7 +74,7 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
     errors.raise_if_any()
     image = [s for s in steps if s.stage in ("decoder", "cpu")] + boundary(device) + \
             [s for s in steps if s.stage == "device"]
-    plan = Plan(split.name, device, split.image.dtype, image, [s for s in steps if s.stage == "batch"])
+    plan = Plan(split.name, device, image, [s for s in steps if s.stage == "batch"])
     annotate_types(plan, errors)
     errors.raise_if_any()
     _read_float16_bits(plan)
@@ -210,8 +210,7 @@ def _state_of(image: Optional[ImageType]) -> State:
 
 
 def _type_of(state: State, previous: Optional[ImageType]) -> ImageType:
-    dtype = state.dtype.name if isinstance(state.dtype, np.dtype) else \
-        str(state.dtype).replace("torch.", "") if isinstance(state.dtype, torch.dtype) else str(np.dtype(state.dtype))
+    dtype = dtype_name(state.dtype)
     layout = "HWC" if state.jit_mode or previous is None else previous.layout
     shape = tuple(state.shape) if state.shape else (None, None, 3)
     h, w, c = shape if layout == "HWC" else (shape[1], shape[2], shape[0])

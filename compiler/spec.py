@@ -14,8 +14,9 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Union
 
 from operations import get_op
 from operations.params import Range
+from operations.registry import did_you_mean
 
-from .errors import ErrorList, Pos, SpecError, did_you_mean, first_line
+from .errors import ErrorList, Pos, SpecError, first_line
 from .validate import (REQUIRED, ValueProblem, check_mapping, coerce, dataclass_params, op_params,
                        show)
 from .yaml_positions import Node, parse

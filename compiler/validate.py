@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, Literal, Union
 
 from operations.params import Named, constraints_of
+from operations.registry import did_you_mean
 
-from .errors import Pos, did_you_mean
+from .errors import Pos
 from .yaml_positions import Node
 
 REQUIRED = inspect.Parameter.empty

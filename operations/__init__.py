@@ -1,5 +1,6 @@
 """pureffcv operations: per-sample CPU ops (Numba), device ops (torch/cupy), keyed RNG,
 the op registry and the authoring API for custom ops. Knows FFCV, Numba and torch; no YAML."""
+from . import ffcv_patches  # noqa: F401  (first: before any FFCV Loader is built)
 from .authoring import cpu_op
 from .base import PureOperation, Stage
 from .params import Ascending, FloatRange, Named, PositiveInt, Probability, Range, Size

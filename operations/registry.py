@@ -3,7 +3,7 @@ dotted paths (``my_lab.augment:Posterize2``)."""
 import difflib
 import importlib
 from importlib.metadata import entry_points
-from typing import Callable, Dict, List, Optional, Type
+from typing import Dict, Iterable, List, Optional
 
 from ffcv.pipeline.operation import Operation
 
@@ -11,6 +11,8 @@ ENTRY_POINT_GROUP = "pureffcv.operations"
 
 _REGISTRY: Dict[str, type] = {}
 _loaded_entry_points = False
+#: "distribution (entry point): error" of each plugin whose entry point failed to load
+_entry_point_failures: List[str] = []
 
 
 class UnknownOpError(LookupError):
@@ -54,14 +56,20 @@ def _load_builtins() -> None:
 
 
 def _load_entry_points() -> None:
+    """Load every plugin once. A plugin that fails is remembered, not raised: the other
+    plugins still load, and the failure is named when an op turns out to be unknown."""
     global _loaded_entry_points
     if _loaded_entry_points:
         return
-    _loaded_entry_points = True
+    _loaded_entry_points = True  # before loading: a plugin that calls get_op must not recurse
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = ep.load()  # a module that registers, or an op class to register under ep.name
-        if isinstance(loaded, type) and ep.name not in _REGISTRY:
-            register_op(ep.name)(loaded)
+        try:
+            loaded = ep.load()  # a module that registers, or an op class to register as ep.name
+            if isinstance(loaded, type) and ep.name not in _REGISTRY:
+                register_op(ep.name)(loaded)
+        except Exception as exc:
+            plugin = f"{ep.dist.name} ({ep.name})" if ep.dist is not None else ep.name
+            _entry_point_failures.append(f"{plugin}: {type(exc).__name__}: {exc}")
 
 
 def available_ops() -> List[str]:
@@ -81,9 +89,21 @@ def get_op(name: str) -> type:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownOpError(f"unknown op '{name}'{hint}") from None
+        failed = f" (plugins that failed to load: {'; '.join(_entry_point_failures)})" \
+            if _entry_point_failures else ""
+        raise UnknownOpError(f"unknown op '{name}'{did_you_mean(name, _REGISTRY)}{failed}") from None
+
+
+def did_you_mean(word: str, choices: Iterable[str], what: str = "") -> str:
+    """``"; did you mean 'x'?"`` for the closest choices, else ``"; {what}: "`` and the list
+    of choices (nothing when ``what`` is empty). Shared with the compiler's spec errors."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    if close:
+        return f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    if choices and what:
+        return f"; {what}: {', '.join(choices)}"
+    return ""
 
 
 def _load_dotted(path: str) -> type:

@@ -6,9 +6,6 @@ import numpy as np
 
 #: dtypes a pipeline step may produce, by the name a spec uses.
 DTYPES = ("uint8", "float16", "bfloat16", "float32")
-#: layouts: per-sample numpy HWC in the JIT stage; torch NCHW views after ToTorchImage
-#: ("channels_last" is NCHW with NHWC memory, which ToTorchImage and the fused kernel produce).
-LAYOUTS = ("HWC", "NCHW", "channels_last")
 
 
 class OpTypeError(ValueError):
@@ -27,6 +24,8 @@ class ImageType:
     width: Optional[int]
     channels: int = 3
     dtype: str = "uint8"
+    #: "HWC" (per-sample numpy, JIT stage) or "channels_last" (torch NCHW views with NHWC
+    #: memory, after ToTorchImage)
     layout: str = "HWC"
     device: str = "cpu"
     jit: bool = True

@@ -11,12 +11,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
 
-import torch
-from tqdm import tqdm
+from . import loading
 
 #: prefixes of the image pipeline, cumulative: each adds one stage to the previous; the full
 #: pipeline (variant "pipeline") adds the device ops and batch ops
 STAGE_PREFIXES = ("decode", "cpu_ops", "transfer")
+#: the baselines ``compare`` can name (``pureffcv bench --compare``)
 BASELINES = ("torch_hybrid", "dataloader")
 
 
@@ -83,26 +83,29 @@ def time_epochs(name: str, make_batches: Callable[[int], object], epochs: int,
                 on_batch: Optional[Callable] = None, progress: bool = True) -> Throughput:
     """Iterate ``make_batches(epoch)`` for one warm-up epoch (compilation happens there) and
     ``epochs`` timed ones; ``on_batch(images, labels)`` runs on every batch (e.g. batch ops)."""
+    import torch
+    from tqdm import tqdm
+
     synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     first = images = 0.0
     timed = 0.0
-    bar = tqdm(total=epochs + 1, desc=name, unit="epoch", disable=not progress, leave=False)
-    for epoch in range(epochs + 1):
-        start = time.perf_counter()
-        count = 0
-        for images_batch, labels in make_batches(epoch):
-            if on_batch is not None:
-                images_batch, labels = on_batch(images_batch, labels)
-            count += len(images_batch)
-        synchronize()
-        elapsed = time.perf_counter() - start
-        if epoch == 0:
-            first = elapsed
-        else:
-            timed += elapsed
-            images += count
-        bar.update(1)
-    bar.close()
+    with tqdm(total=epochs + 1, desc=name, unit="epoch", disable=not progress,
+              leave=False) as bar:
+        for epoch in range(epochs + 1):
+            start = time.perf_counter()
+            count = 0
+            for images_batch, labels in make_batches(epoch):
+                if on_batch is not None:
+                    images_batch, labels = on_batch(images_batch, labels)
+                count += len(images_batch)
+            synchronize()
+            elapsed = time.perf_counter() - start
+            if epoch == 0:
+                first = elapsed
+            else:
+                timed += elapsed
+                images += count
+            bar.update(1)
     return Throughput(name, first, int(images), timed)
 
 
@@ -119,7 +122,7 @@ def _loader_batches(compiled, beton: str, image_steps: int, options: dict):
 
     def batches(epoch):
         compiled.set_epoch(epoch)
-        return loader
+        return loading.epoch(loader)
 
     return batches
 
@@ -129,11 +132,20 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
           compare: List[str] = (), images_dir: Optional[str] = None,
           progress: bool = True) -> BenchReport:
     """Measure the compiled split and, cumulatively, each stage prefix; then the baselines
-    named in ``compare`` (``torch_hybrid``; ``dataloader`` needs ``images_dir``)."""
+    named in ``compare`` (``torch_hybrid``; ``dataloader`` needs ``images_dir``).
+
+    ``spec_path``: a spec file (or YAML text). Raises, before any timed run, FileNotFoundError,
+    ValueError, compiler.SpecError and pipelines.convert.ConversionError (``images_dir``);
+    ``pipelines.loading.LoaderError`` when an op fails in FFCV's loader thread. All one line."""
     from compiler import compile_spec
 
     if not os.path.isfile(beton):
         raise FileNotFoundError(f"{beton}: no such .beton file")
+    unknown = [name for name in compare if name not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline '{unknown[0]}'; use {' or '.join(BASELINES)}")
+    if "dataloader" in compare and images_dir is None:
+        raise ValueError("--compare dataloader needs --images DIR (the source image folder)")
     options = {"order": "random", "drop_last": False}
     if num_workers is not None:
         options["num_workers"] = num_workers
@@ -142,8 +154,14 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
     reference = compile_spec(spec_path, split=split, device=device)
     loader_options = reference.loader_options(**options)
     workers = loader_options["num_workers"]
-    report = BenchReport(spec_path, split, reference.device, workers if workers > 0 else os.cpu_count(),
-                         loader_options["batch_size"], epochs)
+    report = BenchReport(str(spec_path), split, reference.device,
+                         workers if workers > 0 else os.cpu_count(), loader_options["batch_size"],
+                         epochs)
+    if "dataloader" in compare:  # scans the folder now: its errors come before any timing
+        from .hybrid_baseline import dataloader_batches
+
+        folder_batches = dataloader_batches(images_dir, reference.decoder.output.height,
+                                            report.batch_size, report.num_workers)
 
     def run_batch_ops(compiled):
         ops = compiled.batch_ops
@@ -157,7 +175,8 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
     full = compile_spec(spec_path, split=split, device=device)
     loader = full.loader(beton, **options)
     report.variants["pipeline"] = time_epochs(
-        "pipeline", lambda e: (full.set_epoch(e), loader)[1], epochs, run_batch_ops(full), progress)
+        "pipeline", lambda e: (full.set_epoch(e), loading.epoch(loader))[1], epochs,
+        run_batch_ops(full), progress)
 
     kinds = [step.stage for step in reference.plan.steps]
     ends = {"decode": kinds.count("decoder"),
@@ -176,14 +195,8 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
         report.variants["torch_hybrid"] = time_epochs(
             "torch_hybrid", hybrid_batches(decode, compiled.device), epochs, None, progress)
     if "dataloader" in compare:
-        if images_dir is None:
-            raise ValueError("--compare dataloader needs --images DIR (the source image folder)")
-        from .hybrid_baseline import dataloader_batches
-
-        size = reference.decoder.output.height
-        report.variants["dataloader"] = time_epochs(
-            "dataloader", dataloader_batches(images_dir, size, report.batch_size,
-                                             report.num_workers), epochs, None, progress)
+        report.variants["dataloader"] = time_epochs("dataloader", folder_batches, epochs, None,
+                                                    progress)
     return report
 
 

@@ -6,20 +6,16 @@ Each module in ``pipelines.commands`` defines ``HELP`` (one line), ``configure(p
 on LightningCLI) set ``PASSTHROUGH = True`` and receive the remaining argv as ``args.rest``.
 """
 import argparse
-import importlib
 import sys
 from typing import List, Optional
 
-COMMANDS = ("convert", "doctor", "check", "explain", "preview", "bench", "train", "demo")
+from .commands import bench, check, convert, demo, doctor, explain, preview, train
 
-
-def _available_commands():
-    for name in COMMANDS:
-        try:
-            yield name, importlib.import_module(f"pipelines.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pipelines.commands.{name}":
-                raise
+#: the subcommands, in the order ``pureffcv --help`` lists them
+COMMANDS = {"convert": convert, "doctor": doctor, "check": check, "explain": explain,
+            "preview": preview, "bench": bench, "train": train, "demo": demo}
+#: optional modules -> the pureffcv extra that installs them
+EXTRAS = {"skimage": "demo", "matplotlib": "demo"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pureffcv",
         description="Compile YAML augmentation specs into pure-FFCV pipelines and train with them.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in _available_commands():
+    for name, module in COMMANDS.items():
         command = sub.add_parser(name, help=module.HELP, description=module.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  add_help=not getattr(module, "PASSTHROUGH", False),
@@ -51,7 +47,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ImportError as exc:
-        if (exc.name or "").partition(".")[0] != "ffcv":
+        package = (exc.name or "").partition(".")[0]
+        if package in EXTRAS:
+            print(f"pureffcv {args.command}: {package} is not installed; install it with "
+                  f"pip install 'pureffcv[{EXTRAS[package]}]'", file=sys.stderr)
+            return 1
+        if package != "ffcv":
             raise
         from .doctor import ffcv_missing_message
 

@@ -13,13 +13,13 @@ What it takes care of (each an FFCV or Lightning trap):
 - Every epoch sets the pipeline's keyed-RNG epoch (and the Loader's order epoch) before
   ``iter``, so a resumed run draws what an uninterrupted one would.
 - Batch ops (mixup, cutmix) run on the device batch in ``on_after_batch_transfer``.
-- Iterators that Lightning abandons early are closed and joined (``EpochLoader``).
-- User mistakes (missing or unreadable .beton, spec errors, a class count that does not match
-  the model) are one-line errors before any training.
+- Iterators that Lightning abandons early are closed and joined, and an error in FFCV's
+  loader thread raises instead of hanging the epoch (``EpochLoader``, ``pipelines.loading``).
+- User mistakes (missing or unreadable .beton, spec errors, plan errors, a class count that
+  does not match the model, the image-folder fallback under several processes) are one-line
+  errors before any training.
 """
 import os
-import queue
-import time
 import warnings
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -27,10 +27,8 @@ from typing import Callable, List, Optional
 import lightning.pytorch as pl
 import torch
 
+from . import loading
 from .progressive import ProgressiveResizing
-
-#: seconds to wait for an abandoned iterator thread (it polls its stop flag every 0.5 s)
-JOIN_TIMEOUT_S = 30.0
 
 
 class DataError(ValueError):
@@ -42,11 +40,11 @@ class EpochLoader:
 
     Each ``iter(loader)`` starts an ``EpochIterator`` thread that FFCV never joins when
     iteration stops before the end (ffcv #345, #393): it blocks forever on its full output
-    queue, holding its batch buffers. Here ``iter`` first closes the previous iterator — stop
-    flag, drain the queue so a blocked ``put`` returns, join — so threads and memory stay
-    flat. ``before_epoch(loader)`` returns the epoch about to run and prepares the pipeline
-    for it; the Loader's own epoch counter, which seeds FFCV's random orders, is set to the
-    same.
+    queue, holding its batch buffers. Here ``iter`` first closes the previous iterator
+    (``pipelines.loading.close``), so threads and memory stay flat, and an error in the thread
+    raises ``loading.LoaderError`` instead of leaving the epoch waiting. ``before_epoch(loader)``
+    returns the epoch about to run and prepares the pipeline for it; the Loader's own epoch
+    counter, which seeds FFCV's random orders, is set to the same.
     """
 
     def __init__(self, loader, before_epoch: Callable[[object], int]):
@@ -65,21 +63,14 @@ class EpochLoader:
         # FFCV allocates the epoch's batch buffers here and fills them in place from its
         # thread: they must not be inference tensors (Lightning validates in inference mode)
         with torch.inference_mode(False):
-            self._epoch_iterator = iter(self.loader)
-        return _batches(self._epoch_iterator)
+            self._epoch_iterator = loading.start(self.loader)
+        return loading.batches(self._epoch_iterator)
 
     def close(self) -> None:
         """Stop and join the running epoch's thread, if any, and release its buffers."""
         iterator, self._epoch_iterator = self._epoch_iterator, None
-        if iterator is None:
-            return
-        iterator.terminate_event.set()
-        deadline = time.monotonic() + JOIN_TIMEOUT_S
-        while iterator.is_alive() and time.monotonic() < deadline:
-            _drain(iterator.output_queue)
-            iterator.join(timeout=0.05)
-        iterator.close()
-        iterator.closed = True  # FFCV's close() leaves this False and would exit twice
+        if iterator is not None:
+            loading.close(iterator)
 
 
 class FallbackEpochs:
@@ -97,68 +88,34 @@ class FallbackEpochs:
         return iter(self.loader)
 
 
-def _batches(iterator):
-    """The batches of an EpochIterator; raises instead of waiting forever when its thread
-    died of an error (FFCV prints the error and leaves the consumer blocked on the queue)."""
-    q = iterator.output_queue
-    while True:
-        with q.not_empty:
-            while not q._qsize():  # the unlocked size: this thread holds the queue's lock
-                if not iterator.is_alive():
-                    raise RuntimeError("FFCV's loader thread stopped with the error printed "
-                                       "above; no more batches this epoch")
-                q.not_empty.wait(timeout=1.0)
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        yield batch
-
-
-def _drain(q: queue.Queue) -> None:
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
-
-
 def beton_labels(path: str):
     """The integer labels stored in a .beton's ``label`` field (read from its metadata, no
-    decoding); raises DataError when the file is missing, unreadable or has no such field."""
-    from ffcv.reader import Reader
+    decoding); raises DataError when the file is missing, unreadable, has no such field or
+    no samples."""
+    from .beton import BetonError, open_beton
 
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"{path}: no such .beton file")
-    if not os.access(file, os.R_OK):
-        raise DataError(f"{path}: cannot read this file (permission denied)")
     try:
-        reader = Reader(str(file))
-    except Exception as exc:  # FFCV raises assorted errors for a file it cannot parse
-        raise DataError(f"{path}: not a readable .beton file "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
-    if "label" not in reader.field_names:
-        raise DataError(f"{path}: the .beton has no 'label' field "
-                        f"(fields: {', '.join(reader.field_names)})")
-    field = f"f{reader.field_names.index('label')}"
-    return reader.metadata[field]
+        reader = open_beton(path, ("label",))
+    except BetonError as exc:
+        raise DataError(str(exc)) from None
+    return reader.metadata[f"f{reader.field_names.index('label')}"]
 
 
 class FFCVDataModule(pl.LightningDataModule):
     """Train and validation Loaders compiled from a pureffcv spec.
 
-    - ``spec``: the augmentation spec (YAML) with ``train`` and ``val`` splits.
+    - ``spec``: the augmentation spec file (YAML) with ``train`` and ``val`` splits.
     - ``train_path`` / ``val_path``: the .beton files (either may be None if unused).
     - ``train_split`` / ``val_split``: the spec's split names for them (e.g. ``test``).
     - ``batch_size`` / ``val_batch_size``: per-process batch sizes; None keeps the spec's.
     - ``num_workers``: CPU threads per process; None keeps the spec's, except that its
-      "all cores" (-1) is divided among the processes of one machine under DDP.
+      "all cores" (-1) is divided among the processes of one machine under DDP. For the
+      image-folder fallback: its DataLoader's decoding processes (None or -1: up to 4).
     - ``progressive``: progressive resizing of the train decoder's output (None: off).
     - ``train_folder`` / ``val_folder``: ImageFolder trees to use when the split's .beton does
       not exist: with ``convert`` they are converted to it first (once, on rank 0); without,
       the split reads the folder through ``pipelines.fallback.FallbackLoader`` (same compiled
-      ops, slower; one process only) and a warning says so.
+      ops and progressive resizing, slower; one process only) and a warning says so.
     """
 
     def __init__(self, spec: str, train_path: Optional[str] = None,
@@ -185,22 +142,31 @@ class FFCVDataModule(pl.LightningDataModule):
         self._train_pipeline = None
 
     # ----- checks before training -----------------------------------------------------------
-    def check(self, num_classes: Optional[int] = None, stage: str = "fit") -> None:
+    def check(self, num_classes: Optional[int] = None, stage: str = "fit",
+              world_size: int = 1) -> None:
         """Raise DataError / compiler.SpecError (one line each) for a missing or unreadable
-        .beton, a bad spec, or labels that ``num_classes`` outputs cannot represent."""
-        from compiler import load_spec
+        .beton, a bad spec or plan of a split in use, labels that ``num_classes`` outputs
+        cannot represent, or the image-folder fallback with ``world_size`` > 1 processes."""
+        from compiler import compile_spec, load_spec
 
         if stage == "fit" and self.train_path is None and self.train_folder is None:
             raise DataError("no training data: set data.train_path (--data.train_path "
                             "FILE.beton) or data.train_folder (an image folder)")
-        spec = load_spec(self.spec)
+        spec = load_spec(Path(self.spec))
         for split, path, folder in self._sources():
-            if path is None or self._falls_back(path, folder):
+            if path is None and folder is None:
+                continue
+            compile_spec(spec, split, device="cpu")  # plan errors now (no Numba, no GPU)
+            if self._falls_back(path, folder):
+                if world_size > 1:
+                    raise DataError(f"{split}: the image-folder fallback runs in one process; "
+                                    f"convert {folder} first (--convert true or pureffcv "
+                                    f"convert)")
+                continue
+            if path is None:
                 continue
             declared = spec.split(split).label.num_classes
             labels = beton_labels(path)
-            if len(labels) == 0:
-                raise DataError(f"{path}: the .beton holds no samples")
             low, top = int(labels.min()), int(labels.max())
             if low < 0:
                 raise DataError(f"{path}: labels must be >= 0, found {low}")
@@ -210,7 +176,7 @@ class FFCVDataModule(pl.LightningDataModule):
                     raise DataError(
                         f"{path}: labels go up to {top} ({top + 1} classes) but {what} is "
                         f"{count}; set it to at least {top + 1}")
-        if self.progressive is not None and self.train_path is not None:
+        if self.progressive is not None and (self.train_path, self.train_folder) != (None, None):
             decoder = spec.split(self.train_split).image.decode
             if "size" not in decoder.op_class.parameters():
                 raise DataError(f"{self.spec}: progressive resizing needs a resizing train "
@@ -238,13 +204,15 @@ class FFCVDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         model = self.trainer.lightning_module if self.trainer is not None else None
-        self.check(getattr(model, "num_classes", None), stage)
+        self.check(getattr(model, "num_classes", None), stage,
+                   self.trainer.world_size if self.trainer is not None else 1)
 
     # ----- loaders --------------------------------------------------------------------------
     def _compile(self, split: str):
         from compiler import compile_spec
 
-        return compile_spec(self.spec, split=split, device=str(self.trainer.strategy.root_device))
+        return compile_spec(Path(self.spec), split=split,
+                            device=str(self.trainer.strategy.root_device))
 
     def _overrides(self, compiled, batch_size: Optional[int]) -> dict:
         overrides = {}
@@ -256,23 +224,25 @@ class FFCVDataModule(pl.LightningDataModule):
             overrides["num_workers"] = max(1, (os.cpu_count() or 1) // self.trainer.num_devices)
         return overrides
 
-    def _fallback(self, split: str, compiled, folder: str, batch_size: Optional[int],
-                  shuffle: bool) -> "FallbackEpochs":
+    def _fallback(self, compiled, folder: str, batch_size: Optional[int], shuffle: bool,
+                  before_epoch: Callable[[], None]) -> "FallbackEpochs":
         from .fallback import FallbackLoader, warn_fallback
 
-        if self.trainer.world_size > 1:
-            raise DataError(f"{split}: the image-folder fallback runs in one process; convert "
-                            f"{folder} first (--data.convert true or pureffcv convert)")
-        warn_fallback(split, folder)
-        loader = FallbackLoader(compiled, folder, batch_size=batch_size, shuffle=shuffle)
-        return FallbackEpochs(loader, lambda: compiled.set_epoch(self.trainer.current_epoch))
+        warn_fallback(compiled.split.name, folder)
+        workers = self.num_workers if self.num_workers is not None else \
+            compiled.split.loader.num_workers
+        if workers < 1:  # the spec's "all cores"
+            workers = min(4, os.cpu_count() or 1)
+        loader = FallbackLoader(compiled, folder, batch_size=batch_size, num_workers=workers,
+                                shuffle=shuffle)
+        return FallbackEpochs(loader, before_epoch)
 
     def train_dataloader(self):
         compiled = self._compile(self.train_split)
+        self._train_pipeline = compiled
         if self._falls_back(self.train_path, self.train_folder):
-            self._train_pipeline = compiled
-            return self._fallback(self.train_split, compiled, self.train_folder,
-                                  self.batch_size, shuffle=True)
+            return self._fallback(compiled, self.train_folder, self.batch_size, shuffle=True,
+                                  before_epoch=lambda: self._start_train_epoch(compiled))
         overrides = self._overrides(compiled, self.batch_size)
         if self.trainer.world_size > 1:
             overrides["distributed"] = True
@@ -281,19 +251,23 @@ class FFCVDataModule(pl.LightningDataModule):
                               "order random instead (each rank reads a disjoint random shard)",
                               stacklevel=2)
                 overrides["order"] = "random"
-        self._train_pipeline = compiled
         loader = compiled.loader(self.train_path, **overrides)
-        return self._remember(EpochLoader(loader, lambda ld: self._start_train_epoch(compiled, ld)))
 
-    def _start_train_epoch(self, compiled, loader) -> int:
+        def start_epoch(loader) -> int:
+            size = tuple(compiled.decoder.op.output_size)
+            epoch = self._start_train_epoch(compiled)
+            # FFCV sizes its buffers when it generates code: regenerate when the size changes
+            loader.recompile = tuple(compiled.decoder.op.output_size) != size
+            return epoch
+
+        return self._remember(EpochLoader(loader, start_epoch))
+
+    def _start_train_epoch(self, compiled) -> int:
+        """Set the pipeline's epoch and, with progressive resizing, the decoder's size."""
         epoch = self.trainer.current_epoch
         compiled.set_epoch(epoch)
         if self.progressive is not None:
-            size = (self.progressive.size_at(epoch),) * 2
-            decoder = compiled.decoder.op
-            # FFCV sizes its buffers when it generates code: regenerate when the size changes
-            loader.recompile = tuple(decoder.output_size) != size
-            decoder.output_size = size
+            compiled.decoder.op.output_size = (self.progressive.size_at(epoch),) * 2
         return epoch
 
     def val_dataloader(self):
@@ -301,8 +275,9 @@ class FFCVDataModule(pl.LightningDataModule):
             return []  # no validation
         compiled = self._compile(self.val_split)
         if self._falls_back(self.val_path, self.val_folder):
-            return self._fallback(self.val_split, compiled, self.val_folder,
-                                  self.val_batch_size, shuffle=False)
+            return self._fallback(compiled, self.val_folder, self.val_batch_size, shuffle=False,
+                                  before_epoch=lambda: compiled.set_epoch(
+                                      self.trainer.current_epoch))
         overrides = self._overrides(compiled, self.val_batch_size)
         overrides.update(distributed=False, order="sequential", drop_last=False)
         world, rank = self.trainer.world_size, self.trainer.global_rank

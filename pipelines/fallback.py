@@ -14,7 +14,8 @@ same compiled pipeline as the FFCV Loader, and the messages that say what that c
   the samples' data-set indices (their position in the folder's ImageFolder order, which ``pureffcv
   convert`` also uses), run in the main process: Numba's parallel loops in forked DataLoader
   workers are not safe, so workers only decode.
-- the boundary as torch (to the device, channels_last), then the device ops' ``apply``.
+- the plan's boundary steps as torch (to a tensor, float16 from its bit patterns when a CPU
+  op produced float16, to the device, channels_last), then the device ops' ``apply``.
 
 Batch ops (mixup, cutmix) are not applied here, as the Loader does not apply them either; the
 DataModule does, after the batch reaches the device.
@@ -22,7 +23,7 @@ DataModule does, after the batch reaches the device.
 import math
 import warnings
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -85,6 +86,7 @@ class FallbackLoader:
         self.compiled = compiled
         self.dataset = FolderDataset(paths, labels, compiled.decoder.op, compiled.clock.seed)
         self.cpu_ops = [runnable(step) for step in compiled.cpu_steps]
+        self.boundary = [boundary_step(step) for step in compiled.plan.stage("boundary")]
         self.device_ops = [runnable(step) for step in compiled.plan.stage("device")]
         self.device = torch.device(compiled.device)
         self.batch_size = batch_size or options.batch_size
@@ -112,8 +114,9 @@ class FallbackLoader:
         """A decoded uint8 NHWC batch through the CPU ops, the boundary and the device ops."""
         for op in self.cpu_ops:  # compiled once per op (PureOperation.apply)
             images = op.apply(images, indices)
-        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
-        batch = batch.permute(0, 3, 1, 2)  # ToTorchImage(channels_last=True): a view
+        batch = images
+        for step in self.boundary:
+            batch = step(batch)
         for op in self.device_ops:
             batch = op.apply(batch, indices)
         return batch, torch.from_numpy(labels).to(self.device, non_blocking=True)
@@ -181,6 +184,21 @@ def stack(samples) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise FallbackError(f"images of different sizes in one batch ({sizes}); 'decode' needs "
                             f"one size: decode with center_crop or random_resized_crop")
     return np.stack(images), np.asarray(labels, np.int64), np.asarray(indices, np.int64)
+
+
+def boundary_step(step) -> Callable:
+    """A plan's boundary step as a function of the batch, as the Loader runs it."""
+    if step.name == "to_tensor":
+        return lambda images: torch.from_numpy(np.ascontiguousarray(images))
+    if step.name == "float16_from_bits":  # uint16 bit patterns -> float16: the op's own view
+        as_float16 = step.op.generate_code()
+        return lambda batch: as_float16(batch, None)
+    if step.name == "to_device":
+        return lambda batch: batch.to(step.op.device, non_blocking=True)
+    if step.name == "to_torch_image":  # ToTorchImage(channels_last=True): a view
+        return lambda batch: batch.permute(0, 3, 1, 2)
+    raise FallbackError(f"the image-folder fallback cannot run the boundary step "
+                        f"'{step.name}'; convert the folder to a .beton")
 
 
 def runnable(step):

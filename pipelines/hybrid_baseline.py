@@ -17,8 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1) * 255
-_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1) * 255
+from operations.normalization import MEAN, STD
+
+from .convert import scan_image_folder
+
+_MEAN = torch.tensor(MEAN["imagenet"]).view(3, 1, 1)
+_STD = torch.tensor(STD["imagenet"]).view(3, 1, 1)
 
 
 def _grey(image: torch.Tensor) -> torch.Tensor:
@@ -75,10 +79,8 @@ def hybrid_batches(decoded_batches, device: str, seed: int = 0):
 
 class _ImageFolder(torch.utils.data.Dataset):
     def __init__(self, root: str, size: int):
-        root = Path(root)
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        self.samples = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir())
-                        if f.is_file()]
+        paths, labels, _ = scan_image_folder(Path(root))  # pureffcv convert's order
+        self.samples = list(zip(paths, labels))
         self.size = size
 
     def __len__(self):

@@ -44,15 +44,18 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
     - ``zoom``: integer nearest-neighbour enlargement; None enlarges images whose shorter
       side is below 64 px to at least 64.
 
-    Raises PreviewError, compiler.SpecError or ValueError (unknown device), all one line.
-    Returns the path written.
+    Raises PreviewError, pipelines.beton.BetonError (a missing or unusable .beton),
+    compiler.SpecError, ValueError (unknown device) or pipelines.loading.LoaderError (an op
+    failed in FFCV's loader thread), all one line. Returns the path written.
     """
     from compiler import compile_spec
+
+    from .beton import open_beton
 
     if n < 1 or columns < 1 or (zoom is not None and zoom < 1):
         raise PreviewError("n, columns and zoom must be at least 1")
     compiled = compile_spec(spec, split=split, device=device)
-    count = min(n, _sample_count(beton))
+    count = min(n, int(open_beton(beton, ("image", "label")).num_samples))
     compiled.set_epoch(epoch)
     augmented, labels = _augmented(compiled, beton, count)
     originals = _originals(beton, count, augmented.shape[1:3])
@@ -64,27 +67,6 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path, format="PNG")
     return path
-
-
-def _sample_count(beton) -> int:
-    """The number of samples in ``beton``, after checking it is a .beton with image and label
-    fields; PreviewError otherwise."""
-    from ffcv.reader import Reader
-
-    path = Path(beton)
-    if not path.is_file():
-        raise PreviewError(f"{beton}: no such .beton file")
-    try:
-        reader = Reader(str(path))
-    except Exception as exc:  # FFCV raises assorted errors for a file it cannot parse
-        raise PreviewError(f"{beton}: not a readable .beton file ({type(exc).__name__})") from None
-    missing = [f for f in ("image", "label") if f not in reader.field_names]
-    if missing:
-        raise PreviewError(f"{beton}: the .beton has no '{missing[0]}' field "
-                           f"(fields: {', '.join(reader.field_names)})")
-    if reader.num_samples == 0:
-        raise PreviewError(f"{beton}: the .beton holds no samples")
-    return int(reader.num_samples)
 
 
 def _augmented(compiled, beton, count: int) -> Tuple[np.ndarray, list]:
@@ -113,9 +95,11 @@ def _originals(beton, count: int, size) -> np.ndarray:
 
 
 def only_batch(loader):
-    """The one batch of a Loader built with batch_size = its sample count, iterated to its
-    end so that FFCV's epoch thread finishes (an abandoned iterator's thread is never joined)."""
-    (batch,) = list(loader)
+    """The one batch of a Loader built with batch_size = its sample count, its thread joined;
+    LoaderError when the loader thread fails."""
+    from .loading import epoch
+
+    (batch,) = list(epoch(loader))
     return batch
 
 

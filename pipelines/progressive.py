@@ -2,7 +2,9 @@
 first and ramp linearly to the final size, rounding to multiples of ``step``.
 
 The DataModule sets the train decoder's ``output_size`` to ``size_at(epoch)`` before each
-epoch and builds that Loader with ``recompile=True`` so FFCV re-allocates its buffers.
+epoch; when the size changes it sets the Loader's ``recompile`` for that epoch, so FFCV
+regenerates its code and re-allocates its buffers (the image-folder fallback reads the size
+per sample).
 """
 from dataclasses import dataclass
 

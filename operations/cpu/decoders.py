@@ -30,20 +30,11 @@ def _decode_jpeg(source, destination, height, width):
                     height, width, 0, 0, 1, 1, False, False)
 
 
-#: every dispatcher made by ``_jit_for_pipeline``, kept so that none is ever collected
-_PIPELINE_DISPATCHERS = []
-
-
-def _jit_for_pipeline(function):
-    """A new JIT dispatcher of one of FFCV's C wrappers for one generated pipeline, kept alive.
-
-    With Numba 0.68, a dispatcher of these wrappers that compiles a second signature (called
-    from two pipelines) or is garbage-collected raises KeyError from ``dispatcher.overloads`` —
-    inside FFCV's loader thread that is a Loader waiting forever, at import time a SystemError.
-    One dispatcher per pipeline, never collected, avoids both."""
-    dispatcher = Compiler.compile(function)
-    _PIPELINE_DISPATCHERS.append(dispatcher)
-    return dispatcher
+# FFCV's C decode, resize and copy, JIT-compiled once per process (FFCV wraps them anew in
+# every generate_code; with operations.ffcv_patches in place, one dispatcher serves all).
+_DECODE_JPEG = Compiler.compile(_decode_jpeg)
+_RESIZE_CROP = Compiler.compile(resize_crop)
+_MEMCPY = Compiler.compile(memcpy)
 
 
 @njit
@@ -115,7 +106,7 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         jpg = IMAGE_MODES['jpg']
         mem_read = self.memory_read
         loop = Compiler.get_iterator()
-        decode_jpeg, resize_crop_c = _jit_for_pipeline(_decode_jpeg), _jit_for_pipeline(resize_crop)
+        decode_jpeg, resize_crop_c = _DECODE_JPEG, _RESIZE_CROP
         crop = self.get_crop_generator
         batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else _no_stream
 
@@ -222,7 +213,7 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
         mem_read = self.memory_read
         jpg = IMAGE_MODES['jpg']
         loop = Compiler.get_iterator()
-        decode_jpeg, memcpy_c = _jit_for_pipeline(_decode_jpeg), _jit_for_pipeline(memcpy)
+        decode_jpeg, memcpy_c = _DECODE_JPEG, _MEMCPY
 
         def decode(batch_indices, destination, metadata, storage_state):
             for i in loop(len(batch_indices)):

@@ -12,12 +12,14 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from compiler import SpecError, compile_spec, load_spec
 
     failed = False
     for path in args.specs:
         try:
-            spec = load_spec(path)
+            spec = load_spec(Path(path))
             for split in spec.splits:
                 compile_spec(spec, split=split, device="cpu")
         except SpecError as error:

@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     except ConversionError as exc:
         print(f"pureffcv convert: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an unwritable OUT, a full disk, a vanished file...
+        where = exc.filename if exc.filename is not None else args.out
+        print(f"pureffcv convert: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     names = sorted(result.classes, key=result.classes.get)
     print(f"classes ({len(names)}, saved to {result.classes_path}):")
     for name in names[:SHOWN]:

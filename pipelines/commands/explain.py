@@ -16,10 +16,12 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from compiler import SpecError, compile_spec
 
     try:
-        print(compile_spec(args.spec, split=args.split, device=args.device).explain())
+        print(compile_spec(Path(args.spec), split=args.split, device=args.device).explain())
     except (SpecError, ValueError) as error:
         print(error, file=sys.stderr)
         return 1

@@ -28,17 +28,20 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from compiler import SpecError
+    from pipelines.loading import LoaderError
     from pipelines.preview import preview
 
     try:
-        path = preview(args.spec, args.beton, args.out, split=args.split, n=args.n,
+        path = preview(Path(args.spec), args.beton, args.out, split=args.split, n=args.n,
                        epoch=args.epoch, device=args.device, columns=args.columns,
                        zoom=args.zoom)
     except SpecError as error:  # already FILE:LINE:COL: message
         print(error, file=sys.stderr)
         return 1
-    except ValueError as error:  # PreviewError, an unknown device
+    except (ValueError, LoaderError) as error:  # PreviewError, BetonError, a bad device
         print(f"pureffcv preview: {error}", file=sys.stderr)
         return 1
     print(f"wrote {path}")

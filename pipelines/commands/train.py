@@ -8,9 +8,10 @@ Every LightningCLI convention works: a run config (--config run.yaml), dotted ov
   pureffcv train --config specs/runs/imagenet_rn50.yaml --trainer.devices 8
   pureffcv train --config run.yaml --ckpt_path runs/version_0/checkpoints/last.ckpt
 
-Missing or unreadable .beton files, spec errors and a model whose num_classes does not fit the
-labels are reported in one line before training starts. Multi-GPU and multi-node: see
-docs/lightning.md.
+Missing or unreadable .beton files, spec and plan errors, a model whose num_classes does not fit
+the labels and an image folder without .beton under several processes are reported in one line
+before training starts; an op failing in FFCV's loader thread is one line too. Multi-GPU and
+multi-node: see docs/lightning.md.
 """
 import sys
 import warnings
@@ -32,6 +33,7 @@ def run(args) -> int:
     from compiler import SpecError
     from pipelines.classifier import ImageClassifier
     from pipelines.datamodule import DataError, FFCVDataModule
+    from pipelines.loading import LoaderError
 
     class TrainCLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
@@ -52,9 +54,13 @@ def run(args) -> int:
     try:
         if ckpt_path is not None and not Path(ckpt_path).is_file():
             raise DataError(f"{ckpt_path}: no such checkpoint file")
-        cli.datamodule.check(cli.model.num_classes)
+        cli.datamodule.check(cli.model.num_classes, world_size=cli.trainer.world_size)
     except (DataError, SpecError) as exc:
         print(f"pureffcv train: {exc}", file=sys.stderr)
         return 1
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    except LoaderError as exc:
+        print(f"pureffcv train: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -39,6 +39,8 @@ def test_bad_params_to_a_custom_op_read_like_a_builtins(tmp_path, monkeypatch):
         f"{path}:10:36: strength of 'channel_gain': must be in [0.0, 1.0], got 2.0",
         f"{path}:11:43: unknown key 'q' in 'my_lab_augment:swap_red_blue'; its keys are: p",
     ]
+    doc = (REPO / "docs" / "custom-ops.md").read_text()  # its example is this first line
+    assert str(info.value).splitlines()[0].replace(str(path), "example.yaml") in doc
 
 
 def test_failing_import_reports_the_modules_own_error(tmp_path, monkeypatch):
@@ -81,10 +83,11 @@ name = pureffcv-test-plugin
 version = 0.1
 
 [options]
-py_modules = pureffcv_test_plugin
+py_modules = pureffcv_test_plugin, pureffcv_broken_plugin
 
 [options.entry_points]
 pureffcv.operations =
+    broken_plugin = pureffcv_broken_plugin
     test_plugin = pureffcv_test_plugin
 """
 
@@ -105,13 +108,16 @@ def plugin_invert(image_in, image_out, rng):
 
 def test_entry_point_op_is_found_and_validated(tmp_path):
     """A real package installed with pip; into a target folder on PYTHONPATH rather than the
-    shared .venv, so that other processes using the venv never see it half-installed."""
+    shared .venv, so that other processes using the venv never see it half-installed. Its
+    first entry point fails to load: the second still registers its op, and the failure is
+    named only where an op is unknown, after the closest names."""
     package = tmp_path / "plugin"
     package.mkdir()
     (package / "setup.cfg").write_text(PLUGIN_SETUP)
     (package / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n')
     (package / "pureffcv_test_plugin.py").write_text(PLUGIN_MODULE)
+    (package / "pureffcv_broken_plugin.py").write_text("raise RuntimeError('no GPU driver')\n")
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                     "--no-build-isolation", "--target", str(site), str(package)],
@@ -134,3 +140,10 @@ def test_entry_point_op_is_found_and_validated(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", "check", str(spec)],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert (result.returncode, result.stdout) == (0, f"{spec}: ok (train)\n"), result.stderr
+    spec.write_text(spec.read_text().replace("[plugin_invert,", "[plugin_invrt,"))
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "check", str(spec)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert (result.returncode, result.stderr) == (
+        1, f"{spec}:6:13: unknown op 'plugin_invrt'; did you mean 'plugin_invert'? (plugins "
+           f"that failed to load: pureffcv-test-plugin (broken_plugin): RuntimeError: no GPU "
+           f"driver)\n")

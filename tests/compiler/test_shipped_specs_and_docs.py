@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler import compile_spec, load_spec
+from compiler import SpecError, compile_spec, load_spec
 from compiler.docs import DOC, render
 from compiler.spec import DeviceOptions, LabelSpec, LoaderOptions
 
@@ -54,3 +54,16 @@ def test_docs_document_every_key():
     assert not missing
     for key in {f.name for f in dataclasses.fields(LoaderOptions)}:
         assert f"| `{key}` |" in text, key
+
+
+def test_docs_error_example_is_what_check_prints(tmp_path):
+    """The ``bad.yaml`` of docs/spec.md's Errors section gives exactly the lines shown there."""
+    section = DOC.read_text().split("## Errors", 1)[1]
+    spec_text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    shown = section.split("$ pureffcv check bad.yaml\n", 1)[1].split("```", 1)[0].splitlines()
+    path = tmp_path / "bad.yaml"
+    path.write_text(spec_text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value).splitlines() == [line.replace("bad.yaml", str(path), 1) for line in shown]
+    assert len(shown) == 3

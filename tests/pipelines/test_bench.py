@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import structured_image, write_beton
+from tests.pipelines import failing_kernel
+
+REPO = Path(__file__).resolve().parents[2]
 
 PUREFFCV = str(Path(sys.executable).with_name("pureffcv"))
 SPEC = """\
@@ -53,3 +56,26 @@ def test_bench_reports_a_missing_file_in_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"pureffcv bench: {tmp_path / 'nope.beton'}: "
                                                 f"no such .beton file"]
+
+
+def test_an_op_failing_in_the_loader_thread_is_one_line_not_a_hang(tmp_path, small_beton):
+    spec = tmp_path / "failing.yaml"
+    spec.write_text(failing_kernel.SPEC)
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "bench", str(spec),
+                           str(small_beton), "--device", "cpu", "--epochs", "1", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"pureffcv bench: {failing_kernel.MESSAGE}")
+    assert line.endswith("failing_kernel.py, line 9)")
+
+
+def test_compare_dataloader_without_images_fails_before_timing(tmp_path, small_beton):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    done = subprocess.run([PUREFFCV, "bench", str(tmp_path / "spec.yaml"), str(small_beton),
+                           "--device", "cpu", "--compare", "dataloader"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    # stderr holds no progress bar: no timed run started
+    assert done.stderr == ("pureffcv bench: --compare dataloader needs --images DIR (the "
+                           "source image folder)\n")

@@ -15,6 +15,10 @@ PUREFFCV = str(Path(sys.executable).with_name("pureffcv"))
 def test_help_lists_the_commands():
     done = subprocess.run([PUREFFCV, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ")
+              and not line.startswith("     ")]  # "    NAME  help" (continuations: deeper)
+    assert listed == ["convert", "doctor", "check", "explain", "preview", "bench", "train",
+                      "demo"]
     assert "convert an image folder or .npz into an FFCV .beton" in done.stdout
     assert "check that this environment can run pureffcv" in done.stdout
 
@@ -86,3 +90,42 @@ def test_a_missing_ffcv_is_one_line_that_says_how_to_install_it(tmp_path, capsys
     assert "apt-get install pkg-config libopencv-dev libturbojpeg0-dev" in done.stderr
     assert "pip install --no-build-isolation ffcv==1.0.2" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["check", "explain", "preview", "bench"])
+def test_a_mistyped_spec_path_is_reported_as_missing(command, tmp_path, capsys, small_beton):
+    missing = tmp_path / "spec"  # no .yaml suffix: once read as YAML text
+    args = {"check": [], "explain": ["--device", "cpu"],
+            "preview": [str(small_beton), "--out", str(tmp_path / "p.png")],
+            "bench": [str(small_beton), "--device", "cpu"]}[command]
+    assert main([command, str(missing), *args]) == 1
+    assert capsys.readouterr().err == (f"{missing}:1:1: cannot read the spec: No such file or "
+                                       f"directory\n")
+
+
+def run_without(module: str, argv) -> subprocess.CompletedProcess:
+    """The real CLI in a fresh interpreter in which ``import <module>`` fails."""
+    code = (f"import sys; sys.modules[{module!r}] = None; from pipelines.cli import main; "
+            f"sys.exit(main({list(map(str, argv))!r}))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_demo_without_scikit_image_says_how_to_install_it(tmp_path):
+    done = run_without("skimage", ["demo", "--quick", "--cache", tmp_path / "cache"])
+    assert done.returncode == 1
+    assert done.stderr == ("pureffcv demo: skimage is not installed; install it with "
+                           "pip install 'pureffcv[demo]'\n")
+    assert not (tmp_path / "cache").exists()  # checked before any work
+
+
+def test_bench_plot_without_matplotlib_fails_before_timing(tmp_path, small_beton):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("version: 1\nsplits:\n  train:\n    image: {decode: {center_crop: "
+                    "{size: 8}}}\n")
+    done = run_without("matplotlib", ["bench", spec, small_beton, "--device", "cpu",
+                                      "--plot", tmp_path / "plot.png"])
+    assert done.returncode == 1
+    # no progress bar and nothing on stdout: no timed run started
+    assert (done.stdout, done.stderr) == ("", "pureffcv bench: matplotlib is not installed; "
+                                              "install it with pip install 'pureffcv[demo]'\n")

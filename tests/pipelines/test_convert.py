@@ -344,3 +344,12 @@ def test_unreadable_npz(tmp_path, capsys):
 def test_library_raises_conversion_error(tmp_path):
     with pytest.raises(ConversionError, match="write mode 'png' is not one of smart, raw"):
         convert(tmp_path, tmp_path / "a.beton", write_mode="png")
+
+
+def test_os_errors_are_one_line_with_the_path(tmp_path, capsys):
+    src = save_npz(tmp_path / "a.npz", images=np.zeros((2, 4, 4, 3), np.uint8),
+                   labels=np.array([0, 1]))
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("a file, where OUT's folder should be")
+    assert error_of(capsys, src, not_a_folder / "a.beton") == \
+        f"pureffcv convert: {not_a_folder}: File exists"

@@ -129,6 +129,13 @@ def test_spec_errors_surface_as_spec_errors(data, tmp_path):
     assert str(error.value).startswith(f"{spec}:7:14: unknown op 'horizontal_flips'")
 
 
+def test_a_mistyped_spec_path_is_reported_as_missing(data, tmp_path):
+    missing = tmp_path / "spec"  # no .yaml suffix: once read as YAML text
+    with pytest.raises(SpecError) as error:
+        FFCVDataModule(str(missing), data["train"]).check(4)
+    assert str(error.value) == f"{missing}:1:1: cannot read the spec: No such file or directory"
+
+
 def test_a_beton_without_labels_is_refused(tmp_path, data):
     from ffcv.fields import RGBImageField
     from ffcv.writer import DatasetWriter
@@ -179,3 +186,37 @@ def test_convert_turns_a_missing_betons_folder_into_the_beton_first(data, tmp_pa
     from pipelines.datamodule import beton_labels
 
     assert sorted(beton_labels(str(beton)).tolist()) == sorted(i % 4 for i in range(16))
+
+
+def test_the_fallback_under_several_processes_is_refused_before_training(data, tmp_path):
+    train = tinted_folder(tmp_path / "train", 4, seed=0)
+    module = FFCVDataModule(data["spec"], str(tmp_path / "missing.beton"), train_folder=train)
+    module.check(4)  # one process: fine
+    with pytest.raises(DataError) as error:
+        module.check(4, world_size=2)
+    assert str(error.value) == (f"train: the image-folder fallback runs in one process; convert "
+                                f"{train} first (--convert true or pureffcv convert)")
+
+
+def test_the_fallback_applies_progressive_resizing_with_the_given_workers(data, tmp_path):
+    from pipelines.fallback import FallbackWarning
+
+    train = tinted_folder(tmp_path / "train", 16, seed=0)
+    ramp = ProgressiveResizing(start_size=16, end_size=32, start_epoch=0, end_epoch=2, step=8)
+    record = RecordBatches(str(tmp_path / "record"))
+    workers = []
+
+    class Workers(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            workers.append(trainer.train_dataloader.loader.num_workers)
+
+    run = trainer(data["root"], max_epochs=3, limit_train_batches=1, limit_val_batches=0,
+                  num_sanity_val_steps=0, callbacks=[record, Workers()])
+    with pytest.warns(FallbackWarning):
+        run.fit(tiny_model(), FFCVDataModule(data["spec"], str(tmp_path / "missing.beton"),
+                                             train_folder=train, num_workers=1,
+                                             progressive=ramp))
+    sizes = json.loads((tmp_path / "record" / "rank0.json").read_text())["sizes"]
+    # by hand: epoch 0: 16; epoch 1: 16 + 16/2 = 24; epoch 2: 32
+    assert sizes == {"0": [[16, 16]], "1": [[24, 24]], "2": [[32, 32]]}
+    assert workers == [1, 1, 1]  # decoding in a worker process, as the warning says

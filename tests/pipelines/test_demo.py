@@ -36,3 +36,13 @@ def test_quick_demo_trains_well_above_chance_and_reuses_its_data(tmp_path):
 
     prepare_data(QUICK, tmp_path)  # a second run converts nothing
     assert (data / "train.beton").stat().st_mtime == beton_time
+
+
+def test_an_unusable_cache_folder_is_one_line(tmp_path, capsys):
+    from pipelines.cli import main
+
+    cache = tmp_path / "cache"
+    cache.write_text("a file, not a folder")
+    assert main(["demo", "--quick", "--cache", str(cache)]) == 1
+    assert capsys.readouterr().err == (f"pureffcv demo: {cache}/demo/quick/images/train/"
+                                       f"{PHOTOS[0]}: Not a directory\n")

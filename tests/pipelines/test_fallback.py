@@ -27,6 +27,18 @@ splits:
     loader: {batch_size: 4, num_workers: 2, order: sequential, drop_last: false}
 """
 
+# float16 leaves the CPU stage as uint16 bit patterns; the plan's boundary views them as float16
+FLOAT16_SPEC = """\
+version: 1
+seed: 4
+splits:
+  train:
+    image:
+      decode: {random_resized_crop: {size: 24, scale: [0.3, 1.0]}}
+      cpu: [{horizontal_flip: {p: 0.5}}, {cpu_normalize: {mean: imagenet, dtype: float16}}]
+    loader: {batch_size: 4, num_workers: 2, order: sequential, drop_last: false}
+"""
+
 PLAIN = """\
 version: 1
 splits:
@@ -59,9 +71,12 @@ def folder(tmp_path_factory) -> Path:
 
 
 @pytest.mark.usefixtures("collect_loaders")
-def test_fallback_batches_equal_the_ffcv_loaders_bit_for_bit_at_every_epoch(folder, tmp_path):
+@pytest.mark.parametrize("spec,dtype", [(SPEC, torch.float32), (FLOAT16_SPEC, torch.float16)],
+                         ids=["float32", "cpu_float16"])
+def test_fallback_batches_equal_the_ffcv_loaders_bit_for_bit_at_every_epoch(folder, tmp_path,
+                                                                             spec, dtype):
     beton = convert(folder, tmp_path / "images.beton", write_mode="raw", workers=1).output
-    reference, fallback = compile_spec(SPEC, device="cpu"), compile_spec(SPEC, device="cpu")
+    reference, fallback = compile_spec(spec, device="cpu"), compile_spec(spec, device="cpu")
     loader = reference.loader(beton)
     batches = FallbackLoader(fallback, folder, num_workers=1)
     seen = []
@@ -72,7 +87,7 @@ def test_fallback_batches_equal_the_ffcv_loaders_bit_for_bit_at_every_epoch(fold
         got = list(batches)
         assert len(got) == len(batches) == len(expected) == 3  # 10 samples, 4 a batch, keep 2
         for (x, y), (fx, fy) in zip(expected, got):
-            assert (fx.shape, fx.dtype, fx.device) == (x.shape, x.dtype, x.device)
+            assert (fx.shape, fx.dtype, fx.device) == (x.shape, dtype, x.device)
             assert fx.is_contiguous(memory_format=torch.channels_last)
             assert (fy.shape, fy.dtype, fy.device) == (y.shape, y.dtype, y.device)
             assert torch.equal(fx, x) and torch.equal(fy, y)

@@ -1,6 +1,9 @@
 """`pureffcv preview`: the grid's layout, the display conversion, and one real run whose
 original halves are the stored images and whose augmented halves are their mirror images."""
 import gc
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,9 @@ from pipelines.cli import main
 from pipelines.preview import (BACKGROUND, compose_grid, label_text, normalization_of,
                                to_display)
 from tests.conftest import structured_image, write_beton
+from tests.pipelines import failing_kernel
+
+REPO = Path(__file__).resolve().parents[2]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255
@@ -146,3 +152,16 @@ def test_user_mistakes_are_one_line_and_exit_1(tmp_path, capsys, small_beton):
     bad.write_text(FLIP_SPEC.replace("horizontal_flip", "horizontal_flipp"))
     assert run_failing([str(bad), str(small_beton)], capsys).startswith(
         f"{bad}:7:14: unknown op 'horizontal_flipp'")
+
+
+def test_an_op_failing_in_the_loader_thread_is_one_line_not_a_hang(tmp_path, small_beton):
+    spec = tmp_path / "failing.yaml"
+    spec.write_text(failing_kernel.SPEC)
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "preview", str(spec),
+                           str(small_beton), "--out", str(tmp_path / "p.png")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"pureffcv preview: {failing_kernel.MESSAGE}")
+    assert line.endswith("failing_kernel.py, line 9)")  # the kernel's failing line
+    assert not (tmp_path / "p.png").exists()

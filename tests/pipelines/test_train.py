@@ -55,6 +55,18 @@ def test_spec_errors_are_one_line_with_the_position(data, capsys, tmp_path):
     assert last.startswith(f"pureffcv train: {spec}:7:") and "1.5" in last
 
 
+def test_plan_errors_are_one_line_before_training(data, capsys, tmp_path):
+    spec = tmp_path / "misplaced.yaml"  # loads, but its plan puts a torch op in the CPU stage
+    spec.write_text(Path(data["spec"]).read_text().replace("horizontal_flip", "flip"))
+    assert main(cli_args(data, **{"--data.spec": str(spec)})) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"pureffcv train: {spec}:7:14: 'flip' is a device (torch) op and cannot be in image.cpu "
+        f"(torch ops run after the transfer to the device); put it under image.device.ops")
+    assert not (data["root"] / "cli").exists()  # nothing trained, nothing written
+
+
 RUN_CONFIG = """\
 seed_everything: 0
 trainer:
