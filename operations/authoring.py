@@ -112,18 +112,28 @@ def _plain(value):
     return value
 
 
-def batch_stream_reader(clock, position: int):
-    """An njit function ``() -> stream key`` for one op: it reads the clock's epoch in object
-    mode (call it once per batch, outside the parallel loop) and keys the op's stream with it.
-    Shared by kernel ops and the keyed decoders."""
-    seed = clock.seed
+def epoch_reader(clock):
+    """An njit function ``() -> epoch`` reading the clock in object mode: one GIL acquisition,
+    so call it once per batch, outside the parallel loop."""
     read_epoch = clock.read
 
     @njit
-    def batch_stream():
+    def read():
         with objmode(epoch="int64"):
             epoch = read_epoch()
-        return stream_key(seed, epoch, position)
+        return epoch
+
+    return read
+
+
+def batch_stream_reader(clock, position: int):
+    """An njit function ``() -> stream key`` for one op: the op's stream for the clock's
+    current epoch (call it once per batch). Shared by kernel ops and the keyed decoders."""
+    seed, read_epoch = clock.seed, epoch_reader(clock)
+
+    @njit
+    def batch_stream():
+        return stream_key(seed, read_epoch(), position)
 
     return batch_stream
 

@@ -1,8 +1,10 @@
 """Keyed, counter-based randomness: every draw is a pure function of
 (seed, epoch, op position, sample index, draw number).
 
-No generator state exists anywhere, so results do not depend on thread count, worker count,
-batch size or order, and Python can seed everything. The mixer is splitmix64's finalizer;
+No generator state exists anywhere, so per-sample results do not depend on thread count,
+worker count, batch size or order, and Python can seed everything. (Batch ops such as mixup
+key their draws by the batch's number in the epoch instead, so they do depend on batch size
+and order.) The mixer is splitmix64's finalizer;
 the device stage mirrors these functions bit for bit in torch (``operations.device.rng``).
 """
 import numpy as np

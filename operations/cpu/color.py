@@ -27,14 +27,10 @@ import numpy as np
 from numba import njit
 
 from ..authoring import cpu_op
-from ..params import Ascending, Probability, Range
+from ..params import Ascending, NonNegativeFloat, Probability, Range
 from ..registry import register_op
 from ..rng import GATE_DRAW, bernoulli, randint, uniform_range
 from ..types import OpTypeError
-
-#: a non-negative enhancement strength or factor
-NonNegative = Annotated[float, Range(0.0)]
-
 
 # ---------------------------------------------------------------- per-pixel helpers
 
@@ -470,7 +466,7 @@ def jitter_order(rng):
 
 
 @_colour_op("brightness")
-def brightness(image_in, image_out, rng, strength: NonNegative):
+def brightness(image_in, image_out, rng, strength: NonNegativeFloat):
     """Scale brightness by a factor drawn uniformly per image from [max(0, 1 - strength),
     1 + strength] (torchvision ColorJitter's brightness), applied as PIL's Brightness.
     ``strength`` >= 0 (required); ``p`` (default 1.0): probability per image. Draw 0: factor."""
@@ -478,7 +474,7 @@ def brightness(image_in, image_out, rng, strength: NonNegative):
 
 
 @_colour_op("contrast", rgb=True)
-def contrast(image_in, image_out, rng, strength: NonNegative):
+def contrast(image_in, image_out, rng, strength: NonNegativeFloat):
     """Scale contrast around the mean grey by a factor uniform in [max(0, 1 - strength),
     1 + strength] per image (ColorJitter's contrast), applied as PIL's Contrast.
     ``strength`` >= 0 (required); ``p`` (default 1.0). Draw 0: factor."""
@@ -486,7 +482,7 @@ def contrast(image_in, image_out, rng, strength: NonNegative):
 
 
 @_colour_op("saturation", rgb=True)
-def saturation(image_in, image_out, rng, strength: NonNegative):
+def saturation(image_in, image_out, rng, strength: NonNegativeFloat):
     """Scale saturation by a factor uniform in [max(0, 1 - strength), 1 + strength] per image
     (ColorJitter's saturation), applied as PIL's Color. ``strength`` >= 0 (required);
     ``p`` (default 1.0). Draw 0: factor."""
@@ -502,8 +498,8 @@ def hue(image_in, image_out, rng, strength: Annotated[float, Range(0.0, 0.5)]):
 
 
 @_colour_op("color_jitter", rgb=True)
-def color_jitter(image_in, image_out, rng, brightness: NonNegative = 0.0,
-                 contrast: NonNegative = 0.0, saturation: NonNegative = 0.0,
+def color_jitter(image_in, image_out, rng, brightness: NonNegativeFloat = 0.0,
+                 contrast: NonNegativeFloat = 0.0, saturation: NonNegativeFloat = 0.0,
                  hue: Annotated[float, Range(0.0, 0.5)] = 0.0):
     """torchvision ColorJitter: brightness, contrast, saturation and hue changes (each as the op
     of that name; a strength of 0, the default, skips it) in a random order per image.
@@ -573,7 +569,7 @@ def invert(image_in, image_out, rng, p: Probability = 0.5):
 
 
 @_colour_op("sharpness")
-def sharpness(image_in, image_out, rng, factor: NonNegative, p: Probability = 0.5):
+def sharpness(image_in, image_out, rng, factor: NonNegativeFloat, p: Probability = 0.5):
     """torchvision RandomAdjustSharpness / PIL Sharpness: blend with a 3x3 smoothed copy by
     ``factor`` (>= 0, required; 0 blurs, 1 keeps, 2 sharpens), with probability ``p``
     (default 0.5) per image."""

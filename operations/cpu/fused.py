@@ -20,8 +20,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 from ffcv.pipeline.compiler import Compiler
-from numba import njit, objmode
+from numba import njit
 
+from ..authoring import epoch_reader
 from ..base import PureOperation
 from ..rng import GATE_DRAW, bernoulli, derive, sample_key, stream_key
 from .color import apply_channel_luts, channel_histograms, identity_luts
@@ -251,13 +252,12 @@ class FusedAffine(FusedChain):
 def _stream_keys(clock, positions):
     """njit ``() -> uint64[parts]``: each part's stream key for the clock's current epoch,
     read once per batch (outside the parallel loop), as ``authoring.batch_stream_reader``."""
-    seed, read_epoch = clock.seed, clock.read
+    seed, read_epoch = clock.seed, epoch_reader(clock)
     positions = np.asarray(positions, np.int64)
 
     @njit
     def streams():
-        with objmode(epoch="int64"):
-            epoch = read_epoch()
+        epoch = read_epoch()
         keys = np.empty(positions.size, np.uint64)
         for k in range(positions.size):
             keys[k] = stream_key(seed, epoch, positions[k])
