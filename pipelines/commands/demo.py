@@ -4,7 +4,7 @@ and print validation accuracy, images/s and where the run was written.
 
 Data and runs go to $PUREFFCV_CACHE (default ~/.cache/pureffcv); a second run reuses the data.
 """
-HELP = "train a small model on embedded demo data (about 5 minutes on 2 CPU cores)"
+HELP = "train a small model on embedded demo data (a few minutes on 2 CPU cores)"
 
 
 def configure(parser):
