@@ -22,6 +22,7 @@ from ffcv.pipeline.compiler import Compiler
 from numba import njit, objmode
 
 from .base import PureOperation
+from .cpu.pixels import copy_pixels
 from .params import Probability, constraints_of
 from .rng import GATE_DRAW, bernoulli, derive, sample_key, stream_key
 from .types import ImageType
@@ -150,7 +151,7 @@ def _batch_loop(kernel, args: tuple, p: float, clock, position: int):
         for i in loop(images.shape[0]):
             key = sample_key(stream, indices[i])
             if gate and not bernoulli(key, GATE_DRAW, p):
-                dst[i] = images[i]
+                copy_pixels(images[i], dst[i])
             else:
                 kernel(images[i], dst[i], derive(key, 1), *args)
         return dst[:images.shape[0]]

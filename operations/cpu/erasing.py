@@ -10,6 +10,7 @@ from ..normalization import MEAN, STD
 from ..params import FloatRange, PositiveInt, Probability, Range
 from ..registry import register_op
 from ..rng import derive, normal, randint, uniform
+from .pixels import copy_pixels, flat
 from .values import Fill, fill_value
 
 #: torchvision's number of tries to place one erasure
@@ -27,18 +28,23 @@ EraseValue = Union[Literal["zero", "mean", "random"], Annotated[int, Range(0, 25
 @njit
 def fill_rect(image, y, x, h, w, fill):
     """Set ``image[y:y+h, x:x+w]`` to ``fill`` (a grey level or a per-channel tuple)."""
-    for c in range(image.shape[2]):
-        image[y:y + h, x:x + w, c] = fill_value(fill, c)
+    width, channels = image.shape[1], image.shape[2]
+    pixels = flat(image)
+    for row in range(y, y + h):
+        start = (row * width + x) * channels
+        for i in range(w * channels):
+            pixels[start + i] = fill_value(fill, i % channels)
 
 
 @njit
 def channel_means(image):
     """The image's per-channel mean, rounded half to even."""
-    sums = np.zeros(image.shape[2])
-    for yy in range(image.shape[0]):
-        for xx in range(image.shape[1]):
-            for c in range(image.shape[2]):
-                sums[c] += image[yy, xx, c]
+    channels, pixels = image.shape[2], image.shape[0] * image.shape[1]
+    values = flat(image)
+    sums = np.zeros(channels)
+    for c in range(channels):
+        for p in range(pixels):
+            sums[c] += values[p * channels + c]
     return np.rint(sums / (image.shape[0] * image.shape[1]))
 
 
@@ -106,7 +112,7 @@ def cutout(image_in, image_out, rng, size: PositiveInt, fill: Fill = 0):
     - ``p``: probability, default 1.0.
     """
     height, width = image_in.shape[0], image_in.shape[1]
-    image_out[:] = image_in
+    copy_pixels(image_in, image_out)
     y0 = randint(rng, 0, 0, height) - size // 2
     x0 = randint(rng, 1, 0, width) - size // 2
     y, x = max(y0, 0), max(x0, 0)
@@ -131,7 +137,7 @@ def random_erasing(image_in, image_out, rng, p: Probability = 0.5,
       pixels (mean + std * z, rounded, clipped to 0..255), since this op runs before normalize.
     - ``count``: rectangles per image, >= 1, default 1 (torchvision: 1).
     """
-    image_out[:] = image_in
+    copy_pixels(image_in, image_out)
     if uniform(rng, 0) >= p:
         return
     height, width = image_in.shape[0], image_in.shape[1]

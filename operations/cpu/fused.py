@@ -59,7 +59,7 @@ def fill_of(op):
 
 # ---------------------------------------------------------------- composing, per pixel
 
-@njit(cache=True)
+@njit
 def remapped_histograms(hist, luts):
     """The channel histograms of an image with histograms ``hist`` after ``luts``."""
     out = np.zeros_like(hist)
@@ -69,7 +69,7 @@ def remapped_histograms(hist, luts):
     return out
 
 
-@njit(cache=True)
+@njit
 def then_lut(luts, lut):
     """``luts`` followed by ``lut`` (the same table for every channel), in place."""
     for k in range(luts.shape[0]):
@@ -77,7 +77,7 @@ def then_lut(luts, lut):
             luts[k, v] = lut[luts[k, v]]
 
 
-@njit(cache=True)
+@njit
 def then_luts(luts, second):
     """``luts`` followed by the per-channel tables ``second``, in place."""
     for k in range(luts.shape[0]):
@@ -85,7 +85,7 @@ def then_luts(luts, second):
             luts[k, v] = second[k, luts[k, v]]
 
 
-@njit(cache=True)
+@njit
 def then_warp(matrix, inner):
     """``matrix`` (output -> input of the warps so far) after one more warp whose inverse is
     ``inner``: ``matrix @ inner`` as 3x3 affine maps, in place, summed left to right."""
@@ -96,7 +96,7 @@ def then_warp(matrix, inner):
         matrix[row, 2] = p * inner[0, 2] + q * inner[1, 2] + r
 
 
-@njit(cache=True)
+@njit
 def identity_matrix():
     """The warp that changes nothing (the start of a fused chain)."""
     return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

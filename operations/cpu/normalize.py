@@ -10,6 +10,7 @@ from ..authoring import cpu_op
 from ..normalization import MeanParam, StdParam
 from ..registry import register_op
 from ..types import ImageType
+from .pixels import flat
 
 
 def _normalized_type(image: ImageType, mean, std, dtype) -> ImageType:
@@ -50,11 +51,17 @@ def cpu_normalize(image_in, image_out, rng, mean: MeanParam = "imagenet",
       compiler's boundary step views them as float16 (no copy, same values as numpy).
     """
     half = dtype == "float16"
-    for y in range(image_in.shape[0]):
-        for x in range(image_in.shape[1]):
-            for c in range(image_in.shape[2]):
-                value = (np.float64(image_in[y, x, c]) - mean[c]) / std[c]
-                if half:
-                    image_out[y, x, c] = float16_bits(value)
-                else:
-                    image_out[y, x, c] = value
+    channels = image_in.shape[2]
+    table = np.empty((channels, 256), image_out.dtype)  # one value per channel and level
+    for c in range(channels):
+        for level in range(256):
+            value = (level - mean[c]) / std[c]
+            if half:
+                table[c, level] = float16_bits(value)
+            else:
+                table[c, level] = value
+    src, dst = flat(image_in), flat(image_out)
+    for c in range(channels):
+        levels = table[c]
+        for p in range(image_in.shape[0] * image_in.shape[1]):
+            dst[p * channels + c] = levels[src[p * channels + c]]

@@ -34,6 +34,7 @@ from .color import (adjust_brightness, adjust_contrast, adjust_saturation, adjus
                     autocontrast_pixels, equalize_pixels, invert_pixels, posterize_pixels,
                     requires_uint8, solarize_pixels)
 from .geometry import affine_warp, rotation_matrix, shear_matrix, translate_matrix
+from .pixels import copy_pixels
 from .values import Fill
 
 #: op codes, in this order (a code is the index of its torchvision name)
@@ -152,7 +153,7 @@ AUTO_AUGMENT_TABLE = compile_space(AUTO_AUGMENT)
 IMAGENET_ROWS, IMAGENET_PROBS, IMAGENET_BINS = compile_policy(AUTO_AUGMENT_IMAGENET, AUTO_AUGMENT)
 
 
-@njit(cache=True)
+@njit
 def op_magnitude(entry, bin, num_bins, sign, height, width):
     """The magnitude of a compiled space ``entry`` at ``bin`` of ``num_bins``, negated when the
     op is signed and ``sign`` < 0; translation fractions become pixels of the image side."""
@@ -176,7 +177,7 @@ def magnitudes(space, num_bins: int, height: int = 224, width: int = 224) -> np.
 
 # ---------------------------------------------------------------- applying one op
 
-@njit(cache=True)
+@njit
 def apply_policy_op(code, magnitude, src, dst, fill):
     """torchvision's auto-augment op ``code`` at a (signed) ``magnitude``, as the module doc
     defines it. ``src`` and ``dst`` must be different arrays."""
@@ -210,7 +211,7 @@ def apply_policy_op(code, magnitude, src, dst, fill):
     elif code == INVERT:
         invert_pixels(src, dst)
     else:
-        dst[:] = src
+        copy_pixels(src, dst)
 
 
 @njit(inline='always')
@@ -220,7 +221,7 @@ def apply_step(step, entry, magnitude, image_in, image_out, scratch, fill):
     if step == 0:
         apply_policy_op(int(entry[CODE]), magnitude, image_in, image_out, fill)
     else:
-        scratch[:] = image_out
+        copy_pixels(image_out, scratch)
         apply_policy_op(int(entry[CODE]), magnitude, scratch, image_out, fill)
 
 
@@ -285,7 +286,7 @@ def rand_augment(image_in, image_out, rng, num_ops: Annotated[int, Range(0)] = 2
     - ``p``: probability per image, default 1.0.
     """
     if num_ops == 0:
-        image_out[:] = image_in
+        copy_pixels(image_in, image_out)
         return
     scratch = np.empty_like(image_in)
     height, width = image_in.shape[0], image_in.shape[1]
@@ -323,4 +324,4 @@ def auto_augment(image_in, image_out, rng, policy: Literal["imagenet"] = "imagen
         apply_step(done, entry, m, image_in, image_out, scratch, fill)
         done += 1
     if done == 0:
-        image_out[:] = image_in
+        copy_pixels(image_in, image_out)
