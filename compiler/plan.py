@@ -1,10 +1,11 @@
 """The plan: an explicit, typed list of steps per stage, and the passes that rewrite it.
 
 ``build_plan`` instantiates a split's ops, checks that each sits in a section that matches its
-stage, inserts the boundary (ToTensor -> ToDevice -> ToTorchImage), tracks the ImageType through
-every step and refuses what FFCV would hang on, crash on or silently mishandle. Passes then
-rewrite the step list (``compiler/passes.py``: colour LUT and affine fusion, device normalize +
-flip) before it is lowered.
+stage, inserts the boundary (ToTensor -> ToDevice -> ToTorchImage; no ToDevice on the CPU),
+tracks the ImageType through every step and refuses what FFCV would hang on, crash on or
+silently mishandle. Passes then rewrite the step list (``compiler/passes.py``: colour LUT and
+affine fusion, device normalize + flip, normalize in the JIT stage on the CPU) before it is
+lowered.
 """
 from dataclasses import dataclass, field, replace
 from typing import Any, List, Optional, Tuple
@@ -77,22 +78,25 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
     plan = Plan(split.name, device, image, [s for s in steps if s.stage == "batch"])
     annotate_types(plan, errors)
     errors.raise_if_any()
-    _read_float16_bits(plan)
     if optimize:
         from .passes import PASSES  # the passes build on this module's Plan and Step
 
-        for rewrite in PASSES:
+        for rewrite in PASSES:  # each sees the types of the plan before it
             plan = rewrite(plan, clock)
+            annotate_types(plan, errors)
+    _read_float16_bits(plan)
     annotate_types(plan, errors)
     errors.raise_if_any()
     return plan
 
 
 def boundary(device: str) -> List[Step]:
-    """The transfer from the JIT stage to the device: FFCV's own three ops."""
-    return [Step("to_tensor", ToTensor(), "boundary"),
-            Step("to_device", ToDevice(torch.device(device), non_blocking=True), "boundary"),
-            Step("to_torch_image", ToTorchImage(channels_last=True), "boundary")]
+    """The transfer from the JIT stage to the device: FFCV's own three ops. On the CPU the
+    batch is already there, so there is no ToDevice (it would copy it into a second buffer)."""
+    transfer = [] if device == "cpu" else [
+        Step("to_device", ToDevice(torch.device(device), non_blocking=True), "boundary")]
+    return ([Step("to_tensor", ToTensor(), "boundary")] + transfer +
+            [Step("to_torch_image", ToTorchImage(channels_last=True), "boundary")])
 
 
 def _read_float16_bits(plan: Plan) -> None:

@@ -1,15 +1,23 @@
-"""CPU normalize: uint8 HWC -> float HWC, (x - mean) / std per channel, before the boundary
-(for runs without a GPU; on a GPU the fused device ``normalize`` is faster)."""
+"""CPU normalize: uint8 HWC -> float HWC, (x - mean) / std per channel, before the boundary.
+
+Two ways in: the ``cpu_normalize`` op a spec writes, and ``JitNormalizeFlip``, the device
+``normalize``/``normalize_flip`` that the compiler moves into the JIT stage when the device
+is the CPU (``compiler.passes.normalize_in_jit_stage``). Both run ``lookup_pixels``.
+"""
 import math
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
+import torch
+from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
-from ..authoring import cpu_op
+from ..authoring import batch_stream_reader, cpu_op
+from ..base import PureOperation
 from ..normalization import MeanParam, StdParam
 from ..registry import register_op
-from ..types import ImageType
+from ..rng import GATE_DRAW, bernoulli, sample_key
+from ..types import ImageType, storage_dtype
 from .pixels import flat
 
 
@@ -60,8 +68,75 @@ def cpu_normalize(image_in, image_out, rng, mean: MeanParam = "imagenet",
                 table[c, level] = float16_bits(value)
             else:
                 table[c, level] = value
-    src, dst = flat(image_in), flat(image_out)
-    for c in range(channels):
-        levels = table[c]
-        for p in range(image_in.shape[0] * image_in.shape[1]):
-            dst[p * channels + c] = levels[src[p * channels + c]]
+    lookup_pixels(image_in, image_out, table, False)
+
+
+@njit
+def lookup_pixels(src, dst, table, mirror):
+    """``dst[y, x, c] = table[c, src[y, x', c]]`` with x' = width-1-x when ``mirror``, else x:
+    normalization (and a flip) as one read and one write of each value. ``table`` is
+    (channels, 256) of dst's dtype (uint16 float16 bits in the JIT stage)."""
+    height, width, channels = src.shape
+    if channels != 3:
+        for y in range(height):
+            for x in range(width):
+                sx = width - 1 - x if mirror else x
+                for c in range(channels):
+                    dst[y, x, c] = table[c, src[y, sx, c]]
+        return
+    s, d = flat(src), flat(dst)
+    red, green, blue = table[0], table[1], table[2]
+    # RGB unrolled, one loop per case: 1.4x faster than a loop over channels or a test per pixel
+    if mirror:
+        for y in range(height):
+            row, last = y * width * 3, (y * width + width - 1) * 3
+            for x in range(width):
+                o, i = row + 3 * x, last - 3 * x
+                d[o], d[o + 1], d[o + 2] = red[s[i]], green[s[i + 1]], blue[s[i + 2]]
+    else:
+        for p in range(height * width):
+            i = 3 * p
+            d[i], d[i + 1], d[i + 2] = red[s[i]], green[s[i + 1]], blue[s[i + 2]]
+
+
+class JitNormalizeFlip(PureOperation):
+    """The device ``normalize`` (or fused ``normalize_flip``) as a JIT step, for pipelines
+    whose device is the CPU: each image is normalized (and mirrored) right after its CPU ops,
+    inside FFCV's parallel per-sample loop, instead of in one more pass over the whole batch
+    after it. Same lookup table, same flip draws (the flip's stream, ``GATE_DRAW``), hence
+    bit-identical output; the compiler creates it (not a spec op)."""
+
+    stage = "cpu"
+
+    def __init__(self, device_op):
+        super().__init__()
+        self.dtype = device_op.dtype
+        table = device_op.table.T.contiguous()  # (channels, 256), of the output dtype
+        if self.dtype == "float16":  # Numba has no float16: its bits
+            table = table.view(torch.int16)
+        self.table = table.numpy().view(storage_dtype(self.dtype))
+        self.p = getattr(device_op, "p", 0.0)
+        self.bind(device_op.clock, device_op.position)
+
+    def output_type(self, image: Optional[ImageType]) -> ImageType:
+        image.require_dtype("normalize", "uint8")
+        return image.but(dtype=self.dtype)
+
+    def generate_code(self):
+        table, p = self.table, self.p
+        batch_stream = batch_stream_reader(self.clock, self.position)
+        loop = Compiler.get_iterator()
+
+        def apply(images, dst, indices):
+            stream = batch_stream()
+            for i in loop(images.shape[0]):
+                mirror = bernoulli(sample_key(stream, indices[i]), GATE_DRAW, p)
+                lookup_pixels(images[i], dst[i], table, mirror)
+            return dst[:images.shape[0]]
+
+        apply.is_parallel = True
+        apply.with_indices = True
+        return apply
+
+    def __repr__(self):
+        return f"JitNormalizeFlip(dtype={self.dtype!r}, p={self.p})"

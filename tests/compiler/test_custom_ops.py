@@ -63,7 +63,7 @@ def _gain_interval(src: np.ndarray, dst: np.ndarray):
 
 def test_the_worked_example_runs_from_yaml():
     compiled = compile_spec(EXAMPLE, device="cpu")
-    gain, swap = (step.op for step in compiled.cpu_steps)
+    gain, swap, _ = (step.op for step in compiled.cpu_steps)  # the last: the moved normalize
     images = structured_batch(8, 12, 10, seed=4)
     gained = gain.apply(images)
     assert np.array_equal(gained[..., [0, 2]], images[..., [0, 2]])

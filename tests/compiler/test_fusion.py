@@ -250,3 +250,41 @@ def test_a_loader_runs_the_fused_steps_as_the_unfused_pipeline(small_beton):
         assert all(torch.equal(a, b) for a, b in zip(ours, theirs)) and len(ours) == 3
         batches.append(torch.cat(ours))
     assert not torch.equal(*batches)
+
+
+NORMALIZE_SPEC = """\
+version: 1
+seed: 4
+splits:
+  train:
+    image:
+      decode: decode
+      cpu: [{posterize: {bits: 7}}]
+      device: {dtype: DTYPE, ops: [FLIP normalize]}
+    loader: {batch_size: 16, num_workers: 2, order: sequential, drop_last: false}
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_normalize_in_the_jit_stage_gives_the_device_kernels_bits(small_beton, dtype):
+    """On the CPU the device normalize+flip runs per image in the JIT stage: through a real
+    Loader, bit for bit the batches of the device-stage kernel (optimize=False), channels_last,
+    each image flipped or not on its own draw."""
+    text = NORMALIZE_SPEC.replace("DTYPE", dtype)
+    flipping = text.replace("FLIP", "{flip: {p: 0.5}},")
+    jit = compile_spec(flipping, device="cpu")
+    device = compile_spec(flipping, device="cpu", optimize=False)
+    assert [type(s.op).__name__ for s in jit.cpu_steps] == ["Posterize", "JitNormalizeFlip"]
+    assert [s.name for s in device.plan.stage("device")] == ["flip", "normalize"]
+    ours, theirs = ([x.clone() for x, _ in c.loader(small_beton, num_workers=2)]
+                    for c in (jit, device))
+    assert len(ours) == 3 and all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert ours[0].dtype == getattr(torch, dtype)
+    assert ours[0].is_contiguous(memory_format=torch.channels_last)
+    unflipped = compile_spec(text.replace("FLIP", ""), device="cpu")
+    plain = torch.cat([x.clone() for x, _ in unflipped.loader(small_beton, num_workers=1)])
+    ours = torch.cat(ours)
+    flipped = [torch.equal(ours[i], plain[i].flip(-1)) for i in range(len(ours))]
+    kept = [torch.equal(ours[i], plain[i]) for i in range(len(ours))]
+    assert all(f != k for f, k in zip(flipped, kept))  # each image: mirrored or not
+    assert 8 <= sum(flipped) <= 32  # p = 0.5 over 40 images

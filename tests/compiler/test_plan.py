@@ -1,4 +1,5 @@
 """The planner: stages, RNG positions, dtype filling, fusion, type tracking, refusals."""
+import numpy as np
 import pytest
 import torch
 from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
@@ -25,7 +26,9 @@ splits:
 
 @pytest.fixture(scope="module")
 def compiled():
-    return compile_spec(SPEC, device="cpu")
+    """The plan for a GPU (planning needs none); on the CPU the normalize moves into the JIT
+    stage (test_on_the_cpu_normalize_runs_in_the_jit_stage_without_to_device)."""
+    return compile_spec(SPEC, device="cuda")
 
 
 def test_stages_in_order_with_the_boundary_between(compiled):
@@ -33,7 +36,7 @@ def test_stages_in_order_with_the_boundary_between(compiled):
     assert [type(op).__name__ for op in ops] == [
         "RandomResizedCrop", "Grayscale", "Rotate", "ToTensor", "ToDevice", "ToTorchImage",
         "NormalizeFlip"]
-    assert ops[4].device == torch.device("cpu") and ops[4].non_blocking
+    assert ops[4].device == torch.device("cuda") and ops[4].non_blocking
     assert ops[5].channels_last
 
 
@@ -57,8 +60,8 @@ def test_normalize_and_flip_fuse_with_the_sections_dtype(compiled):
 def test_types_are_tracked_through_every_step(compiled):
     described = [s.output.describe() for s in compiled.plan.steps]
     assert described == ["24x32x3 uint8 HWC cpu"] * 4 + [
-        "24x32x3 uint8 HWC cpu", "24x32x3 uint8 channels_last cpu",
-        "24x32x3 float16 channels_last cpu"]
+        "24x32x3 uint8 HWC cuda", "24x32x3 uint8 channels_last cuda",
+        "24x32x3 float16 channels_last cuda"]
     assert [s.jit for s in compiled.plan.steps] == [True, True, True, False, False, False, False]
 
 
@@ -66,11 +69,26 @@ def test_unfused_when_not_adjacent():
     text = SPEC.replace("ops: [{normalize: {mean: cifar10, std: cifar10}}, {flip: {p: 0.25}}]",
                         "ops: [flip, {normalize: {dtype: float32}}]")
     text = text.replace("dtype: float16\n", "dtype: bfloat16\n")
-    ops = compile_spec(text, device="cpu").pipelines["image"]
+    ops = compile_spec(text, device="cuda").pipelines["image"]
     assert isinstance(ops[-1], NormalizeFlip) and ops[-1].dtype == "float32"  # set explicitly
-    single = compile_spec(SPEC.replace(", {flip: {p: 0.25}}", ""), device="cpu")
+    single = compile_spec(SPEC.replace(", {flip: {p: 0.25}}", ""), device="cuda")
     assert type(single.pipelines["image"][-1]) is Normalize
     assert single.pipelines["image"][-1].dtype == "float16"
+
+
+def test_on_the_cpu_normalize_runs_in_the_jit_stage_without_to_device():
+    steps = compile_spec(SPEC, device="cpu").plan.steps
+    assert [(s.name, type(s.op).__name__, s.stage) for s in steps[3:]] == [
+        ("normalize+flip", "JitNormalizeFlip", "cpu"), ("to_tensor", "ToTensor", "boundary"),
+        ("float16_from_bits", "Float16FromBits", "boundary"),
+        ("to_torch_image", "ToTorchImage", "boundary")]
+    moved = steps[3].op
+    assert (moved.dtype, moved.p, moved.position) == ("float16", 0.25, 4)  # the flip's draws
+    assert moved.table.dtype == np.uint16 and moved.table.shape == (3, 256)  # float16 bits
+    assert steps[-1].output.describe() == "24x32x3 float16 channels_last cpu"
+    bf16 = compile_spec(SPEC.replace("dtype: float16", "dtype: bfloat16"), device="cpu")
+    assert type(bf16.plan.steps[-1].op) is NormalizeFlip  # Numba has no bfloat16: stays
+    assert [s.name for s in bf16.plan.stage("boundary")] == ["to_tensor", "to_torch_image"]
 
 
 def test_label_pipeline():

@@ -31,3 +31,44 @@ def test_loaders_leave_numba_types_and_dispatchers_intact(small_beton, os_cache)
     assert [hash(t) for t in shared] == hashes
     # a second signature: with FFCV's mutation this raised KeyError from overloads.values()
     assert total(np.arange(4, dtype=np.float32)) == 6.0
+
+
+def _loader(beton):
+    return Loader(str(beton), batch_size=8, num_workers=1, order=OrderOption.SEQUENTIAL,
+                  drop_last=False, pipelines={"image": [get_op("center_crop")(size=16, ratio=1.0)],
+                                              "label": [IntDecoder()]})
+
+
+def _images(batches):
+    return np.concatenate([np.array(images) for images, _ in batches])  # copies
+
+
+def test_an_epoch_reuses_the_buffers_of_the_finished_one(small_beton):
+    from pipelines import loading
+
+    loader = _loader(small_beton)
+    reference = _images(_loader(small_beton))
+    first = loading.start(loader)
+    assert np.array_equal(_images(loading.batches(first)), reference)
+    loading.close(first)
+    second = loading.start(loader)
+    assert second.memory_allocations is first.memory_allocations  # no new page faults
+    assert np.array_equal(_images(loading.batches(second)), reference)
+    loading.close(second)
+
+
+def test_an_epoch_started_while_another_runs_gets_its_own_buffers(small_beton):
+    from pipelines import loading
+
+    loader = _loader(small_beton)
+    reference = _images(_loader(small_beton))
+    first = loading.start(loader)
+    head = _images([next(first)])
+    second = loading.start(loader)  # the first still runs and holds its batches
+    assert second.memory_allocations is not first.memory_allocations
+    both = list(zip(loading.batches(first), loading.batches(second)))  # interleaved
+    assert np.array_equal(np.concatenate([head, _images(b for b, _ in both)]), reference)
+    third = loading.start(loader)  # the second has not given its last batch yet
+    assert third.memory_allocations is not second.memory_allocations
+    for iterator in (first, second, third):
+        loading.close(iterator)
