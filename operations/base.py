@@ -56,6 +56,7 @@ class PureOperation(Operation):
         ``indices`` are the samples' data-set indices (default 0..N-1)."""
         if indices is None:
             indices = np.arange(len(images), dtype=np.int64)
+        images = np.ascontiguousarray(images)  # kernels walk flat views (operations/cpu/pixels)
         state = State(jit_mode=True, device=torch.device("cpu"), shape=images.shape[1:], dtype=images.dtype)
         _, query = self.declare_state_and_memory(state)
         dst = np.empty((len(images),) + tuple(query.shape), dtype=query.dtype)

@@ -110,7 +110,7 @@ class JitNormalizeFlip(PureOperation):
 
     def __init__(self, device_op):
         super().__init__()
-        self.dtype = device_op.dtype
+        self.mean, self.std, self.dtype = device_op.mean, device_op.std, device_op.dtype
         table = device_op.table.T.contiguous()  # (channels, 256), of the output dtype
         if self.dtype == "float16":  # Numba has no float16: its bits
             table = table.view(torch.int16)
@@ -139,4 +139,5 @@ class JitNormalizeFlip(PureOperation):
         return apply
 
     def __repr__(self):
-        return f"JitNormalizeFlip(dtype={self.dtype!r}, p={self.p})"
+        return (f"JitNormalizeFlip(mean={self.mean}, std={self.std}, dtype={self.dtype!r}, "
+                f"p={self.p})")
