@@ -1,8 +1,8 @@
 """Throughput of a compiled pipeline, its per-stage breakdown, and comparison baselines.
 
-Every number comes from the same invocation, so ratios are meaningful on a noisy machine:
-the full pipeline, then prefixes of it (decode only; decode + CPU ops; + transfer) whose
-differences give the per-stage cost, then optional baselines (``torch_hybrid``: the same decoder
+Every number comes from the same invocation, epochs of all variants interleaved, so ratios are
+meaningful on a noisy machine: the full pipeline, prefixes of it (decode only; decode + CPU
+ops; + transfer) whose differences give the per-stage cost, then optional baselines (``torch_hybrid``: the same decoder
 followed by per-image torch ops, the correct-but-slow hybrid; ``dataloader``: a plain PyTorch
 DataLoader decoding the source images with PIL).
 """
@@ -22,7 +22,7 @@ BASELINES = ("torch_hybrid", "dataloader")
 
 @dataclass
 class Throughput:
-    """One measured variant: compile+first epoch separately, then steady state."""
+    """One measured variant: compile + first epoch separately, then steady state."""
 
     name: str
     first_epoch_s: float
@@ -79,34 +79,50 @@ class BenchReport:
         return "\n".join(lines)
 
 
-def time_epochs(name: str, make_batches: Callable[[int], object], epochs: int,
-                on_batch: Optional[Callable] = None, progress: bool = True) -> Throughput:
-    """Iterate ``make_batches(epoch)`` for one warm-up epoch (compilation happens there) and
-    ``epochs`` timed ones; ``on_batch(images, labels)`` runs on every batch (e.g. batch ops)."""
+@dataclass
+class Variant:
+    """A batch source to time: ``make_batches(epoch)`` iterates one epoch; ``on_batch(images,
+    labels)`` runs on every batch (e.g. batch ops)."""
+
+    name: str
+    make_batches: Callable[[int], object]
+    on_batch: Optional[Callable] = None
+
+
+def time_variants(variants: List[Variant], epochs: int, progress: bool = True) -> Dict[str, Throughput]:
+    """One warm-up epoch per variant (compilation happens there), then ``epochs`` rounds that
+    time one epoch of every variant in turn: a slow spell of a shared machine lands on all
+    variants alike instead of on whichever ran then, so their ratios stay meaningful."""
     import torch
     from tqdm import tqdm
 
     synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    first = images = 0.0
-    timed = 0.0
-    with tqdm(total=epochs + 1, desc=name, unit="epoch", disable=not progress,
-              leave=False) as bar:
+
+    def run_epoch(variant: Variant, epoch: int):
+        start, count = time.perf_counter(), 0
+        for images, labels in variant.make_batches(epoch):
+            if variant.on_batch is not None:
+                images, labels = variant.on_batch(images, labels)
+            count += len(images)
+        synchronize()
+        return time.perf_counter() - start, count
+
+    first = {}
+    timed = {v.name: [0.0, 0] for v in variants}
+    with tqdm(total=(epochs + 1) * len(variants), desc="bench", unit="epoch",
+              disable=not progress, leave=False) as bar:
         for epoch in range(epochs + 1):
-            start = time.perf_counter()
-            count = 0
-            for images_batch, labels in make_batches(epoch):
-                if on_batch is not None:
-                    images_batch, labels = on_batch(images_batch, labels)
-                count += len(images_batch)
-            synchronize()
-            elapsed = time.perf_counter() - start
-            if epoch == 0:
-                first = elapsed
-            else:
-                timed += elapsed
-                images += count
-            bar.update(1)
-    return Throughput(name, first, int(images), timed)
+            for variant in variants:
+                bar.set_postfix_str(variant.name)
+                seconds, count = run_epoch(variant, epoch)
+                if epoch == 0:
+                    first[variant.name] = seconds
+                else:
+                    timed[variant.name][0] += seconds
+                    timed[variant.name][1] += count
+                bar.update(1)
+    return {v.name: Throughput(v.name, first[v.name], timed[v.name][1], timed[v.name][0])
+            for v in variants}
 
 
 def _loader_batches(compiled, beton: str, image_steps: int, options: dict):
@@ -174,29 +190,24 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
 
     full = compile_spec(spec_path, split=split, device=device)
     loader = full.loader(beton, **options)
-    report.variants["pipeline"] = time_epochs(
-        "pipeline", lambda e: (full.set_epoch(e), loading.epoch(loader))[1], epochs,
-        run_batch_ops(full), progress)
-
+    variants = [Variant("pipeline", lambda e: (full.set_epoch(e), loading.epoch(loader))[1],
+                        run_batch_ops(full))]
     kinds = [step.stage for step in reference.plan.steps]
     ends = {"decode": kinds.count("decoder"),
             "cpu_ops": kinds.count("decoder") + kinds.count("cpu"),
             "transfer": len(kinds) - kinds.count("device")}
     for stage in STAGE_PREFIXES:
         compiled = compile_spec(spec_path, split=split, device=device)
-        report.variants[stage] = time_epochs(
-            stage, _loader_batches(compiled, beton, ends[stage], options), epochs, None, progress)
-
+        variants.append(Variant(stage, _loader_batches(compiled, beton, ends[stage], options)))
     if "torch_hybrid" in compare:
         from .hybrid_baseline import hybrid_batches
 
         compiled = compile_spec(spec_path, split=split, device=device)
         decode = _loader_batches(compiled, beton, ends["decode"], options)
-        report.variants["torch_hybrid"] = time_epochs(
-            "torch_hybrid", hybrid_batches(decode, compiled.device), epochs, None, progress)
+        variants.append(Variant("torch_hybrid", hybrid_batches(decode, compiled.device)))
     if "dataloader" in compare:
-        report.variants["dataloader"] = time_epochs("dataloader", folder_batches, epochs, None,
-                                                    progress)
+        variants.append(Variant("dataloader", folder_batches))
+    report.variants = time_variants(variants, epochs, progress)
     return report
 
 
