@@ -14,10 +14,6 @@ from pipelines.progressive import ProgressiveResizing
 from tests.conftest import structured_image
 from tests.pipelines.train_helpers import RecordBatches, tinted_beton, write_spec
 
-# numba's dispatcher finalizer raises a harmless KeyError when FFCV's regenerated pipeline
-# code is garbage-collected (progressive resizing, discarded loaders)
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):

@@ -1,6 +1,5 @@
 """The image-folder fallback: a torch DataLoader running the compiled pipeline gives the FFCV
 Loader's batches bit for bit; its errors, warning and the FFCV install message."""
-import gc
 from pathlib import Path
 
 import numpy as np
@@ -50,15 +49,6 @@ splits:
 """
 
 
-@pytest.fixture
-def collect_loaders():
-    """Free the test's FFCV Loaders when it ends. Numba's finalizer of a decoder's compiled
-    code sometimes raises (a KeyError it reports and ignores); run later by chance inside
-    ast.parse (an import), CPython 3.11 turns that into a SystemError in the import."""
-    yield
-    gc.collect()
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """10 lossless PNGs of varied sizes in 3 class folders."""
@@ -70,7 +60,6 @@ def folder(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.usefixtures("collect_loaders")
 @pytest.mark.parametrize("spec,dtype", [(SPEC, torch.float32), (FLOAT16_SPEC, torch.float16)],
                          ids=["float32", "cpu_float16"])
 def test_fallback_batches_equal_the_ffcv_loaders_bit_for_bit_at_every_epoch(folder, tmp_path,

@@ -1,6 +1,5 @@
 """`pureffcv preview`: the grid's layout, the display conversion, and one real run whose
 original halves are the stored images and whose augmented halves are their mirror images."""
-import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -33,15 +32,6 @@ splits:
       device: {dtype: float32, ops: [{normalize: {mean: imagenet, std: imagenet}}]}
     loader: {batch_size: 8, num_workers: 1}
 """
-
-
-@pytest.fixture
-def collect_loaders():
-    """Free the test's FFCV Loaders when it ends. Numba's finalizer of a decoder's compiled
-    code sometimes raises (a KeyError it reports and ignores); run later by chance inside
-    ast.parse (an import), CPython 3.11 turns that into a SystemError in the import."""
-    yield
-    gc.collect()
 
 
 def cell_origin(i, columns, h, w):
@@ -107,7 +97,6 @@ splits:
     assert np.allclose(std, IMAGENET_STD)
 
 
-@pytest.mark.usefixtures("collect_loaders")
 def test_preview_shows_originals_and_their_mirror_images(tmp_path, capsys):
     images = [structured_image(32, 32, seed=i) for i in range(6)]
     beton = write_beton(tmp_path / "square.beton", images, [i % 3 for i in range(6)])
