@@ -8,9 +8,9 @@
   (pipelines/hybrid_baseline.py);
 
 for each ``--workers`` value, plus the first-epoch (compile) time. Ratios, not absolutes, are
-the result: all variants run in this one process on the same data.
+the result: all variants run in this one process on the same data, their epochs interleaved.
 
-    .venv/bin/python benchmarks/cpu_policy_bench.py --workers 1 2 --images-per-class 64
+    .venv/bin/python benchmarks/cpu_policy_bench.py --workers 1 2 --images-per-class 128
 """
 import argparse
 import json
@@ -27,7 +27,7 @@ SPEC = str(Path(__file__).with_name("policy_160.yaml"))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--images-per-class", type=int, default=64, help="8 classes")
+    parser.add_argument("--images-per-class", type=int, default=128, help="8 classes")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
