@@ -2,9 +2,9 @@
 
 Every number comes from the same invocation, epochs of all variants interleaved, so ratios are
 meaningful on a noisy machine: the full pipeline, prefixes of it (decode only; decode + CPU
-ops; + transfer) whose differences give the per-stage cost, then optional baselines (``torch_hybrid``: the same decoder
-followed by per-image torch ops, the correct-but-slow hybrid; ``dataloader``: a plain PyTorch
-DataLoader decoding the source images with PIL).
+ops; + transfer) whose differences give the per-stage cost, then optional baselines
+(``torch_hybrid``: the same decoder followed by per-image torch ops, the correct-but-slow
+hybrid; ``dataloader``: a plain PyTorch DataLoader decoding the source images with PIL).
 """
 import os
 import time
