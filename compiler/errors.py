@@ -5,6 +5,8 @@ Nothing else in pureffcv formats positions; the CLI prints ``str(error)``.
 from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
+from operations.errors import PureffcvError
+
 
 @dataclass(frozen=True)
 class Pos:
@@ -18,7 +20,7 @@ class Pos:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-class SpecError(Exception):
+class SpecError(PureffcvError):
     """One user mistake in a spec: ``str()`` is ``FILE:LINE:COL: message`` on one line."""
 
     def __init__(self, pos: Pos, message: str):

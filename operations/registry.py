@@ -7,6 +7,8 @@ from typing import Dict, Iterable, List, Optional
 
 from ffcv.pipeline.operation import Operation
 
+from .errors import PureffcvError
+
 ENTRY_POINT_GROUP = "pureffcv.operations"
 
 _REGISTRY: Dict[str, type] = {}
@@ -15,7 +17,7 @@ _loaded_entry_points = False
 _entry_point_failures: List[str] = []
 
 
-class UnknownOpError(LookupError):
+class UnknownOpError(PureffcvError, LookupError):
     """No op of that name; the message lists the closest names."""
 
 

@@ -4,11 +4,13 @@ from typing import Optional
 
 import numpy as np
 
+from .errors import PureffcvError
+
 #: dtypes a pipeline step may produce, by the name a spec uses.
 DTYPES = ("uint8", "float16", "bfloat16", "float32")
 
 
-class OpTypeError(ValueError):
+class OpTypeError(PureffcvError, ValueError):
     """An op cannot accept its input type. The message is in the user's vocabulary;
     the compiler adds the file position."""
 

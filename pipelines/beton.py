@@ -4,8 +4,10 @@ import os
 from pathlib import Path
 from typing import Sequence, Union
 
+from operations.errors import PureffcvError
 
-class BetonError(ValueError):
+
+class BetonError(PureffcvError, ValueError):
     """A .beton that cannot serve; ``str()`` is one line naming the file."""
 
 

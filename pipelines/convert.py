@@ -21,6 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from operations.errors import PureffcvError
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm",
                               ".tif", ".tiff", ".gif"})
 WRITE_MODES = ("smart", "raw", "jpg", "proportion")
@@ -32,7 +34,7 @@ SMART_THRESHOLD = 128 * 128 * 3
 MAX_SIDE = 65535  # FFCV stores width and height as uint16
 
 
-class ConversionError(Exception):
+class ConversionError(PureffcvError):
     """A mistake in the input or options; ``str()`` is one line for the user."""
 
 

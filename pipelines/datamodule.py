@@ -27,11 +27,13 @@ from typing import Callable, List, Optional
 import lightning.pytorch as pl
 import torch
 
+from operations.errors import PureffcvError
+
 from . import loading
 from .progressive import ProgressiveResizing
 
 
-class DataError(ValueError):
+class DataError(PureffcvError, ValueError):
     """A problem with the data files or their fit to the model; ``str()`` is one line."""
 
 

@@ -29,12 +29,13 @@ import numpy as np
 import torch
 from numba import njit
 
+from operations.errors import PureffcvError
 from operations.rng import sample_key, stream_key
 
 from .convert import ConversionError, read_rgb, scan_image_folder
 
 
-class FallbackError(ValueError):
+class FallbackError(PureffcvError, ValueError):
     """The fallback cannot run this folder or pipeline; ``str()`` is one line."""
 
 

@@ -19,6 +19,8 @@ import time
 import weakref
 from typing import Iterator, Optional
 
+from operations.errors import PureffcvError
+
 #: seconds to wait for a stopping iterator thread (it polls its stop flag every 0.5 s)
 JOIN_TIMEOUT_S = 30.0
 
@@ -27,7 +29,7 @@ _lock = threading.Lock()  # start() registers a thread before its error hook may
 _previous_hook = threading.excepthook
 
 
-class LoaderError(RuntimeError):
+class LoaderError(PureffcvError, RuntimeError):
     """FFCV's loader thread stopped with an error; ``str()`` is one line."""
 
 

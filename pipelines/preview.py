@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from operations.errors import PureffcvError
+
 #: pixels between a cell's original and augmented halves
 GAP = 2
 #: pixels around and between cells
@@ -28,7 +30,7 @@ BACKGROUND = (40, 40, 40)
 TEXT = (230, 230, 230)
 
 
-class PreviewError(ValueError):
+class PreviewError(PureffcvError, ValueError):
     """A problem with the preview's inputs; ``str()`` is one line for the user."""
 
 
