@@ -43,7 +43,12 @@ class CompiledPipeline:
         return [step.op for step in self.plan.batch]
 
     def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch``: the same epoch gives the same draws every time it starts
+        (the batch ops' counters restart too)."""
         self.clock.epoch = int(epoch)
+        for op in self.batch_ops:
+            if hasattr(op, "restart"):
+                op.restart()
 
     def loader_options(self, **overrides) -> dict:
         """The keyword arguments ``loader`` passes to ffcv's Loader (after ``fname``)."""
@@ -52,7 +57,7 @@ class CompiledPipeline:
         options = self.split.loader
         kwargs = dict(batch_size=options.batch_size, num_workers=options.num_workers,
                       os_cache=options.os_cache, order=options.order,
-                      distributed=options.distributed, seed=self.spec.seed,
+                      distributed=options.distributed, seed=ffcv_seed(self.spec.seed),
                       drop_last=options.drop_last, batches_ahead=options.batches_ahead,
                       pipelines=self.pipelines)
         kwargs.update(overrides)
@@ -77,6 +82,13 @@ class CompiledPipeline:
 
     def __repr__(self):
         return f"CompiledPipeline(split={self.plan.split!r}, device={self.device!r}, steps={len(self.plan.steps)})"
+
+
+def ffcv_seed(seed: int) -> int:
+    """The seed handed to FFCV's sample orders. FFCV's quasi-random order computes
+    ``seed * 912300 + epoch`` in int64 Numba code and seeds NumPy with it (which takes 32
+    bits): a spec seed of up to 2**64 - 1 is folded to 31 bits (seeds below 2**31 unchanged)."""
+    return int(seed) % 2 ** 31
 
 
 def resolve_device(device: str) -> str:

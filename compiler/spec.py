@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Union
 
 from operations import get_op
-from operations.params import Range
+from operations.params import MAX_CLASSES, Range
 from operations.registry import did_you_mean
 
 from .errors import ErrorList, Pos, SpecError, first_line
@@ -26,6 +26,12 @@ VERSION = 1
 SECTIONS = {"decode": "decoder", "cpu": "cpu", "device": "device", "batch": "batch"}
 #: top-level keys starting with this are ignored: a place for YAML anchors (``x-common: &c``)
 EXTENSION_PREFIX = "x-"
+#: the largest seed: a 64-bit unsigned integer (the keyed RNG's width)
+MAX_SEED = 2 ** 64 - 1
+#: limits of loader options (FFCV allocates batches_ahead + 2 batch buffers per field)
+MAX_BATCH_SIZE = 65536
+MAX_WORKERS = 1024
+MAX_BATCHES_AHEAD = 64
 
 
 @dataclass(frozen=True)
@@ -49,15 +55,15 @@ class OpSpec:
 class LoaderOptions:
     """``loader:`` — options of the ffcv Loader built for a split."""
 
-    batch_size: Annotated[int, Range(1)] = 256
+    batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 256
     #: null: random for a split named train, sequential otherwise
     order: Optional[Literal["sequential", "random", "quasi_random"]] = None
     #: null: true for a split named train, false otherwise (validation sees every sample)
     drop_last: Optional[bool] = None
     os_cache: bool = True
     #: -1: all cores
-    num_workers: Annotated[int, Range(-1)] = -1
-    batches_ahead: Annotated[int, Range(1)] = 3
+    num_workers: Annotated[int, Range(-1, MAX_WORKERS)] = -1
+    batches_ahead: Annotated[int, Range(1, MAX_BATCHES_AHEAD)] = 3
     distributed: bool = False
 
 
@@ -72,7 +78,7 @@ class DeviceOptions:
 class LabelSpec:
     """``label:`` — ``int``, or ``{num_classes: N}`` (needed by mixup/cutmix)."""
 
-    num_classes: Optional[Annotated[int, Range(1)]] = None
+    num_classes: Optional[Annotated[int, Range(1, MAX_CLASSES)]] = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +177,7 @@ class _Loader:
         elif top["version"].value != VERSION or isinstance(top["version"].value, bool):
             self.errors.add(top["version"].pos, f"unsupported spec version "
                             f"{show(top['version'].plain())}; this pureffcv reads version {VERSION}")
-        seed = self._value(top.get("seed"), Annotated[int, Range(0)], "seed", 0)
+        seed = self._value(top.get("seed"), Annotated[int, Range(0, MAX_SEED)], "seed", 0)
         imports = tuple(self._imports(top["imports"])) if "imports" in top else ()
         splits = {}
         if "splits" not in top:
@@ -202,6 +208,9 @@ class _Loader:
             try:
                 importlib.import_module(item.value)
                 modules.append(item.value)
+            except SystemExit as exc:  # a plugin may not end the process (Ctrl-C still does)
+                self.errors.add(item.pos, f"cannot import '{item.value}': the module called "
+                                          f"sys.exit({first_line(repr(exc.code))}) while importing")
             except Exception as exc:  # the module's own error, whatever it is
                 self.errors.add(item.pos, f"cannot import '{item.value}': "
                                           f"{type(exc).__name__}: {first_line(exc)}")
@@ -336,6 +345,10 @@ class _Loader:
         except ImportError as exc:
             module = name.partition(":")[0]
             self.errors.add(pos, f"cannot import '{module}' for op '{name}': {first_line(exc)}")
+        except SystemExit as exc:
+            module = name.partition(":")[0]
+            self.errors.add(pos, f"cannot import '{module}' for op '{name}': the module called "
+                                 f"sys.exit({first_line(repr(exc.code))}) while importing")
         except Exception as exc:
             self.errors.add(pos, f"cannot load op '{name}': {type(exc).__name__}: {first_line(exc)}")
         return None

@@ -6,16 +6,21 @@ Supported hints: int, float (int accepted), bool, str, None, Literal, Tuple[...]
 (YAML lists), Union / Optional / ``X | Y``, Annotated with the Constraint markers of
 ``operations.params`` (Named conversion first, then Range, Ascending, ...), and any class
 (isinstance). A parameter without a hint accepts any value.
+
+Rules for every value, whatever its annotation: a float is finite (unless ``NonFinite()``);
+an int fits in 64 signed bits unless a ``Range`` with both bounds declares its own limits.
 """
+import contextvars
 import dataclasses
 import inspect
+import math
 import sys
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Dict, Literal, Union
 
-from operations.params import Named, constraints_of
+from operations.params import Named, NonFinite, Range, constraints_of
 from operations.registry import did_you_mean
 
 from .errors import Pos
@@ -23,6 +28,10 @@ from .yaml_positions import Node
 
 REQUIRED = inspect.Parameter.empty
 ANY = inspect.Parameter.empty
+#: the integers a parameter holds unless a Range with both bounds says otherwise
+INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
+#: what the Annotated hint being checked declares: {"nonfinite", "int_bounds"}
+_DECLARED = contextvars.ContextVar("pureffcv_declared", default=frozenset())
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,11 @@ class ValueProblem(Exception):
         super().__init__(message)
         self.pos = pos
         self.message = message
+
+
+class MeaninglessValue(ValueProblem):
+    """The value has the right type but no meaning (NaN, infinity, an integer past 64 bits):
+    a Union reports this problem rather than "must be A or B"."""
 
 
 # --- where the hints come from -----------------------------------------------------------
@@ -151,10 +165,19 @@ def coerce(node: Node, hint: Any) -> Any:
             return value
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if "int_bounds" not in _DECLARED.get() and not INT_MIN <= value <= INT_MAX:
+                raise MeaninglessValue(node.pos, f"must fit in a 64-bit integer "
+                                       f"(at most {INT_MAX}), got {show(value)}")
             return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number) and "nonfinite" not in _DECLARED.get():
+                raise MeaninglessValue(node.pos, f"must be a finite number, got {show(value)}")
+            return number
     elif hint is str:
         if isinstance(value, str):
             return value
@@ -173,6 +196,19 @@ def coerce(node: Node, hint: Any) -> Any:
 def _coerce_annotated(node: Node, hint: Any) -> Any:
     base = typing.get_args(hint)[0]
     markers = constraints_of(hint)
+    declared = set(_DECLARED.get())
+    if any(isinstance(m, NonFinite) for m in markers):
+        declared.add("nonfinite")
+    if any(isinstance(m, Range) and m.low is not None and m.high is not None for m in markers):
+        declared.add("int_bounds")
+    token = _DECLARED.set(frozenset(declared))
+    try:
+        return _coerce_marked(node, base, markers)
+    finally:
+        _DECLARED.reset(token)
+
+
+def _coerce_marked(node: Node, base: Any, markers: tuple) -> Any:
     value_node = node
     for named in (m for m in markers if isinstance(m, Named)):
         problem = named.violation(node.value)
@@ -212,6 +248,9 @@ def _coerce_union(node: Node, hint: Any) -> Any:
             problems.append((arm, problem))
     # Report the one arm whose base type fits (its constraint failed), or the one list arm
     # for a list; otherwise list what would be right.
+    meaningless = [p for arm, p in problems if isinstance(p, MeaninglessValue)]
+    if meaningless:
+        raise meaningless[0]
     fitting = [p for arm, p in problems if _base_fits(node, arm)]
     list_arms = [p for arm, p in problems if _is_sequence_hint(arm)]
     if len(fitting) == 1:
@@ -310,6 +349,12 @@ def show(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, int) and abs(value) >= 10 ** 20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    if isinstance(value, float) and math.isnan(value):
+        return ".nan"
+    if isinstance(value, float) and math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(show(v) for v in value) + "]"
     if isinstance(value, dict):

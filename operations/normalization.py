@@ -2,7 +2,7 @@
 NormalizeImage), so ``mean: imagenet`` works in a spec."""
 from typing import Annotated, Tuple, Union
 
-from .params import Named, Range
+from .params import Named, PixelUnits, Range
 
 MEAN = {
     "imagenet": (0.485 * 255, 0.456 * 255, 0.406 * 255),
@@ -18,6 +18,8 @@ STD = {
 }
 
 #: a per-channel mean: a name from MEAN or three numbers in 0-255 units
-MeanParam = Annotated[Union[str, Tuple[float, float, float]], Named(MEAN), Range(0.0, 255.0)]
+MeanParam = Annotated[Union[str, Tuple[float, float, float]], Named(MEAN), Range(0.0, 255.0),
+                      PixelUnits(strict=True)]
 #: a per-channel standard deviation: a name from STD or three positive numbers in 0-255 units
-StdParam = Annotated[Union[str, Tuple[float, float, float]], Named(STD), Range(0.0, None, low_open=True)]
+StdParam = Annotated[Union[str, Tuple[float, float, float]], Named(STD),
+                     Range(0.0, 255.0, low_open=True), PixelUnits()]

@@ -15,7 +15,7 @@ from numba import njit
 
 from ..authoring import batch_stream_reader
 from ..base import PureOperation
-from ..params import FloatRange, Probability, Size
+from ..params import AreaRange, AspectRange, Probability, Size
 from ..registry import register_op
 from ..rng import sample_key, uniform
 from ..types import ImageType
@@ -150,8 +150,8 @@ class RandomResizedCrop(_CropDecoder):
     Deviation: the resize is OpenCV's INTER_AREA (FFCV's), not bilinear with antialias.
     """
 
-    def __init__(self, size: Size, scale: FloatRange = (0.08, 1.0),
-                 ratio: FloatRange = (3 / 4, 4 / 3)):
+    def __init__(self, size: Size, scale: AreaRange = (0.08, 1.0),
+                 ratio: AspectRange = (3 / 4, 4 / 3)):
         super().__init__(_hw(size))
         self.scale = tuple(float(s) for s in scale)
         self.ratio = tuple(float(r) for r in ratio)

@@ -7,7 +7,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ..normalization import MEAN, STD
-from ..params import FloatRange, PositiveInt, Probability, Range
+from ..params import MAX_SIDE, AreaRange, AspectRange, Count, Probability, Range
 from ..registry import register_op
 from ..rng import derive, normal, randint, uniform
 from .pixels import copy_pixels, flat
@@ -101,7 +101,7 @@ def _erase_mode(value):
 
 
 @register_op("cutout")
-def cutout(image_in, image_out, rng, size: PositiveInt, fill: Fill = 0):
+def cutout(image_in, image_out, rng, size: Annotated[int, Range(1, MAX_SIDE)], fill: Fill = 0):
     """Cutout (DeVries & Taylor; FFCV's ``Cutout``): fill a ``size`` x ``size`` square with
     ``fill``; its centre is uniform over the image (draws 0, 1) and the square is clipped at
     the borders, so less may be covered near an edge. The square spans
@@ -121,8 +121,8 @@ def cutout(image_in, image_out, rng, size: PositiveInt, fill: Fill = 0):
 
 @register_op("random_erasing")
 def random_erasing(image_in, image_out, rng, p: Probability = 0.5,
-                   scale: FloatRange = (0.02, 0.33), ratio: FloatRange = (0.3, 3.3),
-                   value: EraseValue = "zero", count: PositiveInt = 1):
+                   scale: AreaRange = (0.02, 0.33), ratio: AspectRange = (0.3, 3.3),
+                   value: EraseValue = "zero", count: Count = 1):
     """torchvision v2 ``RandomErasing`` on uint8 images: with probability ``p`` (draw 0),
     erase ``count`` rectangles, each placed independently by ``erasing_box`` (erasure k uses
     draws 1 + 64k ...); a rectangle that finds no place in 10 attempts is skipped. Rectangles

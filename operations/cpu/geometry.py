@@ -11,7 +11,7 @@ from typing import Annotated, Tuple, Union
 import numpy as np
 from numba import njit
 
-from ..params import FloatRange, Range
+from ..params import MAX_SIDE, FloatRange, Range
 from ..registry import register_op
 from ..rng import randint, uniform_range
 from .pixels import copy_pixels, flat
@@ -194,7 +194,7 @@ def vertical_flip(image_in, image_out, rng):
 
 
 @register_op("pad_crop")
-def pad_crop(image_in, image_out, rng, padding: Annotated[int, Range(0)] = 4, fill: Fill = 0):
+def pad_crop(image_in, image_out, rng, padding: Annotated[int, Range(0, MAX_SIDE)] = 4, fill: Fill = 0):
     """CIFAR's pad-and-crop (torchvision ``RandomCrop(size, padding)`` at the image's own size):
     pad by ``padding`` pixels of ``fill`` on every side, crop back to the original size at a
     uniform random offset; i.e. an integer translation by (dx, dy), each uniform in

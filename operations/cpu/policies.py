@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from ..authoring import cpu_op
-from ..params import Range
+from ..params import MAX_COUNT, Range
 from ..registry import register_op
 from ..rng import randint, uniform
 from ..types import OpTypeError
@@ -247,7 +247,7 @@ def trivial_augment_choice(key, num_bins):
 @register_op("trivial_augment_wide")
 @cpu_op(output_type=requires_uint8("trivial_augment_wide", rgb=True))
 def trivial_augment_wide(image_in, image_out, rng,
-                         num_magnitude_bins: Annotated[int, Range(2)] = 31, fill: Fill = 0):
+                         num_magnitude_bins: Annotated[int, Range(2, MAX_COUNT)] = 31, fill: Fill = 0):
     """torchvision TrivialAugmentWide: per image, one of its 14 ops (Identity, ShearX, ShearY,
     TranslateX, TranslateY, Rotate, Brightness, Color, Contrast, Sharpness, Posterize, Solarize,
     AutoContrast, Equalize) uniformly, at a magnitude bin uniform in 0..num_magnitude_bins-1,
@@ -267,9 +267,9 @@ def trivial_augment_wide(image_in, image_out, rng,
 
 @register_op("rand_augment")
 @cpu_op(output_type=_rand_augment_type)
-def rand_augment(image_in, image_out, rng, num_ops: Annotated[int, Range(0)] = 2,
-                 magnitude: Annotated[int, Range(0)] = 9,
-                 num_magnitude_bins: Annotated[int, Range(2)] = 31, fill: Fill = 0):
+def rand_augment(image_in, image_out, rng, num_ops: Annotated[int, Range(0, MAX_COUNT)] = 2,
+                 magnitude: Annotated[int, Range(0, MAX_COUNT)] = 9,
+                 num_magnitude_bins: Annotated[int, Range(2, MAX_COUNT)] = 31, fill: Fill = 0):
     """torchvision RandAugment: per image, ``num_ops`` ops applied in sequence, each drawn
     uniformly (with replacement) from its 14 (TrivialAugmentWide's list, draw 2k for step k)
     at the fixed bin ``magnitude`` of ``num_magnitude_bins``, signed ops negated with

@@ -3,8 +3,9 @@ device, because they need the whole batch (mixup, cutmix) or change its shape (t
 
 They are not FFCV Operations. Randomness is keyed per batch: batch ``n`` of an epoch draws from
 ``sample_key(stream_key(seed, epoch, position), n)``, where ``n`` counts the op's calls since
-the clock's epoch last changed (it restarts at 0 with each new epoch). Same seed, epoch and
-batch order -> the same mixing.
+the epoch last started (``restart()``, which ``CompiledPipeline.set_epoch`` calls; a change of
+the clock's epoch restarts it too). Same seed, epoch and batch order -> the same mixing, also
+when the same epoch is started twice.
 """
 from typing import Optional, Tuple
 
@@ -31,6 +32,10 @@ class BatchOperation:
     def bind(self, clock: EpochClock, position: int) -> None:
         """Attach the pipeline's clock and this op's position (its RNG stream)."""
         self.clock, self.position, self._epoch = clock, position, None
+
+    def restart(self) -> None:
+        """Start the epoch's batch counter again: the next batch is batch 0 of the epoch."""
+        self._epoch = None
 
     def output_type(self, image: ImageType) -> ImageType:
         return image

@@ -58,7 +58,7 @@ def test_an_error_inside_an_anchor_is_reported_once_at_the_anchor():
     text = ANCHORED.replace("size: 16", "size: 0")
     with pytest.raises(SpecError) as info:
         load_spec(text)
-    assert str(info.value) == "<string>:2:36: size of 'center_crop': must be >= 1, got 0"
+    assert str(info.value) == "<string>:2:36: size of 'center_crop': must be in [1, 16384], got 0"
 
 
 def test_defaults_depend_on_the_split_name():
