@@ -1,7 +1,11 @@
 """Random erasing on the device: the CPU ``random_erasing`` per sample, on the whole batch."""
 import math
+from dataclasses import replace
+from typing import Tuple
 
+import numpy as np
 import torch
+from ffcv.pipeline.state import State
 
 from ..cpu.erasing import ATTEMPTS, DRAWS_PER_ERASURE, NOISE_MEAN, NOISE_STD, EraseValue
 from ..params import FloatRange, PositiveInt, Probability
@@ -49,8 +53,11 @@ class DeviceRandomErasing(DeviceOperation):
 
     Randomness: the CPU op's — the kernel key ``derive(sample_key, 1)``, gate draw 0, erasure
     k from draw 1 + 64k. (Same bytes unless torch's float64 exp/log/cos, which may differ from
-    libm's in the last bit, lands exactly on a rounding boundary.) "random" hashes every pixel
-    of the batch, so it costs more than the constant fills.
+    libm's in the last bit, lands exactly on a rounding boundary.)
+
+    Cost: the batch is erased in place (no output buffer, no copy); only the boxes' pixels
+    are written, by one indexed store per rectangle index k, and only "mean" reads the
+    erased images (their float64 channel sums); "random" hashes the boxes' pixels only.
     """
 
     def __init__(self, p: Probability = 0.5, scale: FloatRange = (0.02, 0.33),
@@ -60,42 +67,80 @@ class DeviceRandomErasing(DeviceOperation):
         self.p, self.scale, self.ratio = p, tuple(scale), tuple(ratio)
         self.value, self.count = value, count
 
+    def declare_state_and_memory(self, previous_state: State) -> Tuple[State, None]:
+        # in place: the batch keeps its type, and only the boxes are written
+        return replace(previous_state, jit_mode=False), None
+
+    def generate_code(self):
+        def device_step(images, _dst, indices):
+            self.forward(images, images, torch.from_numpy(np.asarray(indices, dtype=np.int64)))
+            return images
+
+        device_step.with_indices = True
+        return device_step
+
+    def apply(self, images: torch.Tensor, indices=None) -> torch.Tensor:
+        """Erase a copy of ``images`` (the Loader erases its batch in place) with the same
+        code and draws a Loader would use; ``indices`` default to 0..B-1."""
+        images = images.clone(memory_format=torch.channels_last)
+        return self.generate_code()(images, None,
+                                    np.arange(len(images)) if indices is None else indices)
+
     def forward(self, images, out, indices):
+        """Write the boxes of ``images`` into ``out`` (``out`` is ``images`` in a Loader, or
+        a copy of it): only erased pixels are written; "mean" also reads the erased images
+        (their float64 channel sums, as the CPU op)."""
         keys = rng.derive(self.sample_keys(indices), 1)
-        out.copy_(images)
-        erased = rng.uniform(keys, 0) < self.p
-        if not bool(erased.any()):
+        erased = (rng.uniform(keys, 0) < self.p).nonzero()[:, 0]
+        if erased.numel() == 0:
             return
         device = images.device
-        keys, erased = keys.to(device), erased.to(device)
         b, c, height, width = images.shape
-        ys = torch.arange(height, device=device).view(1, height, 1)
-        xs = torch.arange(width, device=device).view(1, 1, width)
-        means = images.to(torch.float64).sum((2, 3), keepdim=True) / (height * width)
+        keys, erased = keys[erased].to(device), erased.to(device)
+        means = None
+        if self.value == "mean":  # before any box is written: later boxes use the same means
+            pixels = images.permute(0, 2, 3, 1)
+            means = torch.stack([pixels[i].reshape(-1, c).sum(0, dtype=torch.float64)
+                                 for i in erased.tolist()]) / (height * width)
+            means = (torch.round(means) if not images.is_floating_point() else means)
+            means = means.to(images.dtype)
         for k in range(self.count):
-            y, x, h, w = (t.view(b, 1, 1) for t in erasing_boxes(
-                keys, 1 + DRAWS_PER_ERASURE * k, height, width, self.scale, self.ratio))
-            inside = ((ys >= y) & (ys < y + h) & (xs >= x) & (xs < x + w) & erased.view(b, 1, 1))
-            fill = self._fill(rng.derive(keys, k), images, means, y, x, w)
-            out.copy_(torch.where(inside.unsqueeze(1), fill, out))
+            y, x, h, w = erasing_boxes(keys, 1 + DRAWS_PER_ERASURE * k, height, width,
+                                       self.scale, self.ratio)
+            if self.value == "random":
+                self._erase_with_noise(out, erased, rng.derive(keys, k), y, x, h, w)
+                continue
+            fill = self._fill(images, means)
+            pixels = out.permute(0, 2, 3, 1)  # (B, H, W, C): contiguous rows of the box
+            boxes = zip(erased.tolist(), y.tolist(), x.tolist(), h.tolist(), w.tolist())
+            for i, (image, top, left, rows, cols) in enumerate(boxes):
+                if rows:  # a strided store of the box alone
+                    pixels[image, top:top + rows, left:left + cols] = fill[i % len(fill)]
 
-    def _fill(self, noise_keys, images, means, y, x, w):
-        """What an erased pixel becomes: a scalar or a tensor broadcasting to (B, C, H, W)."""
-        integer = not images.is_floating_point()
+    def _fill(self, images, means):
+        """The constant of each erased image: a (1 or erased, C) tensor."""
         if self.value == "mean":
-            return (torch.round(means) if integer else means).to(images.dtype)
-        if self.value != "random":
-            return torch.tensor(0 if self.value == "zero" else self.value, dtype=images.dtype,
-                                device=images.device)
-        b, c, height, width = images.shape
-        device = images.device
-        ys = torch.arange(height, device=device).view(1, 1, height, 1)
-        xs = torch.arange(width, device=device).view(1, 1, 1, width)
-        channel = torch.arange(c, device=device).view(1, c, 1, 1)
-        draws = ((ys - y.view(b, 1, 1, 1)) * w.view(b, 1, 1, 1) + xs - x.view(b, 1, 1, 1)) * c + channel
-        z = rng.normal(noise_keys.view(b, 1, 1, 1), draws)
-        if integer:
+            return means
+        level = 0 if self.value == "zero" else self.value
+        return torch.full((1, images.shape[1]), level, dtype=images.dtype, device=images.device)
+
+    def _erase_with_noise(self, out, erased, noise_keys, y, x, h, w):
+        """"random": all boxes' pixels at once, one entry per erased pixel and channel."""
+        device = out.device
+        b, c, height, width = out.shape
+        areas = h * w
+        total = int(areas.sum())
+        if total == 0:
+            return
+        which = torch.repeat_interleave(torch.arange(len(erased), device=device), areas,
+                                        output_size=total)
+        local = torch.arange(total, device=device) - (torch.cumsum(areas, 0) - areas)[which]
+        box_w = w[which]
+        image, row, col = erased[which], y[which] + local // box_w, x[which] + local % box_w
+        channel = torch.arange(c, device=device).view(1, c)
+        z = rng.normal(noise_keys[which].view(-1, 1), local.view(-1, 1) * c + channel)
+        if not out.is_floating_point():
             shift = torch.tensor(NOISE_MEAN, dtype=torch.float64, device=device)[channel % 3]
             spread = torch.tensor(NOISE_STD, dtype=torch.float64, device=device)[channel % 3]
             z = torch.clamp(torch.round(shift + spread * z), 0, 255)
-        return z.to(images.dtype)
+        out[image, :, row, col] = z.to(out.dtype)

@@ -6,7 +6,8 @@ and corrects lambda to the area actually kept; targets are ``lam * onehot(y) + (
 onehot(y.flip(0))`` with timm's label smoothing (off = s / K, on = 1 - s + off), so each row
 sums to 1. Randomness is keyed per batch (``operations.device.batch``): draw 0 gates
 ``mixup_cutmix``'s ``prob``, draw 1 chooses cutmix (``switch_prob``), ``derive(key, 2)`` feeds
-the Beta draw and draws 3, 4 place the box. Images are not modified in place.
+the Beta draw and draws 3, 4 place the box. Images are mixed in place, in their own dtype
+(no float64, no full-batch temporaries): a batch stays valid only until the next one anyway.
 """
 import math
 from typing import Annotated, Tuple
@@ -81,6 +82,37 @@ def mixed_targets(labels: torch.Tensor, lam: float, num_classes: int,
     return onehot * lam + onehot.flip(0) * (1.0 - lam)
 
 
+#: pairs mixed per step by ``mixup_in_place``: its temporaries hold 2 x this many images
+MIX_CHUNK = 16
+
+
+def mixup_in_place(images: torch.Tensor, lam: float) -> None:
+    """``images = lam * images + (1 - lam) * images.flip(0)`` in place, in the images' dtype:
+    pair (i, B-1-i) is mixed through temporaries of at most ``MIX_CHUNK`` images each, never a
+    full batch (an odd batch's middle image is its own partner and stays as is)."""
+    b = images.shape[0]
+    weight = 1.0 - lam
+    for start in range(0, b // 2, MIX_CHUNK):
+        stop = min(start + MIX_CHUNK, b // 2)
+        head = images[start:stop]
+        tail = images[b - stop:b - start].flip(0)  # a copy: head's partners, in head's order
+        original = head.clone()
+        head.lerp_(tail, weight)  # head + (1 - lam) * (tail - head)
+        tail.lerp_(original, weight)
+        images[b - stop:b - start] = tail.flip(0)
+
+
+def swap_with_partners(boxes: torch.Tensor) -> None:
+    """``boxes[:] = boxes.flip(0)`` in place (a view of the batch), through temporaries of at
+    most ``MIX_CHUNK`` boxes each."""
+    b = boxes.shape[0]
+    for start in range(0, b // 2, MIX_CHUNK):
+        stop = min(start + MIX_CHUNK, b // 2)
+        head = boxes[start:stop].clone()
+        boxes[start:stop] = boxes[b - stop:b - start].flip(0)
+        boxes[b - stop:b - start] = head.flip(0)
+
+
 class _Mix(BatchOperation):
     """Shared by the three mixing ops: apply mixup or cutmix with a given lambda."""
 
@@ -96,13 +128,10 @@ class _Mix(BatchOperation):
             height, width = images.shape[-2:]
             y0, y1, x0, x1 = cutmix_box(key, lam, height, width)
             lam = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
-            mixed = images.clone()
-            mixed[..., y0:y1, x0:x1] = images.flip(0)[..., y0:y1, x0:x1]
+            swap_with_partners(images[..., y0:y1, x0:x1])
         elif lam < 1.0:
-            mixed = torch.lerp(images.flip(0), images, lam)
-        else:
-            mixed = images
-        return mixed, mixed_targets(labels, lam, self.num_classes, self.label_smoothing)
+            mixup_in_place(images, lam)
+        return images, mixed_targets(labels, lam, self.num_classes, self.label_smoothing)
 
     def __repr__(self):
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.parameters())

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from ffcv.pipeline.state import State
 from hypothesis import given, settings, strategies as st
 
 from operations import EpochClock, get_op
@@ -40,15 +41,25 @@ def test_boxes_equal_the_cpu_boxes_and_fit(key, height, width, scale, ratio):
     assert 0 <= box[0] and box[0] + box[2] <= height and 0 <= box[1] and box[1] + box[3] <= width
 
 
-def test_float_batches_erase_the_same_pixels_and_write_everything():
+def test_float_batches_erase_the_same_pixels_in_place():
     images = torch.from_numpy(np.maximum(structured_batch(16, 20, 24, seed=7), 1)).permute(0, 3, 1, 2)
     as_uint8 = bound(DeviceRandomErasing(p=0.7)).apply(images, INDICES)
-    dst = torch.full((16, 20, 24, 3), float("nan"))
-    out = bound(DeviceRandomErasing(p=0.7)).generate_code()(images.float(), dst, INDICES)
-    assert not torch.isnan(dst).any()
+    floats = images.float()
+    op = bound(DeviceRandomErasing(p=0.7))
+    state = State(jit_mode=False, device=torch.device("cpu"), shape=(3, 20, 24), dtype=torch.float32)
+    assert op.declare_state_and_memory(state)[1] is None  # no output buffer
+    out = op.generate_code()(floats, None, INDICES)
+    assert out is floats  # the Loader's batch, erased where it is
     assert (as_uint8 == 0).any()
     assert torch.equal(out == 0, as_uint8 == 0)
     assert torch.equal(out[out != 0], images.float()[out != 0])
+
+
+def test_apply_leaves_its_input_alone():
+    images = torch.from_numpy(structured_batch(16, 20, 24, seed=7)).permute(0, 3, 1, 2)
+    before = images.clone()
+    out = bound(DeviceRandomErasing(p=1.0, value="mean", count=3)).apply(images, INDICES)
+    assert torch.equal(images, before) and not torch.equal(out, before)
 
 
 def test_random_value_on_floats_is_standard_normal_noise_inside_the_box():
