@@ -71,6 +71,10 @@ class ImageClassifier(pl.LightningModule):
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=top_k, average="micro")
         self.val_loss = MeanMetric()
+        self.test_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.test_top5 = MulticlassAccuracy(num_classes, top_k=top_k, average="micro")
+        self.test_loss = MeanMetric()
+        self.predict_top_k = top_k
         self._epoch_start: Optional[float] = None
         self._epoch_images = 0
 
@@ -84,6 +88,14 @@ class ImageClassifier(pl.LightningModule):
         return h.lr * lr_factor(h.schedule, epoch, self.trainer.max_epochs,
                                 step_length=h.step_length, step_ratio=h.step_ratio,
                                 warmup_epochs=h.warmup_epochs, peak_epoch=h.peak_epoch)
+
+    def on_train_start(self):
+        # Lightning logs every log_every_n_steps global steps: with fewer batches than that in
+        # an epoch a short run would log no train/loss at all
+        batches = int(self.trainer.num_training_batches) if \
+            self.trainer.num_training_batches != float("inf") else 0
+        if 0 < batches < self.trainer.log_every_n_steps:
+            self.trainer.log_every_n_steps = batches
 
     def on_train_epoch_start(self):
         self._epoch_start = time.perf_counter()
@@ -115,18 +127,43 @@ class ImageClassifier(pl.LightningModule):
             return torch.optim.AdamW(groups, lr=h.lr)
         return torch.optim.SGD(groups, lr=h.lr, momentum=h.momentum, nesterov=h.nesterov)
 
-    # ----- validation -----------------------------------------------------------------------
-    def validation_step(self, batch, batch_idx: int):
-        images, labels = batch
+    # ----- evaluation -----------------------------------------------------------------------
+    def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of an evaluation batch (with ``flip_tta``: averaged with the mirror's)."""
         logits = self(images)
         if self.hparams.flip_tta:
             logits = (logits + self(images.flip(3))) / 2
+        return logits
+
+    def _evaluate(self, batch, prefix: str, loss, top1, top5) -> None:
+        images, labels = batch[0], batch[1]
+        logits = self.evaluation_logits(images)
         labels = as_class_indices(labels)
-        self.val_loss.update(F.cross_entropy(logits, labels, reduction="none"))
-        self.val_top1.update(logits, labels)
-        self.val_top5.update(logits, labels)
+        loss.update(F.cross_entropy(logits, labels, reduction="none"))
+        top1.update(logits, labels)
+        top5.update(logits, labels)
         # logged as metric objects: Lightning computes them once per epoch, and torchmetrics
-        # sums their states over ranks, so every validation sample counts exactly once
-        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True)
-        self.log("val/top1", self.val_top1, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("val/top5", self.val_top5, on_step=False, on_epoch=True)
+        # sums their states over ranks, so every evaluation sample counts exactly once
+        self.log(f"{prefix}/loss", loss, on_step=False, on_epoch=True)
+        self.log(f"{prefix}/top1", top1, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{prefix}/top5", top5, on_step=False, on_epoch=True)
+
+    def validation_step(self, batch, batch_idx: int):
+        self._evaluate(batch, "val", self.val_loss, self.val_top1, self.val_top5)
+
+    def test_step(self, batch, batch_idx: int):
+        self._evaluate(batch, "test", self.test_loss, self.test_top1, self.test_top5)
+
+    def predict_step(self, batch, batch_idx: int):
+        """``{"index", "label", "classes", "probabilities"}``: the samples' .beton indices (a
+        third batch element; else positions counted from 0), their stored labels, and the
+        top-k classes (k = min(5, num_classes)) with their softmax probabilities, best first."""
+        images, labels = batch[0], batch[1]
+        if len(batch) > 2:
+            indices = batch[2]
+        else:
+            indices = torch.arange(images.shape[0]) + batch_idx * images.shape[0]
+        probabilities = self.evaluation_logits(images).float().softmax(dim=1)
+        top = probabilities.topk(self.predict_top_k, dim=1)
+        return {"index": indices.cpu(), "label": as_class_indices(labels).cpu(),
+                "classes": top.indices.cpu(), "probabilities": top.values.cpu()}

@@ -2,18 +2,22 @@
 
 Each module in ``pipelines.commands`` defines ``HELP`` (one line), ``configure(parser)`` and
 ``run(args) -> int``; it imports heavy libraries (torch, ffcv) inside ``run`` so that
-``pureffcv --help`` stays instant. Commands that own their argument parsing (``train``, built
-on LightningCLI) set ``PASSTHROUGH = True`` and receive the remaining argv as ``args.rest``.
+``pureffcv --help`` stays instant. Commands that own their argument parsing (``fit``, ``validate``, ``test``,
+``predict`` and ``train``, built on LightningCLI) set ``PASSTHROUGH = True`` and receive the remaining argv as ``args.rest``.
 """
 import argparse
 import sys
 from typing import List, Optional
 
-from .commands import bench, check, convert, demo, doctor, explain, preview, train
+from .commands import (bench, check, convert, demo, doctor, explain, fit, predict, preview,
+                       test, train, validate)
 
 #: the subcommands, in the order ``pureffcv --help`` lists them
 COMMANDS = {"convert": convert, "doctor": doctor, "check": check, "explain": explain,
-            "preview": preview, "bench": bench, "train": train, "demo": demo}
+            "preview": preview, "bench": bench, "fit": fit, "validate": validate,
+            "test": test, "predict": predict, "train": train, "demo": demo}
+from .commands import studio  # noqa: E402  (pureffcv studio, issue 15)
+COMMANDS["studio"] = studio
 #: optional modules -> the pureffcv extra that installs them
 EXTRAS = {"skimage": "demo", "matplotlib": "demo"}
 

@@ -90,6 +90,62 @@ class FallbackEpochs:
         return iter(self.loader)
 
 
+class IndexedBatches:
+    """An evaluation loader's ``(images, labels)`` batches as ``(images, labels, indices)``,
+    ``indices`` the samples' positions in the .beton (the loader reads ``start``, ``start +
+    1``, ... in order)."""
+
+    def __init__(self, loader, start: int):
+        self.loader, self.start = loader, start
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        position = self.start
+        for images, labels in self.loader:
+            count = images.shape[0]
+            yield images, labels, torch.arange(position, position + count)
+            position += count
+
+    def close(self) -> None:
+        self.loader.close()
+
+
+class SmallDataWarning(UserWarning):
+    """A split yields no batches."""
+
+
+def warn_if_empty(loader, compiled):
+    """``loader``, after a warning naming the split, its sample count and the fix when it
+    yields no batch (fewer samples than one batch, with drop_last)."""
+    if len(loader) == 0:
+        batch = loader.batch_size
+        count = len(loader.indices) if hasattr(loader, "indices") else len(loader.dataset)
+        warnings.warn(SmallDataWarning(
+            f"pureffcv: {compiled.split.name}: {count} sample(s), fewer than "
+            f"one batch of {batch} with drop_last: no training batches; lower "
+            f"--data.batch_size or set drop_last: false in the spec's loader"), stacklevel=2)
+    return loader
+
+
+def epoch_to_run(trainer) -> int:
+    """The training epoch the Trainer is about to run. Not ``trainer.current_epoch`` (the
+    epochs *completed*): a run resumed from a checkpoint written after an epoch's last batch
+    (``last.ckpt``) starts its next epoch before that counter catches up, and would replay the
+    previous epoch's order and draws. Lightning's own sampler epoch is the one used here."""
+    return int(trainer.fit_loop.epoch_progress.current.processed)
+
+
+def launcher_rank() -> int:
+    """This process's global rank as the launcher set it (torchrun's RANK, SLURM_PROCID,
+    Lightning's LOCAL_RANK for its own children), 0 when none is set."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
 def beton_labels(path: str):
     """The integer labels stored in a .beton's ``label`` field (read from its metadata, no
     decoding); raises DataError when the file is missing, unreadable, has no such field or
@@ -118,6 +174,11 @@ class FFCVDataModule(pl.LightningDataModule):
       not exist: with ``convert`` they are converted to it first (once, on rank 0); without,
       the split reads the folder through ``pipelines.fallback.FallbackLoader`` (same compiled
       ops and progressive resizing, slower; one process only) and a warning says so.
+    - ``test_path`` / ``predict_path``: .beton files for ``trainer.test`` / ``trainer.predict``
+      (``predict_path`` defaults to ``test_path``, then ``val_path``). Both read through the
+      spec's ``test_split`` (default: ``test`` when the spec has it, else ``val_split``), in
+      order, each rank a contiguous slice, so every sample counts once under DDP. Predict
+      batches carry a third element: the samples' indices in the .beton.
     """
 
     def __init__(self, spec: str, train_path: Optional[str] = None,
@@ -126,11 +187,15 @@ class FFCVDataModule(pl.LightningDataModule):
                  val_batch_size: Optional[int] = None, num_workers: Optional[int] = None,
                  progressive: Optional[ProgressiveResizing] = None,
                  train_folder: Optional[str] = None, val_folder: Optional[str] = None,
-                 convert: bool = False):
+                 convert: bool = False, test_path: Optional[str] = None,
+                 predict_path: Optional[str] = None, test_split: Optional[str] = None):
         super().__init__()
         self.spec = spec
         self.train_path = train_path
         self.val_path = val_path
+        self.test_path = test_path
+        self.predict_path = predict_path
+        self.test_split = test_split
         self.train_folder = train_folder
         self.val_folder = val_folder
         self.convert = convert
@@ -142,6 +207,7 @@ class FFCVDataModule(pl.LightningDataModule):
         self.progressive = progressive
         self._loaders: List[EpochLoader] = []
         self._train_pipeline = None
+        self._batch_ops = {}  # trainer stage ("train", "validate", ...) -> the split's batch ops
 
     # ----- checks before training -----------------------------------------------------------
     def check(self, num_classes: Optional[int] = None, stage: str = "fit",
@@ -155,7 +221,13 @@ class FFCVDataModule(pl.LightningDataModule):
             raise DataError("no training data: set data.train_path (--data.train_path "
                             "FILE.beton) or data.train_folder (an image folder)")
         spec = load_spec(Path(self.spec))
-        for split, path, folder in self._sources():
+        if stage == "validate" and self.val_path is None and self.val_folder is None:
+            raise DataError("no validation data: set data.val_path (--data.val_path "
+                            "FILE.beton) or data.val_folder (an image folder)")
+        if stage in ("test", "predict") and self._eval_path(stage) is None:
+            option = "test_path" if stage == "test" else "predict_path"
+            raise DataError(f"no {stage} data: set data.{option} (--data.{option} FILE.beton)")
+        for split, path, folder in self._sources(stage, spec):
             if path is None and folder is None:
                 continue
             compile_spec(spec, split, device="cpu")  # plan errors now (no Numba, no GPU)
@@ -184,25 +256,68 @@ class FFCVDataModule(pl.LightningDataModule):
                 raise DataError(f"{self.spec}: progressive resizing needs a resizing train "
                                 f"decoder (random_resized_crop), not '{decoder.name}'")
 
-    def _sources(self):
+    def _sources(self, stage: str = "fit", spec=None):
+        """(split, .beton, image folder) of each source a trainer ``stage`` reads."""
+        if stage in ("test", "predict"):
+            return ((self._test_split(spec), self._eval_path(stage), None),)
+        if stage == "validate":
+            return ((self.val_split, self.val_path, self.val_folder),)
         return ((self.train_split, self.train_path, self.train_folder),
                 (self.val_split, self.val_path, self.val_folder))
+
+    def _eval_path(self, stage: str) -> Optional[str]:
+        if stage == "test":
+            return self.test_path
+        return next((p for p in (self.predict_path, self.test_path, self.val_path)
+                     if p is not None), None)
+
+    def _test_split(self, spec=None) -> str:
+        """The spec's split for test and predict: ``test_split``, else ``test`` when the spec
+        has one, else the validation split."""
+        if self.test_split is not None:
+            return self.test_split
+        if spec is None:
+            from compiler import load_spec
+
+            spec = load_spec(Path(self.spec))
+        return "test" if "test" in spec.splits else self.val_split
 
     def _falls_back(self, path: Optional[str], folder: Optional[str]) -> bool:
         from .fallback import use_fallback
 
         return not self.convert and use_fallback(path, folder)
 
-    def prepare_data(self) -> None:
-        """With ``convert``: turn each image folder whose .beton is missing into that .beton
-        (Lightning runs this on one process per machine, before ``setup``)."""
+    def convert_missing(self, rank: Optional[int] = None, timeout_s: float = 24 * 3600) -> None:
+        """With ``convert``: turn each image folder whose .beton is missing into that .beton.
+        Only global rank 0 (``rank``; default: from the launcher's environment, RANK,
+        SLURM_PROCID or LOCAL_RANK) converts; other ranks wait until the file appears
+        (``convert`` renames a finished file into place, so its existence means done)."""
+        import time
+
         from .convert import convert
         from .fallback import use_fallback
 
+        if not self.convert:
+            return
+        rank = launcher_rank() if rank is None else rank
         for split, path, folder in self._sources():
-            if self.convert and path is not None and use_fallback(path, folder):
-                print(f"{split}: converting {folder} -> {path}")
+            if path is None or not use_fallback(path, folder):
+                continue
+            if rank == 0:
+                print(f"{split}: converting {folder} -> {path}", flush=True)
                 convert(folder, path)
+                continue
+            deadline = time.monotonic() + timeout_s
+            while not Path(path).is_file():
+                if time.monotonic() > deadline:
+                    raise DataError(f"{path}: rank {rank} waited {timeout_s:.0f} s for rank 0 "
+                                    f"to convert {folder}")
+                time.sleep(1.0)
+
+    def prepare_data(self) -> None:
+        """``convert_missing`` (Lightning runs this before ``setup``; a no-op when the CLI
+        converted already)."""
+        self.convert_missing()
 
     def setup(self, stage: str) -> None:
         model = self.trainer.lightning_module if self.trainer is not None else None
@@ -243,8 +358,9 @@ class FFCVDataModule(pl.LightningDataModule):
         compiled = self._compile(self.train_split)
         self._train_pipeline = compiled
         if self._falls_back(self.train_path, self.train_folder):
-            return self._fallback(compiled, self.train_folder, self.batch_size, shuffle=True,
-                                  before_epoch=lambda: self._start_train_epoch(compiled))
+            return warn_if_empty(self._fallback(
+                compiled, self.train_folder, self.batch_size, shuffle=True,
+                before_epoch=lambda: self._start_train_epoch(compiled)).loader, compiled)
         overrides = self._overrides(compiled, self.batch_size)
         if self.trainer.world_size > 1:
             overrides["distributed"] = True
@@ -253,7 +369,7 @@ class FFCVDataModule(pl.LightningDataModule):
                               "order random instead (each rank reads a disjoint random shard)",
                               stacklevel=2)
                 overrides["order"] = "random"
-        loader = compiled.loader(self.train_path, **overrides)
+        loader = warn_if_empty(compiled.loader(self.train_path, **overrides), compiled)
 
         def start_epoch(loader) -> int:
             size = tuple(compiled.decoder.op.output_size)
@@ -266,7 +382,7 @@ class FFCVDataModule(pl.LightningDataModule):
 
     def _start_train_epoch(self, compiled) -> int:
         """Set the pipeline's epoch and, with progressive resizing, the decoder's size."""
-        epoch = self.trainer.current_epoch
+        epoch = epoch_to_run(self.trainer)
         compiled.set_epoch(epoch)
         if self.progressive is not None:
             compiled.decoder.op.output_size = (self.progressive.size_at(epoch),) * 2
@@ -275,24 +391,39 @@ class FFCVDataModule(pl.LightningDataModule):
     def val_dataloader(self):
         if self.val_path is None and self.val_folder is None:
             return []  # no validation
-        compiled = self._compile(self.val_split)
-        if self._falls_back(self.val_path, self.val_folder):
-            return self._fallback(compiled, self.val_folder, self.val_batch_size, shuffle=False,
-                                  before_epoch=lambda: compiled.set_epoch(
-                                      self.trainer.current_epoch))
+        return self._eval_loader("validate", self.val_split, self.val_path, self.val_folder)
+
+    def test_dataloader(self):
+        return self._eval_loader("test", self._test_split(), self.test_path, None)
+
+    def predict_dataloader(self):
+        return self._eval_loader("predict", self._test_split(), self._eval_path("predict"), None)
+
+    def _eval_loader(self, stage: str, split: str, path: Optional[str], folder: Optional[str]):
+        """Evaluation batches of ``split`` over ``path``: in order, nothing dropped, each rank
+        a contiguous slice without FFCV's duplicate padding (every sample counts once);
+        ``predict`` batches carry the samples' indices as a third element."""
+        compiled = self._compile(split)
+        self._batch_ops[stage] = compiled.batch_ops
+        before = lambda: compiled.set_epoch(self.trainer.current_epoch)  # noqa: E731
+        if self._falls_back(path, folder):
+            return self._fallback(compiled, folder, self.val_batch_size, shuffle=False,
+                                  before_epoch=before)
         overrides = self._overrides(compiled, self.val_batch_size)
         overrides.update(distributed=False, order="sequential", drop_last=False)
         world, rank = self.trainer.world_size, self.trainer.global_rank
+        count = len(beton_labels(path))
+        start, stop = rank * count // world, (rank + 1) * count // world
         if world > 1:
-            count = len(beton_labels(self.val_path))
-            overrides["indices"] = list(range(rank * count // world, (rank + 1) * count // world))
-        loader = compiled.loader(self.val_path, **overrides)
+            overrides["indices"] = list(range(start, stop))
+        loader = compiled.loader(path, **overrides)
 
         def start_epoch(_loader) -> int:
-            compiled.set_epoch(self.trainer.current_epoch)
+            before()
             return self.trainer.current_epoch
 
-        return self._remember(EpochLoader(loader, start_epoch))
+        epochs = self._remember(EpochLoader(loader, start_epoch))
+        return IndexedBatches(epochs, start) if stage == "predict" else epochs
 
     def _remember(self, loader: EpochLoader) -> EpochLoader:
         self._loaders.append(loader)
@@ -300,13 +431,28 @@ class FFCVDataModule(pl.LightningDataModule):
 
     # ----- batches --------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Apply the train split's batch ops (mixup, cutmix) to training batches."""
-        if self.trainer is not None and self.trainer.training and self._train_pipeline is not None:
-            images, targets = batch
-            for op in self._train_pipeline.batch_ops:
-                images, targets = op(images, targets)
-            return images, targets
-        return batch
+        """Apply the batch ops (mixup, cutmix, temporal_repeat) of the split a batch comes
+        from: the train split's to training batches, the evaluation split's to validation,
+        test and predict batches."""
+        trainer = self.trainer
+        if trainer is None:
+            return batch
+        if trainer.training and self._train_pipeline is not None:
+            ops = self._train_pipeline.batch_ops
+        elif trainer.validating or trainer.sanity_checking:
+            ops = self._batch_ops.get("validate", ())
+        elif trainer.testing:
+            ops = self._batch_ops.get("test", ())
+        elif trainer.predicting:
+            ops = self._batch_ops.get("predict", ())
+        else:
+            ops = ()
+        if not ops:
+            return batch
+        images, targets, *rest = batch
+        for op in ops:
+            images, targets = op(images, targets)
+        return (images, targets, *rest)
 
     def teardown(self, stage: str) -> None:
         for loader in self._loaders:

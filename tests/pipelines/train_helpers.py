@@ -63,3 +63,34 @@ class RecordBatches(pl.Callback):
         record = {"labels": self.labels, "sizes": {e: sorted(s) for e, s in self.sizes.items()},
                   "world_size": trainer.world_size}
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class StopAfter(pl.Callback):
+    """Stops training after ``epochs`` epochs whatever ``max_epochs`` says (an interrupted
+    run whose schedule still spans ``max_epochs``)."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, module):
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
+class RecordImages(pl.Callback):
+    """Appends to ``<path>`` one JSON line per training batch: epoch, batch index, the sha256
+    of the batch's image bytes (as the model receives them) and its labels."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        import hashlib
+
+        images, labels = batch[0], batch[1]
+        digest = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"epoch": trainer.current_epoch, "batch": batch_idx,
+                                "images": digest,
+                                "labels": [int(v) for v in labels.reshape(-1)]}) + "\n")

@@ -1,0 +1,145 @@
+"""Lightning callbacks the pureffcv commands add: the every-epoch ``last.ckpt`` that makes
+resuming exact, and the writer of ``pureffcv predict``'s table.
+
+- ``LastCheckpoint``: Lightning's ``ModelCheckpoint(save_last=True, monitor=...)`` rewrites
+  ``last.ckpt`` only in epochs where it saves a top-k checkpoint, i.e. when the metric improves;
+  resuming from it then repeats epochs. This one writes ``last.ckpt`` after every epoch (and,
+  where Lightning can, when training stops on an exception or Ctrl-C), so ``--ckpt_path
+  .../last.ckpt`` continues exactly where training stopped.
+- ``PredictionWriter``: ``predict_step``'s outputs (index, label, top-k classes and
+  probabilities) as one CSV or Parquet file, rows in .beton order; under DDP each rank writes
+  a part and rank 0 joins them.
+"""
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+
+from operations.errors import PureffcvError
+
+
+class PredictionError(PureffcvError, ValueError):
+    """The predictions cannot be written as asked; ``str()`` is one line."""
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` in the run's checkpoint directory, rewritten at the end of every epoch
+    (after validation, so it holds the epoch's metrics too), and on an exception."""
+
+    def __init__(self, dirpath: Optional[str] = None):
+        super().__init__(dirpath=dirpath, filename=self.CHECKPOINT_NAME_LAST, monitor=None,
+                         save_top_k=1, save_last=False, enable_version_counter=False,
+                         save_on_exception=True)
+
+    @property
+    def state_key(self) -> str:
+        return "pureffcv.LastCheckpoint"
+
+
+def class_names(beton: Optional[str]) -> Optional[Dict[int, str]]:
+    """label -> class name from the ``OUT.classes.json`` that ``pureffcv convert`` writes
+    beside ``OUT.beton``; None when there is none."""
+    from .convert import sidecar
+
+    if beton is None:
+        return None
+    path = sidecar(Path(beton), ".classes.json")
+    if not path.is_file():
+        return None
+    try:
+        mapping = json.loads(path.read_text())
+        return {int(label): str(name) for name, label in mapping.items()}
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def check_output(path: str) -> None:
+    """PredictionError before predicting when ``path`` cannot be written as asked."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise PredictionError(f"{path}: predictions are written as .csv or .parquet")
+    if suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise PredictionError(f"{path}: writing Parquet needs pyarrow (pip install "
+                                  f"pyarrow), or name a .csv file") from None
+    if Path(path).is_dir():
+        raise PredictionError(f"{path} is a directory; name the output file")
+
+
+def prediction_rows(outputs: Sequence[dict], names: Optional[Dict[int, str]] = None) -> List[dict]:
+    """One row per sample: index, label[, label_name], then class_i[, name_i], prob_i for
+    i = 1..k, best first; sorted by index."""
+    rows = []
+    for out in outputs:
+        index, label = out["index"].tolist(), out["label"].tolist()
+        classes, probabilities = out["classes"].tolist(), out["probabilities"].tolist()
+        for i, row_label, row_classes, row_probs in zip(index, label, classes, probabilities):
+            row = {"index": int(i), "label": int(row_label)}
+            if names is not None:
+                row["label_name"] = names.get(int(row_label), "")
+            for rank, (c, p) in enumerate(zip(row_classes, row_probs), start=1):
+                row[f"class_{rank}"] = int(c)
+                if names is not None:
+                    row[f"name_{rank}"] = names.get(int(c), "")
+                row[f"prob_{rank}"] = float(p)
+            rows.append(row)
+    rows.sort(key=lambda r: r["index"])
+    return rows
+
+
+def write_rows(rows: List[dict], path: Path) -> None:
+    """``rows`` as CSV (probabilities with 6 decimals) or, for ``.parquet``, Parquet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = list(rows[0]) if rows else ["index"]
+        pq.write_table(pa.table({c: [r[c] for r in rows] for c in columns}), str(path))
+        return
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["index"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.6f}" if isinstance(v, float) else v
+                             for k, v in row.items()})
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes the epoch's predictions to ``output`` (``.csv`` or ``.parquet``), class names
+    from ``beton``'s class map when there is one. ``written`` is the path, or None."""
+
+    def __init__(self, output: str, beton: Optional[str] = None):
+        super().__init__(write_interval="epoch")
+        self.output = Path(output)
+        self.beton = beton
+        self.written: Optional[Path] = None
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+        names = class_names(self.beton)
+        outputs = predictions[0] if predictions and isinstance(predictions[0], list) \
+            else predictions
+        rows = prediction_rows(outputs, names)
+        if trainer.world_size == 1:
+            write_rows(rows, self.output)
+            self.written = self.output
+            return
+        part = self.output.with_name(f".{self.output.name}.rank{trainer.global_rank}.pt")
+        torch.save(rows, part)
+        trainer.strategy.barrier("pureffcv-predictions")
+        if trainer.global_rank == 0:
+            parts = [self.output.with_name(f".{self.output.name}.rank{r}.pt")
+                     for r in range(trainer.world_size)]
+            merged = [row for p in parts for row in torch.load(p, weights_only=False)]
+            merged.sort(key=lambda r: r["index"])
+            write_rows(merged, self.output)
+            for p in parts:
+                os.unlink(p)
+            self.written = self.output
+        trainer.strategy.barrier("pureffcv-predictions-written")

@@ -1,0 +1,116 @@
+"""What ``pureffcv fit | validate | test | predict`` (and ``train``, an alias of ``fit``)
+share: one LightningCLI over ``ImageClassifier`` and ``FFCVDataModule``, one-line errors
+before anything runs, then the Trainer method of the subcommand.
+
+Every LightningCLI convention works for each: a run config (--config run.yaml), dotted
+overrides (--trainer.devices 2, --model.arch resnet18, --data.spec SPEC, --data.train_path
+TRAIN.beton, --data.val_path VAL.beton, --data.test_path TEST.beton), --print_config, and
+--ckpt_path CHECKPOINT (fit: resume; the others: the weights to evaluate; ``last`` and
+``best`` as Lightning reads them).
+
+The order of work: the checkpoint exists; with --convert true, image folders whose .beton is
+missing are converted (rank 0; other ranks wait); the data and spec are checked against the
+model (missing files, spec and plan errors, labels beyond num_classes: one line each, exit
+1); then the Trainer runs. ``fit`` always writes ``last.ckpt`` after every epoch
+(``pipelines.callbacks.LastCheckpoint``), so resuming from it is exact.
+"""
+import sys
+import warnings
+
+#: the Trainer method of each subcommand
+METHODS = {"fit": "fit", "train": "fit", "validate": "validate", "test": "test",
+           "predict": "predict"}
+#: Lightning's names for a checkpoint it finds itself
+SPECIAL_CHECKPOINTS = ("last", "best", "hpc", "registry")
+
+
+def run(name: str, argv) -> int:
+    from pathlib import Path
+    from typing import Optional
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+
+    from operations.errors import PureffcvError
+    from pipelines.callbacks import LastCheckpoint, PredictionWriter, check_output
+    from pipelines.classifier import ImageClassifier
+    from pipelines.datamodule import FFCVDataModule
+
+    method = METHODS[name]
+
+    class CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                                help="fit: resume from this checkpoint; validate/test/predict: "
+                                     "the weights to evaluate")
+            parser.add_argument("--convert", type=bool, default=False,
+                                help="convert data.train_folder/val_folder to the missing "
+                                     ".beton files first (else: slower fallback)")
+            parser.link_arguments("convert", "data.convert")
+            if method == "predict":
+                parser.add_argument("--output", type=Optional[str], default=None,
+                                    help="predictions file, .csv or .parquet (default: "
+                                         "predictions.csv in the trainer's default_root_dir)")
+                parser.add_argument("--top_k", type=int, default=5,
+                                    help="classes written per sample (default: 5, at most "
+                                         "num_classes)")
+
+    # the classifier owns its optimizer and schedule: no --optimizer / --lr_scheduler options
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    # the classifier lowers log_every_n_steps to the epoch's batch count (always a train/loss)
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is "
+                                              r"smaller than the logging interval")
+    # evaluating a fit's checkpoint needs none of its callbacks
+    warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks")
+    cli = CLI(ImageClassifier, FFCVDataModule, args=list(argv), run=False,
+              auto_configure_optimizers=False, parser_kwargs={"prog": f"pureffcv {name}"},
+              save_config_kwargs={"overwrite": True},
+              trainer_defaults={"use_distributed_sampler": False})
+    config, trainer, model, data = cli.config, cli.trainer, cli.model, cli.datamodule
+    ckpt_path = config.ckpt_path
+    stage = "fit" if method == "fit" else method
+    extra = {}
+    try:
+        if ckpt_path is not None and ckpt_path not in SPECIAL_CHECKPOINTS \
+                and not Path(ckpt_path).is_file():
+            raise PureffcvError(f"{ckpt_path}: no such checkpoint file")
+        if method == "predict":
+            output = config.output or str(Path(trainer.default_root_dir) / "predictions.csv")
+            check_output(output)
+            model.predict_top_k = max(1, min(config.top_k, model.num_classes))
+            writer = PredictionWriter(output, data._eval_path("predict"))
+            trainer.callbacks.append(writer)
+            extra["return_predictions"] = True
+        data.convert_missing()
+        data.check(model.num_classes, stage=stage, world_size=trainer.world_size)
+    except PureffcvError as exc:  # DataError, SpecError, ConversionError, PredictionError...
+        print(f"pureffcv {name}: {exc}", file=sys.stderr)
+        return 1
+    if method == "fit":
+        add_last_checkpoint(trainer, ModelCheckpoint, LastCheckpoint)
+    try:
+        getattr(trainer, method)(model, datamodule=data, ckpt_path=ckpt_path, **extra)
+    except PureffcvError as exc:  # LoaderError from FFCV's thread, a fallback error...
+        print(f"pureffcv {name}: {exc}", file=sys.stderr)
+        return 1
+    if method == "predict" and writer.written is not None:
+        print(f"predictions written to {writer.written}")
+    return 0
+
+
+def add_last_checkpoint(trainer, checkpoint_class, last_class) -> None:
+    """Give ``trainer`` a ``LastCheckpoint`` unless it has one. A configured checkpoint that
+    also keeps ``save_last`` would write ``last-v1.ckpt`` beside it (and only when its metric
+    improves): its ``save_last`` is turned off, with a note."""
+    callbacks = trainer.callbacks
+    if any(isinstance(cb, last_class) for cb in callbacks):
+        return
+    for cb in callbacks:
+        if isinstance(cb, checkpoint_class) and cb.save_last:
+            print(f"pureffcv: last.ckpt is written after every epoch by pureffcv's "
+                  f"LastCheckpoint; save_last of the checkpoint monitoring {cb.monitor!r} is "
+                  f"turned off", file=sys.stderr)
+            cb.save_last = False
+    position = next((i for i, cb in enumerate(callbacks) if isinstance(cb, checkpoint_class)),
+                    len(callbacks))
+    callbacks.insert(position, last_class())
