@@ -1,0 +1,409 @@
+"""The studio's warm renderer: a spec's samples op by op, reusing every compiled op whose
+definition did not change.
+
+A Loader compiles its whole pipeline anew (every op's batch loop and FFCV's stage function,
+each re-optimising the Numba kernels it links), so rendering through a fresh Loader after
+each save costs as much as the first epoch of a new process (6 s for one TrivialAugmentWide
+on 2 cores, warm). The studio instead runs the plan's steps one by one on the chosen samples
+with the same code and draws a Loader uses (``op.apply(batch, indices)``), and keeps each op
+instance — with its compiled batch loop — under a fingerprint of its class, parameters,
+position, seed and input type. After a save, only the steps whose fingerprint changed
+compile; the others, and the decoder's Loader, are reused. The images after every step are
+kept, which is what "step through the pipeline" shows.
+"""
+import hashlib
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+#: ops kept compiled beyond the current plan's (older variants, for undo-like edits)
+KEEP_OPS = 64
+
+
+@dataclass
+class StepResult:
+    """One step of the last render: its name, stage, YAML position, the batch after it (for
+    display), its time per image and whether it compiled in this render."""
+    name: str
+    stage: str
+    op: str
+    line: Optional[int]
+    output: str
+    images: Optional[np.ndarray] = None  # uint8 (B, H, W, 3), or None (not an image step)
+    us_per_image: Optional[float] = None
+    compiled: bool = False
+    compile_s: float = 0.0
+
+
+@dataclass
+class Render:
+    """Everything the page shows after one render (or the errors that stopped it)."""
+    version: int
+    spec_text: str
+    epoch: int
+    classes: List[int]
+    all_classes: List[int]
+    class_names: Dict[int, str]
+    indices: List[int] = field(default_factory=list)
+    labels: List[str] = field(default_factory=list)
+    originals: Optional[np.ndarray] = None
+    augmented: Optional[np.ndarray] = None
+    steps: List[StepResult] = field(default_factory=list)
+    explain: str = ""
+    errors: List[dict] = field(default_factory=list)  # {file, line, column, message}
+    seconds: float = 0.0
+    compiled_steps: int = 0
+    reused_steps: int = 0
+
+
+def fingerprint(value, depth: int = 0) -> str:
+    """A stable digest of an op's definition: its class and every attribute except its
+    binding's mutable parts (the clock object, compiled code, FFCV's memory fields)."""
+    return hashlib.sha1(_describe(value, depth).encode()).hexdigest()
+
+
+_SKIP = {"clock", "_applier", "metadata", "memory_read", "_epoch"}
+
+
+def _describe(value, depth: int) -> str:
+    if depth > 6:
+        return "..."
+    if isinstance(value, np.ndarray):
+        return f"nd({value.dtype},{value.shape},{hashlib.sha1(value.tobytes()).hexdigest()})"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__}[{','.join(_describe(v, depth + 1) for v in value)}]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k!r}:{_describe(v, depth + 1)}" for k, v in sorted(
+            value.items(), key=lambda kv: repr(kv[0]))) + "}"
+    if value is None or isinstance(value, (bool, int, float, str, bytes, np.generic)):
+        return repr(value)
+    if callable(value) and not hasattr(value, "__dict__"):
+        return f"fn:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    attributes = getattr(value, "__dict__", None)
+    if attributes is None:
+        return f"{kind}:{value!r}"
+    inner = {k: v for k, v in attributes.items() if k not in _SKIP}
+    return f"{kind}({_describe(inner, depth + 1)})"
+
+
+def labels_of(beton) -> np.ndarray:
+    """Every sample's integer label, read from the .beton's metadata (nothing decoded)."""
+    from ..beton import open_beton
+
+    reader = open_beton(beton, ("image", "label"))
+    column = f"f{list(reader.field_names).index('label')}"
+    return np.asarray(reader.metadata[column]).astype(np.int64).reshape(-1)
+
+
+def class_names_of(beton) -> Dict[int, str]:
+    """label -> name from ``OUT.classes.json`` beside the .beton (``pureffcv convert`` writes
+    it); labels without a name are shown as their number."""
+    import json
+
+    from ..convert import sidecar
+
+    path = sidecar(Path(beton), ".classes.json")
+    try:
+        return {int(label): str(name) for name, label in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def pick_indices(labels: np.ndarray, classes: Sequence[int], n: int) -> np.ndarray:
+    """Up to ``n`` sample indices spread over ``classes``: the first samples of each class
+    in turn (class 0's first, class 1's first, ..., then the second of each), sorted."""
+    pools = [np.flatnonzero(labels == c) for c in classes]
+    chosen: List[int] = []
+    for rank in range(max((len(p) for p in pools), default=0)):
+        for pool in pools:
+            if rank < len(pool) and len(chosen) < n:
+                chosen.append(int(pool[rank]))
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+class Studio:
+    """Renders one split of a spec on a few samples of a .beton, warm across edits.
+
+    ``render()`` reads the spec file, compiles it (no Numba yet), runs its steps op by op on
+    the chosen samples and returns a ``Render``; spec mistakes come back in ``errors`` as
+    file/line/column, never as exceptions. ``new_draw()`` moves to the next epoch,
+    ``pick(classes)`` changes the classes shown. Thread-safe: one render at a time.
+    """
+
+    def __init__(self, spec_path, beton, split: str = "train", n: int = 16,
+                 device: str = "cpu", epoch: int = 0):
+        self.spec_path = Path(spec_path)
+        self.beton = str(beton)
+        self.split = split
+        self.n = int(n)
+        self.device = device
+        self.epoch = int(epoch)
+        self.labels = labels_of(beton)
+        self.all_classes = sorted(int(c) for c in np.unique(self.labels))
+        self.classes = list(self.all_classes)
+        self.names = class_names_of(beton)
+        self.version = 0
+        self.last: Optional[Render] = None
+        self._lock = threading.RLock()
+        self._ops: Dict[str, object] = {}  # fingerprint -> op instance (compiled once used)
+        self._loaders: Dict[tuple, object] = {}  # (kind, fingerprint, indices) -> Loader
+        self._used: set = set()  # fingerprints the current render uses
+        self._decoder_key = ""
+
+    # -- controls -------------------------------------------------------------------------
+    def new_draw(self) -> Render:
+        self.epoch += 1
+        return self.render()
+
+    def same_draw(self) -> Render:
+        return self.render()
+
+    def pick(self, classes: Sequence[int]) -> Render:
+        chosen = [int(c) for c in classes if int(c) in self.all_classes]
+        self.classes = chosen or list(self.all_classes)
+        return self.render()
+
+    def name(self, label: int) -> str:
+        return self.names.get(int(label), str(int(label)))
+
+    # -- rendering ------------------------------------------------------------------------
+    def render(self) -> Render:
+        with self._lock:
+            started = time.perf_counter()
+            self.version += 1
+            try:
+                text = self.spec_path.read_text()
+            except OSError as error:
+                text = ""
+                result = self._empty(text)
+                result.errors.append({"file": str(self.spec_path), "line": None,
+                                      "column": None, "message": f"cannot read: {error}"})
+            else:
+                result = self._empty(text)
+                self._render_into(result, text)
+            result.seconds = time.perf_counter() - started
+            self.last = result
+            return result
+
+    def _empty(self, text: str) -> Render:
+        return Render(version=self.version, spec_text=text, epoch=self.epoch,
+                      classes=list(self.classes), all_classes=list(self.all_classes),
+                      class_names={c: self.name(c) for c in self.all_classes})
+
+    def _render_into(self, result: Render, text: str) -> None:
+        from compiler import SpecError, compile_spec
+        from compiler.spec import load_spec
+
+        try:
+            spec = load_spec(self.spec_path)
+            compiled = compile_spec(spec, split=self.split, device=self.device,
+                                    epoch=self.epoch)
+        except SpecError as error:
+            result.errors.extend({"file": e.file, "line": e.line, "column": e.column,
+                                  "message": e.message}
+                                 for e in getattr(error, "errors", [error]))
+            return
+        except (ValueError, TypeError) as error:  # a bad device name, an op refusing a type
+            result.errors.append({"file": str(self.spec_path), "line": None, "column": None,
+                                  "message": " ".join(str(error).split())})
+            return
+        result.explain = compiled.explain()
+        try:
+            self._run(compiled, result)
+        except Exception as error:  # an op failing at run time: show it, keep serving
+            message = " ".join(f"{type(error).__name__}: {error}".split())
+            result.errors.append({"file": str(self.spec_path), "line": None, "column": None,
+                                  "message": message})
+        self._forget_unused(compiled)
+
+    def _run(self, compiled, result: Render) -> None:
+        import torch
+
+        from ..preview import label_text, normalization_of, to_display
+
+        indices = pick_indices(self.labels, self.classes, self.n)
+        result.indices = [int(i) for i in indices]
+        normalization = normalization_of(compiled.plan)
+        steps = compiled.plan.steps
+        images, labels = self._decode(steps[0], indices, result)
+        batch = images
+        for step in steps[1:]:
+            if step.stage == "boundary":
+                if isinstance(batch, np.ndarray):
+                    batch = torch.from_numpy(batch).permute(0, 3, 1, 2).to(compiled.device)
+                continue
+            op = self._warm(step, batch)
+            self._set_epoch(op)
+            compiled_now = op._applier is None if hasattr(op, "_applier") else False
+            t0 = time.perf_counter()
+            out = op.apply(batch, indices)
+            elapsed = time.perf_counter() - t0
+            record = self._record(step, out, normalization)
+            if compiled_now and step.stage != "device":
+                record.compiled, record.compile_s = True, elapsed
+                t0 = time.perf_counter()
+                out = op.apply(batch, indices)  # the short bench: a second, warm call
+                elapsed = time.perf_counter() - t0
+            record.us_per_image = 1e6 * elapsed / max(len(indices), 1)
+            result.steps.append(record)
+            result.compiled_steps += record.compiled
+            result.reused_steps += not record.compiled
+            batch = out
+        if isinstance(batch, np.ndarray):
+            batch = torch.from_numpy(batch).permute(0, 3, 1, 2)
+        targets = labels
+        for step in compiled.plan.batch:
+            op = self._warm(step, batch)
+            self._set_epoch(op)
+            t0 = time.perf_counter()
+            batch, targets = op(batch, targets)
+            record = self._record(step, batch, normalization)
+            record.us_per_image = 1e6 * (time.perf_counter() - t0) / max(len(indices), 1)
+            result.steps.append(record)
+        result.augmented = to_display(batch, normalization)
+        result.originals = self._originals(indices, result.augmented.shape[1:3])
+        names = [self.name(int(t)) for t in labels.reshape(-1)]
+        if compiled.plan.batch:  # mixed targets: the class shown, then the soft target
+            names = [f"{name} ({label_text(t)})" for name, t in zip(names, targets.cpu())]
+        result.labels = names
+
+    def _record(self, step, out, normalization) -> StepResult:
+        import torch
+
+        from ..preview import to_display
+
+        images = None
+        if isinstance(out, np.ndarray) and out.ndim == 4:
+            tensor = torch.from_numpy(out).permute(0, 3, 1, 2)
+            images = to_display(tensor, normalization if out.dtype != np.uint8 else None)
+        elif isinstance(out, torch.Tensor) and out.ndim == 4:
+            images = to_display(out, normalization if out.dtype != torch.uint8 else None)
+        pos = getattr(step, "pos", None)
+        return StepResult(name=step.name, stage=step.stage, op=type(step.op).__name__,
+                          line=getattr(pos, "line", None), output=str(step.output),
+                          images=images)
+
+    def _warm(self, step, batch):
+        """The op of ``step``, or the warm instance compiled earlier for the same definition
+        and input type."""
+        shape = (tuple(batch.shape[1:]), str(batch.dtype))
+        key = fingerprint((step.op, step.op.clock.seed if hasattr(step.op, "clock") else None,
+                           getattr(step.op, "position", None), shape))
+        if key not in self._ops:
+            self._ops[key] = step.op
+        self._used.add(key)
+        return self._ops[key]
+
+    def _set_epoch(self, op) -> None:
+        if hasattr(op, "clock"):
+            op.clock.epoch = self.epoch
+
+    def _decode(self, step, indices: np.ndarray, result: Render):
+        """The decoder's output and the labels for ``indices``, from a Loader kept per decoder
+        definition (FFCV compiles a Loader's pipeline when it is built)."""
+        from compiler.lower import label_pipeline
+
+        op = self._warm_decoder(step)
+        key = ("decoder", self._decoder_key, tuple(indices))
+        t0 = time.perf_counter()
+        compiled_now = key not in self._loaders
+        if compiled_now:
+            self._loaders[key] = self._loader(
+                {"image": [op], "label": label_pipeline("cpu")}, indices)
+        self._set_epoch(op)
+        images, labels = self._one_batch(self._loaders[key])
+        elapsed = time.perf_counter() - t0
+        record = self._record(step, images, None)
+        if compiled_now:  # the short bench: time a second, warm epoch
+            record.compiled, record.compile_s = True, elapsed
+            t0 = time.perf_counter()
+            images, labels = self._one_batch(self._loaders[key])
+            elapsed = time.perf_counter() - t0
+        record.us_per_image = 1e6 * elapsed / max(len(indices), 1)
+        result.steps.append(record)
+        result.compiled_steps += record.compiled
+        result.reused_steps += not record.compiled
+        return images, labels.reshape(-1)
+
+    def _warm_decoder(self, step):
+        self._decoder_key = fingerprint((step.op, step.op.clock.seed, step.op.position))
+        if self._decoder_key not in self._ops:
+            self._ops[self._decoder_key] = step.op
+        self._used.add(self._decoder_key)
+        return self._ops[self._decoder_key]
+
+    def _originals(self, indices: np.ndarray, size) -> np.ndarray:
+        """The samples decoded without augmentation at ``size`` (as ``pureffcv preview``
+        shows them: the largest centred square, resized), from a kept Loader."""
+        from operations.cpu.decoders import CenterCrop
+
+        key = ("originals", tuple(int(s) for s in size), tuple(indices))
+        if key not in self._loaders:
+            self._loaders[key] = self._loader(
+                {"image": [CenterCrop(size=key[1], ratio=1.0)], "label": None}, indices)
+        (images,) = self._one_batch(self._loaders[key])
+        return images
+
+    def _loader(self, pipelines, indices: np.ndarray):
+        from ffcv.loader import Loader, OrderOption
+
+        return Loader(self.beton, batch_size=len(indices), order=OrderOption.SEQUENTIAL,
+                      indices=indices, drop_last=False, num_workers=1, pipelines=pipelines)
+
+    @staticmethod
+    def _one_batch(loader):
+        from ..preview import only_batch
+
+        batch = only_batch(loader)
+        return tuple(np.array(b) if isinstance(b, np.ndarray) else b.clone() for b in batch)
+
+    def _forget_unused(self, compiled) -> None:
+        """Keep the current plan's ops and at most KEEP_OPS others (the most recent)."""
+        used = self._used
+        self._used = set()
+        stale = [k for k in self._ops if k not in used]
+        for key in stale[:max(0, len(stale) - KEEP_OPS)]:
+            del self._ops[key]
+        loaders = [k for k in self._loaders]
+        for key in loaders[:max(0, len(loaders) - 8)]:
+            del self._loaders[key]
+
+
+def grid_png(render: Render, columns: int = 4) -> bytes:
+    """The render as one PNG (originals | augmented, class names below), laid out by
+    ``pipelines.preview.compose_grid``; used for the screenshot-free CLI check and tests."""
+    import io
+
+    from PIL import Image
+
+    from ..preview import auto_zoom, compose_grid
+
+    image = compose_grid(render.originals, render.augmented, render.labels, columns,
+                         auto_zoom(render.augmented.shape[1:3]))
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png(image: np.ndarray, zoom: int = 1) -> bytes:
+    """One uint8 HWC image as PNG bytes, enlarged ``zoom`` times (nearest neighbour)."""
+    import io
+
+    from PIL import Image
+
+    if zoom > 1:
+        image = image.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def zoom_for(size) -> int:
+    """Integer zoom that shows small images at 96 px or more on the page."""
+    return max(1, math.ceil(96 / max(1, min(size))))

@@ -1,0 +1,186 @@
+"""`pureffcv studio`: the warm renderer gives the bytes a Loader gives, recompiles only the
+ops whose definition changed, reports spec mistakes with their position; and, in a headless
+Chromium, the page shows the grid, follows edits of the spec file and highlights a bad line."""
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import compile_spec
+from pipelines.preview import normalization_of, only_batch, to_display
+from pipelines.studio.engine import Studio, fingerprint, pick_indices
+from pipelines.studio.server import StudioServer
+from tests.conftest import structured_image, write_beton
+
+SPEC = """\
+version: 1
+seed: 3
+splits:
+  train:
+    image:
+      decode: {{random_resized_crop: {{size: {size}, scale: [0.3, 1.0]}}}}
+      cpu:
+        - horizontal_flip: {{p: {p}}}
+      device: {{dtype: float32, ops: [{{normalize: {{mean: imagenet, std: imagenet}}}}]}}
+    loader: {{batch_size: 8, num_workers: 1}}
+"""
+
+
+@pytest.fixture(scope="module")
+def beton(tmp_path_factory) -> Path:
+    """24 structured 32x40 images, labels i % 3, and a classes.json naming the classes."""
+    folder = tmp_path_factory.mktemp("studio")
+    path = write_beton(folder / "data.beton", [structured_image(32, 40, seed=i) for i in range(24)],
+                       [i % 3 for i in range(24)])
+    (folder / "data.classes.json").write_text('{"cat": 0, "dog": 1, "owl": 2}')
+    return path
+
+
+def write_spec(path: Path, size: int = 24, p: float = 1.0, text: str = None) -> Path:
+    path.write_text(text if text is not None else SPEC.format(size=size, p=p))
+    return path
+
+
+def test_pick_indices_spreads_over_classes():
+    labels = np.array([0, 0, 1, 2, 0, 1, 2, 2, 1])
+    assert pick_indices(labels, [0, 1, 2], 4).tolist() == [0, 1, 2, 3]  # 0, 2, 3 then 1
+    assert pick_indices(labels, [2], 2).tolist() == [3, 6]
+    assert pick_indices(labels, [1, 2], 10).tolist() == [2, 3, 5, 6, 7, 8]
+
+
+def test_fingerprint_follows_parameters_not_the_binding():
+    a = compile_spec(SPEC.format(size=24, p=1.0), device="cpu").cpu_steps[0].op
+    b = compile_spec(SPEC.format(size=24, p=1.0), device="cpu").cpu_steps[0].op
+    c = compile_spec(SPEC.format(size=24, p=0.5), device="cpu").cpu_steps[0].op
+    b.clock.epoch = 7  # the epoch is set per render, not part of the definition
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+
+
+def test_render_matches_the_loader_reuses_unchanged_ops_and_reports_errors(beton, tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml")
+    studio = Studio(spec, beton, n=6, epoch=2)
+    first = studio.render()
+    assert first.errors == []
+    assert first.indices == [0, 1, 2, 3, 4, 5]
+    assert first.labels == ["cat", "dog", "owl", "cat", "dog", "owl"]
+    assert [s.name for s in first.steps] == ["random_resized_crop", "horizontal_flip",
+                                              "normalize"]
+    # the reference: the same spec through one FFCV Loader, as `pureffcv preview` runs it
+    compiled = compile_spec(spec, device="cpu", epoch=2)
+    images, _ = only_batch(compiled.loader(beton, order="sequential", batch_size=6,
+                                           indices=np.arange(6), drop_last=False))
+    expected = to_display(images, normalization_of(compiled.plan))
+    assert np.array_equal(first.augmented, expected)
+    assert first.originals.shape == expected.shape
+
+    write_spec(spec, p=0.5)  # one op's parameter: only that op compiles again
+    second = studio.render()
+    assert [s.compiled for s in second.steps] == [False, True, False]
+    assert second.compiled_steps == 1 and second.reused_steps == 2
+
+    write_spec(spec, p=1.0)  # back: the earlier instance is still warm
+    assert studio.render().compiled_steps == 0
+
+    assert not np.array_equal(studio.new_draw().augmented, first.augmented)  # epoch 3
+    studio.epoch = 2
+    assert np.array_equal(studio.same_draw().augmented, first.augmented)
+
+    assert studio.pick([1]).labels == ["dog"] * 6
+
+    write_spec(spec, text=SPEC.format(size=24, p=1.0).replace("p: 1.0", "p: often"))
+    bad = studio.render()
+    assert bad.augmented is None and len(bad.errors) == 1
+    assert (bad.errors[0]["line"], bad.errors[0]["file"]) == (8, str(spec))
+    assert "p of 'horizontal_flip'" in bad.errors[0]["message"]
+
+
+# -- the page in a headless browser --------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def browser():
+    """A headless Chromium driven by Selenium, or a skip that says what is missing."""
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (scripts/install.sh installs it)")
+    if not CHROMIUM or not CHROMEDRIVER:
+        pytest.skip("no chromium/chromedriver on PATH (scripts/install.sh installs the Debian "
+                    "packages chromium and chromium-driver when run as root)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def wait_until(condition, timeout: float = 240.0, what: str = "condition"):
+    """Poll ``condition`` until it returns a true value (not a timing assertion: the limit
+    only stops a broken page from hanging the suite)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+GRID = """return [...document.querySelectorAll('#grid img.augmented')].map((im) => {
+  if (!im.complete || !im.naturalWidth) return null;
+  const c = document.createElement('canvas'); c.width = im.naturalWidth; c.height = im.naturalHeight;
+  const g = c.getContext('2d'); g.drawImage(im, 0, 0);
+  return im.naturalWidth + ':' + c.toDataURL(); });"""
+
+
+def grid(driver):
+    """The augmented images of the grid as width:pixels strings, once all have loaded."""
+    images = driver.execute_script(GRID)
+    return images if images and all(images) else None
+
+
+def test_page_follows_edits_of_the_spec(beton, tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", size=24)
+    driver = browser()
+    server = StudioServer(Studio(spec, beton, n=6), port=0).start()
+    try:
+        driver.get(server.url)
+        before = wait_until(lambda: grid(driver), what="the first grid")
+        assert len(before) == 6 and all(g.startswith("96:") for g in before)  # 24 px, zoom 4
+        labels = driver.execute_script(
+            "return [...document.querySelectorAll('#grid .label')].map((e) => e.textContent)")
+        assert [label.split()[0] for label in labels] == ["cat", "dog", "owl"] * 2
+        assert "random_resized_crop" in driver.find_element("id", "explain").text
+        assert "horizontal_flip" in driver.find_element("id", "timings").text
+
+        write_spec(spec, size=20)  # a parameter change: the grid changes
+        after = wait_until(lambda: (lambda g: g if g and g != before else None)(grid(driver)),
+                           what="the grid after the edit")
+        assert all(g.startswith("100:") for g in after)  # 20 px, zoom 5
+
+        driver.find_element("id", "next-step").click()  # step through: the flip's output
+        steps = driver.find_elements("css selector", "#steps figure")
+        assert len(steps) == 3
+        assert "current" in steps[1].get_attribute("class")
+
+        good = SPEC.format(size=20, p=1.0)
+        write_spec(spec, text=good.replace("horizontal_flip", "horizontal_flipp"))
+        error = wait_until(lambda: driver.find_elements("css selector", "#errors .error"),
+                           what="the error line")[0].text
+        assert error.startswith(f"{spec}:8:11: ") and "horizontal_flip" in error
+        marked = driver.find_elements("css selector", "#yaml .error-line")
+        assert [m.get_attribute("data-line") for m in marked] == ["8"]
+        assert grid(driver) == after  # the last good grid stays while the spec is broken
+
+        write_spec(spec, text=good)
+        wait_until(lambda: not driver.find_elements("css selector", "#errors .error"),
+                   what="the error to clear")
+    finally:
+        driver.quit()
+        server.stop()
