@@ -21,6 +21,7 @@ from operations.device.stage import dtype_name
 from operations.types import ImageType, OpTypeError, storage_dtype
 
 from .errors import ErrorList, Pos, first_line
+from .raw_ops import check_raw_ops
 from .spec import SECTIONS, OpSpec, SplitSpec
 from .validate import op_params
 
@@ -86,6 +87,7 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
             annotate_types(plan, errors)
     _read_float16_bits(plan)
     annotate_types(plan, errors)
+    check_raw_ops(plan, errors)
     errors.raise_if_any()
     return plan
 
