@@ -59,6 +59,36 @@ def warn_fallback(split: str, folder: Union[str, Path]) -> None:
         f"or pass --convert to do that before training"), stacklevel=2)
 
 
+class SkippedImagesWarning(FallbackWarning):
+    """Some images of the folder cannot be decoded and are left out."""
+
+
+#: skipped images a warning names one by one
+NAMED = 5
+
+
+def readable_images(paths: List[str], labels: List[int], workers: int = 1):
+    """(paths, labels, skipped (path, reason) pairs): every image decoded once, as ``pureffcv
+    convert`` does, and the unreadable ones left out, so that sample ``i`` here is sample
+    ``i`` of the .beton that convert would write from the same folder."""
+    from .convert import _check_all
+
+    checked = _check_all(paths, min(workers, len(paths)))
+    skipped = [(path, reason) for path, (_, reason) in zip(paths, checked) if reason]
+    keep = [i for i, (_, reason) in enumerate(checked) if reason is None]
+    return [paths[i] for i in keep], [labels[i] for i in keep], skipped
+
+
+def warn_skipped(folder, skipped: List[Tuple[str, str]], kept: int) -> None:
+    """Warn that ``skipped`` images of ``folder`` are left out: counted, and the first few
+    named with their reasons."""
+    named = "; ".join(f"{path}: {reason}" for path, reason in skipped[:NAMED])
+    more = f"; and {len(skipped) - NAMED} more" if len(skipped) > NAMED else ""
+    warnings.warn(SkippedImagesWarning(
+        f"{folder}: {len(skipped)} unreadable image(s) skipped, training on the other {kept} "
+        f"({named}{more})"), stacklevel=3)
+
+
 class FallbackLoader:
     """Batches of an ImageFolder tree (``folder/<class>/<image>``) through a compiled split.
 
@@ -68,6 +98,10 @@ class FallbackLoader:
     - ``batch_size``, ``shuffle``, ``drop_last``: None keeps the spec's loader options
       (shuffle unless its order is sequential).
     - ``num_workers``: DataLoader worker processes that decode and crop (0: in this process).
+
+    Every image is decoded once first, as ``pureffcv convert`` does: unreadable ones (a
+    truncated JPEG, say) are left out, counted and named in a ``SkippedImagesWarning``
+    (``skipped`` lists them), and training goes on with the others.
 
     Shuffling draws from a torch generator seeded by (spec seed, epoch): reproducible, but
     not FFCV's random order.
@@ -82,6 +116,12 @@ class FallbackLoader:
             paths, labels, _ = scan_image_folder(Path(image_folder))
         except (ConversionError, OSError) as exc:
             raise FallbackError(str(exc).splitlines()[0]) from None
+        paths, labels, self.skipped = readable_images(paths, labels, max(1, num_workers))
+        if self.skipped:
+            warn_skipped(image_folder, self.skipped, len(paths))
+        if not paths:
+            raise FallbackError(f"{image_folder}: none of its {len(self.skipped)} images could "
+                                f"be read")
         options = compiled.split.loader
         Compiler.set_num_threads(options.num_workers)  # as FFCV's Loader does: prange or not
         self.compiled = compiled

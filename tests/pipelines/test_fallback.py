@@ -136,3 +136,33 @@ def test_the_warning_names_the_slowdown_and_the_fix():
         "that before training")
 
 
+
+
+def test_a_truncated_jpeg_is_skipped_named_and_counted_and_the_rest_loads(folder, tmp_path):
+    import shutil
+
+    from pipelines.fallback import SkippedImagesWarning
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder, damaged)
+    buffer = tmp_path / "whole.jpg"
+    Image.fromarray(structured_image(36, 36, seed=99)).save(buffer, quality=90)
+    bad = damaged / "c1" / "05b.jpg"  # sorts between c1's images
+    bad.write_bytes(buffer.read_bytes()[:len(buffer.read_bytes()) // 2])  # truncated
+    compiled = compile_spec(PLAIN % "center_crop: {size: 24, ratio: 1.0}", device="cpu")
+    with pytest.warns(SkippedImagesWarning) as record:
+        loader = FallbackLoader(compiled, damaged, batch_size=4, num_workers=2,
+                                shuffle=False, drop_last=False)
+    message = str(record[0].message)
+    assert message.startswith(f"{damaged}: 1 unreadable image(s) skipped, training on the "
+                              f"other 10 ({bad}: OSError")
+    assert loader.skipped[0][0] == str(bad)
+    # the same samples, in the same order, as the undamaged folder
+    clean = FallbackLoader(compile_spec(PLAIN % "center_crop: {size: 24, ratio: 1.0}",
+                                        device="cpu"), folder, batch_size=4, num_workers=0,
+                           shuffle=False, drop_last=False)
+    got = [(images.clone(), labels.clone()) for images, labels in loader]
+    want = list(clean)
+    assert sum(len(labels) for _, labels in got) == 10
+    for (a, la), (b, lb) in zip(got, want):
+        assert torch.equal(a, b) and torch.equal(la, lb)
