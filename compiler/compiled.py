@@ -4,10 +4,12 @@ from typing import Dict, List, Union
 
 import torch
 
+from operations import ffcv_patches
 from operations.rng import EpochClock
 
 from .lower import lower
-from .plan import Plan, Step, build_plan
+from .ir import Plan, Step
+from .plan import build_plan
 from .spec import Spec, SplitSpec, load_spec
 
 
@@ -69,11 +71,26 @@ class CompiledPipeline:
         """An ffcv Loader over ``beton_path`` with the spec's loader options; keyword
         ``overrides`` win (batch_size, num_workers, order, distributed, seed, indices, ...).
 
+        The file is checked first (``compiler.beton_check``: a missing, truncated or damaged
+        .beton, or one without the fields the pipelines read, is a one-line BetonError naming
+        it). The Loader is a ``SafeLoader``: each ``iter`` is one epoch whose thread is closed
+        and joined however iteration ends (a ``break`` leaks nothing), and an error in FFCV's
+        loader thread raises LoaderError in the consumer instead of hanging it.
+
         The Loader uses this object's op instances: build one live Loader per
         CompiledPipeline (compile again for a second concurrent one)."""
-        from ffcv.loader import Loader
+        from .beton_check import BetonError, check_beton
+        from .safe_loader import SafeLoader
 
-        return Loader(os.fspath(beton_path), **self.loader_options(**overrides))
+        options = self.loader_options(**overrides)
+        path = os.fspath(beton_path)
+        check_beton(path, tuple(options["pipelines"]))
+        try:
+            return SafeLoader(path, **options)
+        except (OSError, ValueError, IndexError, KeyError, AssertionError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise BetonError(f"{path}: FFCV cannot open this .beton ({type(exc).__name__}: "
+                             f"{reason})") from None
 
     def explain(self) -> str:
         from .explain import explain
@@ -110,6 +127,7 @@ def compile_spec(spec_or_path: Union[Spec, str, os.PathLike], split: str = "trai
 
     Compiles no Numba code (that happens when a Loader first runs) and touches no GPU unless
     ``device`` is auto (one ``torch.cuda.is_available()``)."""
+    ffcv_patches.apply()
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
     split_spec = spec.split(split)
     clock = EpochClock(spec.seed, epoch)

@@ -1,122 +1,17 @@
-"""Iterating FFCV Loaders safely: an error in the loader thread becomes an exception in the
-consumer, and every epoch's thread is stopped and joined.
-
-FFCV runs each epoch in an ``EpochIterator`` thread. When that thread dies of an error (a
-custom kernel's Numba typing error, say), FFCV prints the traceback and leaves the consumer
-blocked on the batch queue forever; when the consumer stops early, the thread is never joined
-(ffcv #345, #393) and blocks on its full queue, holding its batch buffers.
+"""Iterating FFCV Loaders safely (the Lightning side's name for ``compiler.safe_loader``): an
+error in the loader thread becomes ``LoaderError`` in the consumer, and every epoch's thread
+is stopped and joined (ffcv #345, #393).
 
 - ``start(loader)`` starts an epoch whose thread's error is kept, not printed;
-- ``batches(iterator)`` yields its batches and raises ``LoaderError`` (one line, the thread's
-  error as ``__cause__``) instead of waiting on a dead thread;
+- ``batches(iterator)`` yields its batches and raises ``LoaderError`` instead of waiting on a
+  dead thread;
 - ``close(iterator)`` stops, drains and joins the thread and releases its buffers;
 - ``epoch(loader)`` is the three together, for a consumer that reads whole epochs.
+
+``CompiledPipeline.loader`` returns a ``SafeLoader``, whose plain ``iter`` does the same.
 """
-import queue
-import re
-import threading
-import time
-import weakref
-from typing import Iterator, Optional
+from compiler.safe_loader import (JOIN_TIMEOUT_S, LoaderError, SafeLoader, batches, close,
+                                  epoch, start, summary)
 
-from operations.errors import PureffcvError
-
-#: seconds to wait for a stopping iterator thread (it polls its stop flag every 0.5 s)
-JOIN_TIMEOUT_S = 30.0
-
-_guarded = weakref.WeakKeyDictionary()  # started EpochIterator -> its error (None: none yet)
-_lock = threading.Lock()  # start() registers a thread before its error hook may read it
-_previous_hook = threading.excepthook
-
-
-class LoaderError(PureffcvError, RuntimeError):
-    """FFCV's loader thread stopped with an error; ``str()`` is one line."""
-
-
-def start(loader):
-    """``iter(loader)``: the epoch's EpochIterator, whose thread's error ``batches`` raises."""
-    _install_hook()
-    with _lock:
-        iterator = iter(loader)
-        _guarded[iterator] = None
-    return iterator
-
-
-def batches(iterator) -> Iterator:
-    """The batches of an EpochIterator from ``start``; LoaderError when its thread died."""
-    q = iterator.output_queue
-    while True:
-        with q.not_empty:
-            while not q._qsize():  # the unlocked size: this thread holds the queue's lock
-                if not iterator.is_alive():
-                    error = _guarded.get(iterator)
-                    raise LoaderError(_message(error)) from error
-                q.not_empty.wait(timeout=1.0)
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        yield batch
-
-
-def close(iterator) -> None:
-    """Stop and join an EpochIterator's thread and release its batch buffers."""
-    iterator.terminate_event.set()
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
-    while iterator.is_alive() and time.monotonic() < deadline:
-        _drain(iterator.output_queue)
-        iterator.join(timeout=0.05)
-    iterator.close()
-    iterator.closed = True  # FFCV's close() leaves this False and would exit twice
-
-
-def epoch(loader) -> Iterator:
-    """One whole epoch of ``loader``'s batches, its thread joined however iteration ends."""
-    iterator = start(loader)
-    try:
-        yield from batches(iterator)
-    finally:
-        close(iterator)
-
-
-def summary(error: BaseException) -> str:
-    """``Type: reason`` in one line. Numba errors open with generic "Failed in ... pipeline"
-    lines: the first other line is the reason, and the first ``File "...", line N`` (the
-    kernel's source) is added."""
-    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines()]
-    reasons = [line for line in lines if line and not line.startswith("Failed in ")]
-    text = f"{type(error).__name__}: {reasons[0]}" if reasons else type(error).__name__
-    where = next((m for m in map(re.compile(r'File "(.+)", line (\d+)').match, lines) if m), None)
-    return text + (f" ({where[1]}, line {where[2]})" if where else "")
-
-
-def _message(error: Optional[BaseException]) -> str:
-    if error is None:
-        return "FFCV's loader thread stopped before the end of the epoch"
-    return f"FFCV's loader thread failed: {summary(error)}"
-
-
-def _install_hook() -> None:
-    """Make ``_hook`` the thread error hook, in front of whatever is there (others, a test
-    runner say, may have replaced it since the last call)."""
-    global _previous_hook
-    if threading.excepthook is not _hook:
-        _previous_hook, threading.excepthook = threading.excepthook, _hook
-
-
-def _hook(args) -> None:
-    """Keep (and do not print) the errors of guarded threads; others go to the previous hook."""
-    with _lock:
-        guarded = args.thread in _guarded
-        if guarded:
-            _guarded[args.thread] = args.exc_value
-    if not guarded:
-        _previous_hook(args)
-
-
-def _drain(q: queue.Queue) -> None:
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
+__all__ = ["JOIN_TIMEOUT_S", "LoaderError", "SafeLoader", "batches", "close", "epoch", "start",
+           "summary"]
