@@ -4,7 +4,12 @@ Every number comes from the same invocation, epochs of all variants interleaved,
 meaningful on a noisy machine: the full pipeline, prefixes of it (decode only; decode + CPU
 ops; + transfer) whose differences give the per-stage cost, then optional baselines
 (``torch_hybrid``: the same decoder followed by per-image torch ops, the correct-but-slow
-hybrid; ``dataloader``: a plain PyTorch DataLoader decoding the source images with PIL).
+hybrid; ``ffcv_decode``: FFCV's own decoder for the same crop, RandomResizedCrop or CenterCrop,
+with ToTensor and ToTorchImage, the floor FFCV users compare against; ``dataloader``: a plain
+PyTorch DataLoader decoding the source images with PIL).
+
+Each variant's first epoch (Numba compiling every op, then one epoch) is timed apart from the
+steady epochs; ``compile_s`` is the first epoch minus one steady epoch.
 """
 import os
 import time
@@ -17,7 +22,7 @@ from . import loading
 #: pipeline (variant "pipeline") adds the device ops and batch ops
 STAGE_PREFIXES = ("decode", "cpu_ops", "transfer")
 #: the baselines ``compare`` can name (``pureffcv bench --compare``)
-BASELINES = ("torch_hybrid", "dataloader")
+BASELINES = ("torch_hybrid", "ffcv_decode", "dataloader")
 
 
 @dataclass
@@ -28,10 +33,19 @@ class Throughput:
     first_epoch_s: float
     images: int
     seconds: float
+    epochs: int = 1  # timed epochs that ``images`` and ``seconds`` add up
 
     @property
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds else float("nan")
+
+    @property
+    def compile_s(self) -> float:
+        """What the first epoch cost beyond a steady one: mostly Numba compiling the ops
+        (never below 0; noise can hide a fast compile)."""
+        if not self.epochs:
+            return float("nan")
+        return max(0.0, self.first_epoch_s - self.seconds / self.epochs)
 
 
 @dataclass
@@ -61,8 +75,10 @@ class BenchReport:
             "num_workers": self.num_workers, "batch_size": self.batch_size, "epochs": self.epochs,
             "images_per_s": self.variants["pipeline"].images_per_s,
             "first_epoch_s": self.variants["pipeline"].first_epoch_s,
+            "compile_s": self.variants["pipeline"].compile_s,
             "stages_us_per_image": self.stage_costs_us(),
-            "variants": {name: {**asdict(t), "images_per_s": t.images_per_s}
+            "variants": {name: {**asdict(t), "images_per_s": t.images_per_s,
+                                "compile_s": t.compile_s}
                          for name, t in self.variants.items()},
         }
 
@@ -70,10 +86,11 @@ class BenchReport:
         base = self.variants["pipeline"].images_per_s
         lines = [f"{self.spec} [{self.split}] on {self.device}, {self.num_workers} workers, "
                  f"batch {self.batch_size}, {self.epochs} timed epochs",
-                 f"{'variant':<14}{'images/s':>10}{'vs pipeline':>13}{'first epoch':>13}"]
+                 f"{'variant':<14}{'images/s':>10}{'vs pipeline':>13}{'first epoch':>13}"
+                 f"{'compile':>10}"]
         for name, t in self.variants.items():
             lines.append(f"{name:<14}{t.images_per_s:>10.0f}{t.images_per_s / base:>12.2f}x"
-                         f"{t.first_epoch_s:>12.1f}s")
+                         f"{t.first_epoch_s:>12.1f}s{t.compile_s:>9.1f}s")
         lines.append("per-stage cost (us/image): " + ", ".join(
             f"{k} {v:.0f}" for k, v in self.stage_costs_us().items()))
         return "\n".join(lines)
@@ -121,7 +138,7 @@ def time_variants(variants: List[Variant], epochs: int, progress: bool = True) -
                     timed[variant.name][0] += seconds
                     timed[variant.name][1] += count
                 bar.update(1)
-    return {v.name: Throughput(v.name, first[v.name], timed[v.name][1], timed[v.name][0])
+    return {v.name: Throughput(v.name, first[v.name], timed[v.name][1], timed[v.name][0], epochs)
             for v in variants}
 
 
@@ -143,12 +160,41 @@ def _loader_batches(compiled, beton: str, image_steps: int, options: dict):
     return batches
 
 
+def ffcv_decoder(decoder):
+    """FFCV's own decoder for what our ``decoder`` op does: RandomResizedCropRGBImageDecoder
+    (same size, scale, ratio; crops from Numba's RNG) for ``random_resized_crop``,
+    CenterCropRGBImageDecoder for ``center_crop``; ValueError for other decoders."""
+    from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
+
+    from operations.cpu.decoders import CenterCrop, RandomResizedCrop
+
+    if isinstance(decoder, RandomResizedCrop):
+        return RandomResizedCropRGBImageDecoder(tuple(decoder.output_size),
+                                                scale=decoder.scale, ratio=decoder.ratio)
+    if isinstance(decoder, CenterCrop):
+        return CenterCropRGBImageDecoder(tuple(decoder.output_size), ratio=decoder.ratio)
+    raise ValueError(f"--compare ffcv_decode needs a random_resized_crop or center_crop "
+                     f"decoder, not {type(decoder).__name__}")
+
+
+def _ffcv_decode_batches(compiled, beton: str, options: dict):
+    """FFCV's decoder for the split's crop + ToTensor + ToTorchImage: no augmentation."""
+    from ffcv.fields.decoders import IntDecoder
+    from ffcv.transforms import ToTensor, ToTorchImage
+
+    pipeline = [ffcv_decoder(compiled.decoder.op), ToTensor(), ToTorchImage()]
+    loader = compiled.loader(beton, pipelines={"image": pipeline,
+                                               "label": [IntDecoder(), ToTensor()]}, **options)
+    return lambda epoch: loading.epoch(loader)
+
+
 def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto",
           epochs: int = 3, num_workers: Optional[int] = None, batch_size: Optional[int] = None,
           compare: List[str] = (), images_dir: Optional[str] = None,
           progress: bool = True) -> BenchReport:
     """Measure the compiled split and, cumulatively, each stage prefix; then the baselines
-    named in ``compare`` (``torch_hybrid``; ``dataloader`` needs ``images_dir``).
+    named in ``compare`` (``torch_hybrid``, ``ffcv_decode``; ``dataloader`` needs
+    ``images_dir``).
 
     ``spec_path``: a spec file (or YAML text). Raises, before any timed run, FileNotFoundError,
     ValueError, compiler.SpecError and pipelines.convert.ConversionError (``images_dir``);
@@ -168,6 +214,8 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
     if batch_size is not None:
         options["batch_size"] = batch_size
     reference = compile_spec(spec_path, split=split, device=device)
+    if "ffcv_decode" in compare:
+        ffcv_decoder(reference.decoder.op)  # its ValueError now, before any timing
     loader_options = reference.loader_options(**options)
     workers = loader_options["num_workers"]
     report = BenchReport(str(spec_path), split, reference.device,
@@ -205,6 +253,9 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
         compiled = compile_spec(spec_path, split=split, device=device)
         decode = _loader_batches(compiled, beton, ends["decode"], options)
         variants.append(Variant("torch_hybrid", hybrid_batches(decode, compiled.device)))
+    if "ffcv_decode" in compare:
+        compiled = compile_spec(spec_path, split=split, device=device)
+        variants.append(Variant("ffcv_decode", _ffcv_decode_batches(compiled, beton, options)))
     if "dataloader" in compare:
         variants.append(Variant("dataloader", folder_batches))
     report.variants = time_variants(variants, epochs, progress)

@@ -1,11 +1,13 @@
 """Measure images/s of a compiled split on a .beton: one warm-up epoch (Numba compiles there;
-reported as first_epoch_s), then timed epochs. Also times cumulative prefixes of the pipeline
-(decode; + CPU ops; + transfer) so the per-stage cost shows where the time goes, and optional
-baselines (--compare torch_hybrid dataloader).
+reported as first_epoch_s, and as compile_s: the first epoch minus a steady one), then timed
+epochs. Also times cumulative prefixes of the pipeline (decode; + CPU ops; + transfer) so the
+per-stage cost shows where the time goes, and optional baselines (--compare torch_hybrid
+ffcv_decode dataloader; ffcv_decode is FFCV's own RandomResizedCrop or CenterCrop decoder with
+ToTensor and ToTorchImage).
 
 JSON keys (--json): spec, split, device, num_workers, batch_size, epochs, images_per_s,
-first_epoch_s, stages_us_per_image {decode, cpu_ops, transfer, device_ops}, variants {name:
-{name, first_epoch_s, images, seconds, images_per_s}}.
+first_epoch_s, compile_s, stages_us_per_image {decode, cpu_ops, transfer, device_ops},
+variants {name: {name, first_epoch_s, images, seconds, epochs, images_per_s, compile_s}}.
 """
 import json
 import sys

@@ -31,17 +31,23 @@ def test_bench_json_has_the_documented_keys(tmp_path):
     (tmp_path / "spec.yaml").write_text(SPEC)
     done = subprocess.run([PUREFFCV, "bench", str(tmp_path / "spec.yaml"), str(beton),
                            "--epochs", "1", "--device", "cpu", "--json",
-                           "--compare", "torch_hybrid", "--plot", str(tmp_path / "plot.png")],
+                           "--compare", "torch_hybrid", "ffcv_decode", "--plot", str(tmp_path / "plot.png")],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert set(report) == {"spec", "split", "device", "num_workers", "batch_size", "epochs",
-                           "images_per_s", "first_epoch_s", "stages_us_per_image", "variants"}
+                           "images_per_s", "first_epoch_s", "compile_s", "stages_us_per_image",
+                           "variants"}
     assert (report["device"], report["num_workers"], report["batch_size"]) == ("cpu", 1, 16)
     assert set(report["stages_us_per_image"]) == {"decode", "cpu_ops", "transfer", "device_ops"}
-    assert set(report["variants"]) == {"pipeline", "decode", "cpu_ops", "transfer", "torch_hybrid"}
+    assert set(report["variants"]) == {"pipeline", "decode", "cpu_ops", "transfer", "torch_hybrid",
+                                       "ffcv_decode"}
     for variant in report["variants"].values():
         assert variant["images"] == 48 and variant["images_per_s"] > 0  # one timed epoch
+        # compile time: the first epoch less one steady epoch
+        steady = variant["seconds"] / variant["epochs"]
+        assert variant["compile_s"] == pytest.approx(max(0.0, variant["first_epoch_s"] - steady))
+    assert report["compile_s"] == report["variants"]["pipeline"]["compile_s"]
     # the stage costs are differences of cumulative prefixes: they add up to the pipeline's
     total = sum(report["stages_us_per_image"].values())
     assert total == pytest.approx(1e6 / report["images_per_s"])
@@ -79,3 +85,20 @@ def test_compare_dataloader_without_images_fails_before_timing(tmp_path, small_b
     # stderr holds no progress bar: no timed run started
     assert done.stderr == ("pureffcv bench: --compare dataloader needs --images DIR (the "
                            "source image folder)\n")
+
+
+def test_ffcv_decode_is_ffcvs_decoder_for_the_same_crop():
+    from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
+
+    from operations import get_op
+    from pipelines.bench import ffcv_decoder
+
+    rrc = ffcv_decoder(get_op("random_resized_crop")(size=[20, 30], scale=(0.3, 0.9),
+                                                      ratio=(0.5, 2.0)))
+    assert isinstance(rrc, RandomResizedCropRGBImageDecoder)
+    assert (tuple(rrc.output_size), rrc.scale, rrc.ratio) == ((20, 30), (0.3, 0.9), (0.5, 2.0))
+    center = ffcv_decoder(get_op("center_crop")(size=24, ratio=0.75))
+    assert isinstance(center, CenterCropRGBImageDecoder)
+    assert (tuple(center.output_size), center.ratio) == ((24, 24), 0.75)
+    with pytest.raises(ValueError, match="random_resized_crop or center_crop"):
+        ffcv_decoder(get_op("decode")())
