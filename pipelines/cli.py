@@ -10,11 +10,11 @@ import sys
 from typing import List, Optional
 
 from .commands import (bench, check, convert, demo, doctor, explain, fit, predict, preview,
-                       test, train, validate)
+                       stats, test, train, validate)
 
 #: the subcommands, in the order ``pureffcv --help`` lists them
 COMMANDS = {"convert": convert, "doctor": doctor, "check": check, "explain": explain,
-            "preview": preview, "bench": bench, "fit": fit, "validate": validate,
+            "preview": preview, "stats": stats, "bench": bench, "fit": fit, "validate": validate,
             "test": test, "predict": predict, "train": train, "demo": demo}
 from .commands import studio  # noqa: E402  (pureffcv studio, issue 15)
 COMMANDS["studio"] = studio
