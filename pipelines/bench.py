@@ -168,11 +168,15 @@ def ffcv_decoder(decoder):
 
     from operations.cpu.decoders import CenterCrop, RandomResizedCrop
 
+    def param(name):  # the op's bound parameters (``params``), or older ops' attributes
+        return getattr(decoder, "params", {}).get(name, getattr(decoder, name, None))
+
     if isinstance(decoder, RandomResizedCrop):
-        return RandomResizedCropRGBImageDecoder(tuple(decoder.output_size),
-                                                scale=decoder.scale, ratio=decoder.ratio)
+        return RandomResizedCropRGBImageDecoder(
+            tuple(decoder.output_size), scale=tuple(float(s) for s in param("scale")),
+            ratio=tuple(float(r) for r in param("ratio")))
     if isinstance(decoder, CenterCrop):
-        return CenterCropRGBImageDecoder(tuple(decoder.output_size), ratio=decoder.ratio)
+        return CenterCropRGBImageDecoder(tuple(decoder.output_size), ratio=float(param("ratio")))
     raise ValueError(f"--compare ffcv_decode needs a random_resized_crop or center_crop "
                      f"decoder, not {type(decoder).__name__}")
 
