@@ -2,7 +2,7 @@
 Knows YAML, the op registry and FFCV's State; nothing of Lightning."""
 from .compiled import CompiledPipeline, compile_spec, resolve_device
 from .errors import Pos, SpecError, SpecErrors
-from .plan import Plan, Step
+from .ir import Plan, Step
 from .spec import Spec, load_spec
 
 __all__ = ["CompiledPipeline", "compile_spec", "resolve_device", "Pos", "SpecError",

@@ -1,6 +1,6 @@
 """``CompiledPipeline.explain()``: the plan as a table a person can check at a glance."""
 
-from .plan import Step
+from .ir import Step
 from .validate import show
 
 
@@ -23,12 +23,12 @@ def rng_streams(step: Step) -> str:
 
 def explain(compiled) -> str:
     plan = compiled.plan
-    header = ("stage", "rng", "step", "op", "output", "runs")
+    header = ("stage", "rng", "step", "op", "output", "runs", "note")
     rows = [header]
     for step in plan.steps + plan.batch:
         output = step.output.describe() if step.output is not None else "-"
         rows.append((step.stage, rng_streams(step), step.name,
-                     type(step.op).__name__, output, runs_on(step)))
+                     type(step.op).__name__, output, runs_on(step), step.note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"split '{plan.split}' of {compiled.spec.file}: device {plan.device}, "
              f"seed {compiled.spec.seed}", ""]

@@ -5,7 +5,7 @@ import torch
 from ffcv.fields.decoders import IntDecoder
 from ffcv.transforms import Squeeze, ToDevice, ToTensor
 
-from .plan import Plan
+from .ir import Plan
 
 
 def lower(plan: Plan) -> Dict[str, List]:

@@ -5,22 +5,24 @@ stage, inserts the boundary (ToTensor -> ToDevice -> ToTorchImage; no ToDevice o
 tracks the ImageType through every step and refuses what FFCV would hang on, crash on or
 silently mishandle. Passes then rewrite the step list (``compiler/passes.py``: colour LUT and
 affine fusion, device normalize + flip, normalize in the JIT stage on the CPU) before it is
-lowered.
+lowered. The plan itself (Plan, Step) is the IR of ``compiler/ir.py``.
 """
-from dataclasses import dataclass, field, replace
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 import torch
 from ffcv.pipeline.state import State
 from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
 
+from operations.base import state_of
 from operations.rng import EpochClock
 from operations.boundary import Float16FromBits
 from operations.device.stage import dtype_name
 from operations.types import ImageType, OpTypeError, storage_dtype
 
-from .errors import ErrorList, Pos, first_line
+from .errors import ErrorList, first_line
+from .ir import Plan, Step
+from .passes import PASSES
 from .raw_ops import check_raw_ops
 from .spec import SECTIONS, OpSpec, SplitSpec
 from .validate import op_params
@@ -30,34 +32,6 @@ SECTION_OF_STAGE = {"decoder": "image.decode", "cpu": "image.cpu", "device": "im
                     "batch": "batch"}
 STAGE_WORDS = {"decoder": "a decoder", "cpu": "a CPU (Numba) op", "device": "a device (torch) op",
                "batch": "a batch op (it needs images and labels together)"}
-
-
-@dataclass
-class Step:
-    """One operation of the image pipeline (or a batch op), with what the planner knows."""
-
-    name: str
-    op: Any
-    stage: str  # decoder | cpu | boundary | device | batch
-    pos: Optional[Pos] = None  # where the spec wrote it (None for the boundary)
-    position: Optional[int] = None  # its RNG stream (index in the split's op list)
-    jit: bool = False
-    input: Optional[ImageType] = None
-    output: Optional[ImageType] = None
-    parts: Tuple["Step", ...] = ()  # the steps a fusion pass merged into this one
-
-
-@dataclass
-class Plan:
-    """A split's pipeline: image steps in execution order (boundary included), batch steps."""
-
-    split: str
-    device: str
-    steps: List[Step]
-    batch: List[Step] = field(default_factory=list)
-
-    def stage(self, *stages: str) -> List[Step]:
-        return [s for s in self.steps + self.batch if s.stage in stages]
 
 
 def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool = True) -> Plan:
@@ -80,8 +54,6 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
     annotate_types(plan, errors)
     errors.raise_if_any()
     if optimize:
-        from .passes import PASSES  # the passes build on this module's Plan and Step
-
         for rewrite in PASSES:  # each sees the types of the plan before it
             plan = rewrite(plan, clock)
             annotate_types(plan, errors)
@@ -153,7 +125,7 @@ def annotate_types(plan: Plan, errors: ErrorList) -> None:
             step.output, step.jit = output_of(step, current)
         except OpTypeError as exc:  # its message names the op, in the user's words
             message = first_line(exc)
-            named = f"'{step.name}'" in message or f"'{op_name(step)}'" in message
+            named = f"'{step.name}'" in message or f"'{getattr(type(step.op), 'op_name', None)}'" in message
             errors.add(step.pos, message if named else f"'{step.name}': {message}")
             return
         except Exception as exc:  # a custom op's output_type with a bug: still no traceback
@@ -195,7 +167,7 @@ def output_of(step: Step, image: Optional[ImageType]):
 
 def _derived_type(step: Step, image: Optional[ImageType]):
     """A raw FFCV Operation's output, from its declare_state_and_memory on a synthetic State."""
-    state = _state_of(image)
+    state = state_of(image)
     try:
         new_state, _ = step.op.declare_state_and_memory(state)
     except Exception as exc:
@@ -206,25 +178,9 @@ def _derived_type(step: Step, image: Optional[ImageType]):
     return _type_of(new_state, image), bool(new_state.jit_mode)
 
 
-def _state_of(image: Optional[ImageType]) -> State:
-    if image is None:
-        return State(jit_mode=True, device=torch.device("cpu"), shape=(), dtype=np.dtype("uint8"))
-    if image.jit:
-        return State(True, torch.device("cpu"), image.sample_shape, storage_dtype(image.dtype))
-    dtype = getattr(torch, image.dtype)
-    return State(False, torch.device(image.device), image.sample_shape, dtype)
-
-
 def _type_of(state: State, previous: Optional[ImageType]) -> ImageType:
     dtype = dtype_name(state.dtype)
     layout = "HWC" if state.jit_mode or previous is None else previous.layout
     shape = tuple(state.shape) if state.shape else (None, None, 3)
     h, w, c = shape if layout == "HWC" else (shape[1], shape[2], shape[0])
     return ImageType(h, w, c, dtype, layout, str(state.device), bool(state.jit_mode))
-
-
-# --- names -------------------------------------------------------------------------------
-
-def op_name(step: Step) -> Optional[str]:
-    """The registry name of a step's op class (None for FFCV's boundary ops)."""
-    return getattr(type(step.op), "op_name", None)

@@ -14,6 +14,9 @@ from typing import Optional
 
 import numpy as np
 import torch
+from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
+
+from operations.base import state_of
 
 from .errors import ErrorList
 
@@ -21,8 +24,6 @@ from .errors import ErrorList
 def check_raw_ops(plan, errors: ErrorList) -> None:
     """Report every raw FFCV op of ``plan`` whose declared State does not fit its place.
     Does nothing when the plan already has errors (its types are then incomplete)."""
-    from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
-
     if errors.errors:
         return
     boundary = (ToTensor, ToDevice, ToTorchImage)
@@ -41,10 +42,8 @@ def check_raw_ops(plan, errors: ErrorList) -> None:
 
 
 def _state_problem(step, device: str) -> Optional[str]:
-    from .plan import _state_of
-
     try:
-        state, _ = step.op.declare_state_and_memory(_state_of(step.input))
+        state, _ = step.op.declare_state_and_memory(state_of(step.input))
     except Exception:  # a decoder needs the data set's metadata; other ops failed earlier
         return None
     shape = tuple(state.shape) if state.shape is not None else ()

@@ -1,15 +1,20 @@
 """pureffcv operations: per-sample CPU ops (Numba), device ops (torch/cupy), keyed RNG,
-the op registry and the authoring API for custom ops. Knows FFCV, Numba and torch; no YAML."""
-from . import ffcv_patches  # noqa: F401  (first: before any FFCV Loader is built)
-from .authoring import cpu_op
-from .base import PureOperation, Stage
+the op registry and the authoring API for custom ops. Knows FFCV, Numba and torch; no YAML.
+
+Importing it registers the built-in ops and changes nothing else; FFCV's corrections are
+installed by ``ffcv_patches.apply()``, which the compiler calls."""
+from .authoring import affine, channel_map, cpu_op, point_map
+from .base import FusionPart, Gate, PureOperation, Stage
+from .errors import PureffcvError
 from .params import Ascending, FloatRange, Named, PositiveInt, Probability, Range, Size
 from .registry import ENTRY_POINT_GROUP, UnknownOpError, available_ops, get_op, register_op
 from .rng import EpochClock
 from .types import DTYPES, ImageType, OpTypeError
+from . import builtins  # noqa: F401,E402  (registers the built-in ops; needs the registry above)
 
 __all__ = [
-    "cpu_op", "PureOperation", "Stage", "Ascending", "FloatRange", "Named", "PositiveInt",
-    "Probability", "Range", "Size", "ENTRY_POINT_GROUP", "UnknownOpError", "available_ops",
-    "get_op", "register_op", "EpochClock", "DTYPES", "ImageType", "OpTypeError",
+    "affine", "channel_map", "cpu_op", "point_map", "FusionPart", "Gate", "PureOperation",
+    "Stage", "PureffcvError", "Ascending", "FloatRange", "Named", "PositiveInt", "Probability",
+    "Range", "Size", "ENTRY_POINT_GROUP", "UnknownOpError", "available_ops", "get_op",
+    "register_op", "EpochClock", "DTYPES", "ImageType", "OpTypeError",
 ]

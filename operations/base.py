@@ -1,7 +1,9 @@
-"""The contract between an op and the planner: a stage, a typed signature, keyed randomness."""
+"""The contract between an op and the planner: a stage, one parameter mechanism, keyed
+randomness, and the small protocols the compiler's passes ask ops through."""
+import functools
 import inspect
 from dataclasses import replace
-from typing import ClassVar, Literal, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, Literal, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -10,7 +12,8 @@ from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.operation import Operation
 from ffcv.pipeline.state import State
 
-from .rng import EpochClock
+from .params import constraints_of
+from .rng import GATE_DRAW, EpochClock
 from .types import ImageType, storage_dtype
 
 #: Where a step runs. decoder: first step of the image field (JIT, CPU); cpu: a Numba op on
@@ -19,19 +22,113 @@ from .types import ImageType, storage_dtype
 Stage = Literal["decoder", "cpu", "device", "batch"]
 
 
-class PureOperation(Operation):
+class Gate(NamedTuple):
+    """Where an op's probability ``p`` is drawn: draw ``draw`` of the sample key, or of the
+    kernel key (``derive(sample key, 1)``) when ``on_kernel_key``. Every op uses the default
+    except where its docstring names its draws otherwise (torchvision's RandomErasing draws
+    its p first, as draw 0 of its own key)."""
+
+    on_kernel_key: bool = False
+    draw: int = GATE_DRAW
+
+
+class FusionPart(NamedTuple):
+    """What an op offers a fusion pass (``PureOperation.fusion_part``).
+
+    ``family`` is "point_map" or "affine". ``form`` says what ``function`` returns for one
+    image, from the kernel key ``rng`` and ``args`` (the op's parameters in signature order):
+    "lut" ``(rng, *args) -> uint8[256]`` for every channel; "channel_luts" ``(hist, rng,
+    *args) -> uint8[channels, 256]`` from the input's histograms; "matrix" ``(height, width,
+    rng, *args) -> float64[2, 3]``, the output-to-input matrix of a warp that uncovers pixels
+    with ``fill`` (None for warps that never uncover any: flips)."""
+
+    family: str
+    form: str
+    function: Callable
+    args: tuple
+    p: float
+    gate: Gate
+    fill: Any = None
+
+
+def plain(value):
+    """YAML lists become tuples (Numba-typable, hashable)."""
+    if isinstance(value, list):
+        return tuple(plain(v) for v in value)
+    return value
+
+
+def resolved(annotation, value):
+    """A named constant (``mean: imagenet``) becomes its value, so ops see numbers."""
+    for constraint in constraints_of(annotation):
+        value = constraint.convert(value)
+    return plain(value)
+
+
+def _binding_init(init: Callable) -> Callable:
+    """Wrap an op's ``__init__`` so that the outermost call binds its arguments against the
+    signature, once: defaults applied, named constants resolved, lists as tuples, stored in
+    ``self.params``; ``init`` then runs on those values. Calls from subclasses' ``super()``
+    pass through."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **values):
+        if "params" in self.__dict__:  # an inner super().__init__: bound already
+            return init(self, *args, **values)
+        bound = signature.bind(self, *args, **values)
+        bound.apply_defaults()
+        self.params = {name: resolved(signature.parameters[name].annotation, value)
+                       for name, value in list(bound.arguments.items())[1:]
+                       if signature.parameters[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                              inspect.Parameter.KEYWORD_ONLY)}
+        init(self, **self.params)
+
+    __init__.binds_params = True
+    return __init__
+
+
+class Parameterized:
+    """One parameter mechanism for every op (kernel ops, class ops, decoders, device and batch
+    ops): the annotated ``__init__`` signature is the schema the validator checks; the bound
+    values live in ``self.params``; ``repr`` shows them."""
+
+    params: Dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "binds_params", False):
+            cls.__init__ = _binding_init(init)
+
+    @classmethod
+    def parameters(cls) -> Dict[str, inspect.Parameter]:
+        """The user-facing parameters: name -> inspect.Parameter (what a spec may set)."""
+        sig = inspect.signature(cls.__init__)
+        return {n: p for n, p in sig.parameters.items()
+                if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+class PureOperation(Parameterized, Operation):
     """An FFCV Operation the planner can type-check and seed.
 
     Subclasses set ``stage``, take their parameters as keyword arguments of ``__init__``
-    (annotated: the compiler validates spec values against the signature) and override
-    ``output_type`` when they change size, dtype or layout.
-    """
+    (annotated: the compiler validates spec values against the signature; bound values are
+    in ``self.params``) and override ``output_type`` when they change size, dtype or layout.
+    The protocol methods below default to "not offered"."""
 
     stage: ClassVar[str] = "cpu"
     #: defaults until the compiler binds the op: seed 0, epoch 0, stream 0
     clock: EpochClock = EpochClock()
     position: int = 0
     _applier = None  # (compiled batch function, takes indices) once ``apply`` has run
+
+    def __init__(self):
+        Operation.__init__(self)
 
     def bind(self, clock: EpochClock, position: int) -> None:
         """Attach the pipeline's seed/epoch clock and this op's position (its RNG stream)."""
@@ -42,6 +139,24 @@ class PureOperation(Operation):
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         """The type this op produces from ``image``; raise OpTypeError if it cannot accept it."""
         return image
+
+    # --- protocols the passes use ---------------------------------------------------------
+
+    def fusion_part(self) -> Optional[FusionPart]:
+        """This op as part of a fused point map or warp, or None."""
+        return None
+
+    def absorb(self, other: "PureOperation") -> Optional["PureOperation"]:
+        """One op doing ``self`` and the adjacent ``other`` (in either order: they commute),
+        with both ops' draws, or None when the two do not fuse."""
+        return None
+
+    def jit_equivalent(self) -> Optional["PureOperation"]:
+        """For a device op: the same work, same draws and same bytes, as a per-sample JIT op
+        (what a CPU device runs in FFCV's parallel stage instead), or None."""
+        return None
+
+    # --- FFCV ------------------------------------------------------------------------------
 
     def declare_state_and_memory(self, previous_state: State) -> Tuple[State, Optional[AllocationQuery]]:
         """FFCV's hook, derived from ``output_type`` for per-sample CPU ops."""
@@ -69,16 +184,20 @@ class PureOperation(Operation):
             return fn(images, dst, np.asarray(indices, dtype=np.int64))
         return fn(images, dst)
 
-    @classmethod
-    def parameters(cls) -> dict:
-        """The user-facing parameters: name -> inspect.Parameter (what a spec may set)."""
-        sig = inspect.signature(cls.__init__)
-        return {n: p for n, p in sig.parameters.items()
-                if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-
 
 def image_type_of_state(state: State) -> ImageType:
     """Our ImageType for an FFCV State in the JIT stage (per-sample HWC numpy)."""
     h, w, c = (tuple(state.shape) + (None, None, 3))[:3] if state.shape else (None, None, 3)
     return ImageType(height=h, width=w, channels=c, dtype=np.dtype(state.dtype).name,
                      layout="HWC", device="cpu", jit=True)
+
+
+def state_of(image: Optional[ImageType]) -> State:
+    """The FFCV State of a step's input ``image`` (a first step's when None), to ask an op
+    that only speaks FFCV what it produces."""
+    if image is None:
+        return State(jit_mode=True, device=torch.device("cpu"), shape=(), dtype=np.dtype("uint8"))
+    if image.jit:
+        return State(True, torch.device("cpu"), image.sample_shape, storage_dtype(image.dtype))
+    dtype = getattr(torch, image.dtype)
+    return State(False, torch.device(image.device), image.sample_shape, dtype)

@@ -1,4 +1,5 @@
-"""Corrections to FFCV 1.0.2 that pureffcv applies on import (FFCV is unmaintained).
+"""Corrections to FFCV 1.0.2 (FFCV is unmaintained), installed by ``apply()`` — which the
+compiler calls before it builds a pipeline, and which is idempotent — not on import.
 
 Batch buffers reused across epochs: FFCV allocates every pipeline buffer (batches_ahead + 2
 batches per op) anew for each epoch, so each epoch page-faults them in again: ~200 MB for a
@@ -20,6 +21,7 @@ replacements build new read-only types with the same meaning (including FFCV's O
 which leaves the two uint64 arrays mutable, and the OS-cache reader's return type, which the
 mutation made read-only) and touch no shared object.
 """
+import warnings
 import weakref
 
 import numba as nb
@@ -55,9 +57,6 @@ def _process_cache_state_type(self):
                            _readonly(nb.uint64, 1), _readonly(nb.uint32, 1)])
 
 
-OSCacheManager.state_type = property(_os_cache_state_type)
-OSCacheManager.compile_reader = _os_cache_compile_reader
-ProcessCacheManager.state_type = property(_process_cache_state_type)
 
 
 class _Lease:
@@ -98,5 +97,22 @@ def _epoch_iterator_init(self, loader, order):
         lease.owner = weakref.ref(self)
 
 
-Graph.allocate_memory = _allocate_memory
-EpochIterator.__init__ = _epoch_iterator_init
+#: the object-mode epoch read of every keyed op (``authoring.epoch_reader``) runs once per
+#: batch, outside the parallel loop: Numba's warning that object mode does not run in
+#: parallel is expected there and says nothing to a user
+OBJMODE_WARNING = "Code running in object mode won't allow parallel"
+
+
+def apply() -> None:
+    """Install the corrections (once per process; later calls do nothing) and silence the
+    one expected Numba warning of keyed ops. Call before building an FFCV Loader over
+    pureffcv ops (``compiler.compile_spec`` does)."""
+    if getattr(Graph, "_pureffcv_patched", False):
+        return
+    OSCacheManager.state_type = property(_os_cache_state_type)
+    OSCacheManager.compile_reader = _os_cache_compile_reader
+    ProcessCacheManager.state_type = property(_process_cache_state_type)
+    Graph.allocate_memory = _allocate_memory
+    EpochIterator.__init__ = _epoch_iterator_init
+    warnings.filterwarnings("ignore", message=OBJMODE_WARNING)
+    Graph._pureffcv_patched = True

@@ -2,6 +2,8 @@
 NormalizeImage), so ``mean: imagenet`` works in a spec."""
 from typing import Annotated, Tuple, Union
 
+import torch
+
 from .params import Named, PixelUnits, Range
 
 MEAN = {
@@ -23,3 +25,12 @@ MeanParam = Annotated[Union[str, Tuple[float, float, float]], Named(MEAN), Range
 #: a per-channel standard deviation: a name from STD or three positive numbers in 0-255 units
 StdParam = Annotated[Union[str, Tuple[float, float, float]], Named(STD),
                      Range(0.0, 255.0, low_open=True), PixelUnits()]
+
+
+def lookup_table(mean, std, dtype: torch.dtype) -> torch.Tensor:
+    """(256, C) table: entry [v, c] = (v - mean[c]) / std[c] in float64, rounded once to
+    ``dtype``: every normalize path (device kernel, torch, the JIT stage) reads it, so all
+    give the same bits."""
+    values = torch.arange(256, dtype=torch.float64)[:, None]
+    return ((values - torch.tensor(mean, dtype=torch.float64)) /
+            torch.tensor(std, dtype=torch.float64)).to(dtype)

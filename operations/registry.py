@@ -7,6 +7,7 @@ from typing import Dict, Iterable, List, Optional
 
 from ffcv.pipeline.operation import Operation
 
+from .authoring import cpu_op
 from .errors import PureffcvError
 
 ENTRY_POINT_GROUP = "pureffcv.operations"
@@ -29,8 +30,6 @@ def register_op(name: str, *, stage: Optional[str] = None):
     ``f(image_in, image_out, rng, **params)`` which is turned into an op by ``cpu_op``.
     """
     def decorate(obj):
-        from .authoring import cpu_op
-
         op = obj if isinstance(obj, type) else cpu_op(obj)
         if not issubclass(op, Operation) and not hasattr(op, "stage"):
             raise TypeError(f"register_op('{name}'): {obj!r} is neither an FFCV Operation, "
@@ -53,10 +52,6 @@ def _origin(op) -> str:
     return f"{op.__module__}.{op.__qualname__}"
 
 
-def _load_builtins() -> None:
-    from . import builtins  # noqa: F401  (registers on import)
-
-
 def _load_entry_points() -> None:
     """Load every plugin once. A plugin that fails is remembered, not raised: the other
     plugins still load, and the failure is named when an op turns out to be unknown."""
@@ -76,7 +71,6 @@ def _load_entry_points() -> None:
 
 def available_ops() -> List[str]:
     """All registered op names, sorted."""
-    _load_builtins()
     _load_entry_points()
     return sorted(_REGISTRY)
 
@@ -85,7 +79,6 @@ def get_op(name: str) -> type:
     """The op class for ``name``, or for a dotted path ``package.module:Attribute``."""
     if ":" in name:
         return _load_dotted(name)
-    _load_builtins()
     if name not in _REGISTRY:
         _load_entry_points()
     try:

@@ -3,11 +3,15 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
+import torch
 
 from .errors import PureffcvError
 
 #: dtypes a pipeline step may produce, by the name a spec uses.
 DTYPES = ("uint8", "float16", "bfloat16", "float32")
+#: the torch dtype of each spec dtype name
+TORCH_DTYPES = {"uint8": torch.uint8, "float16": torch.float16,
+                "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 class OpTypeError(PureffcvError, ValueError):
@@ -71,3 +75,14 @@ def storage_dtype(name: str) -> np.dtype:
     if name == "bfloat16":
         raise OpTypeError("bfloat16 exists only on the device; use float16 or float32 on the CPU")
     return np.dtype(np.uint16) if name == "float16" else np.dtype(name)
+
+
+def requires_uint8(name: str, rgb: bool = False):
+    """An ``output_type`` for op ``name`` refusing what colour ops cannot take: non-uint8
+    images, and (``rgb``) images without three channels."""
+    def output_type(image, **params):
+        image.require_dtype(name, "uint8")
+        if rgb and image.channels != 3:
+            raise OpTypeError(f"'{name}' expects RGB images (3 channels) but gets {image.channels}")
+        return image
+    return output_type

@@ -97,6 +97,12 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         h, w = self.output_size
         return ImageType(height=h, width=w)
 
+    def set_output_size(self, size) -> None:
+        """Resize to ``size`` (int or [height, width]) from the next generated code on
+        (progressive resizing; FFCV's Loader must regenerate its code)."""
+        self.params["size"] = size
+        self.output_size = _hw(size)
+
     @property
     def get_crop_generator(self) -> Callable:
         """FFCV's abstract hook, here keyed: an njit ``(key, height, width) -> (y, x, h, w)``."""
@@ -153,12 +159,11 @@ class RandomResizedCrop(_CropDecoder):
     def __init__(self, size: Size, scale: AreaRange = (0.08, 1.0),
                  ratio: AspectRange = (3 / 4, 4 / 3)):
         super().__init__(_hw(size))
-        self.scale = tuple(float(s) for s in scale)
-        self.ratio = tuple(float(r) for r in ratio)
 
     @property
     def get_crop_generator(self):
-        scale, ratio = self.scale, self.ratio
+        scale = tuple(float(s) for s in self.params["scale"])
+        ratio = tuple(float(r) for r in self.params["ratio"])
 
         @njit
         def crop(key, height, width):
@@ -180,11 +185,10 @@ class CenterCrop(_CropDecoder):
 
     def __init__(self, size: Size, ratio: Probability = 224 / 256):
         super().__init__(_hw(size))
-        self.ratio = float(ratio)
 
     @property
     def get_crop_generator(self):
-        ratio = self.ratio
+        ratio = float(self.params["ratio"])
 
         @njit
         def crop(key, height, width):

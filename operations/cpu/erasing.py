@@ -7,7 +7,9 @@ from numba import njit, types
 from numba.extending import overload
 
 from ..normalization import MEAN, STD
-from ..params import MAX_SIDE, AreaRange, AspectRange, Count, Probability, Range
+from ..authoring import cpu_op
+from ..base import Gate
+from ..params import MAX_SIDE, AreaRange, AspectRange, Count, Range
 from ..registry import register_op
 from ..rng import derive, normal, randint, uniform
 from .pixels import copy_pixels, flat
@@ -119,10 +121,14 @@ def cutout(image_in, image_out, rng, size: Annotated[int, Range(1, MAX_SIDE)], f
     fill_rect(image_out, y, x, min(y0 + size, height) - y, min(x0 + size, width) - x, fill)
 
 
+#: torchvision's RandomErasing draws its p first: draw 0 of the op's own key
+ERASING_GATE = Gate(on_kernel_key=True, draw=0)
+
+
 @register_op("random_erasing")
-def random_erasing(image_in, image_out, rng, p: Probability = 0.5,
-                   scale: AreaRange = (0.02, 0.33), ratio: AspectRange = (0.3, 3.3),
-                   value: EraseValue = "zero", count: Count = 1):
+@cpu_op(p=0.5, gate=ERASING_GATE)
+def random_erasing(image_in, image_out, rng, scale: AreaRange = (0.02, 0.33),
+                   ratio: AspectRange = (0.3, 3.3), value: EraseValue = "zero", count: Count = 1):
     """torchvision v2 ``RandomErasing`` on uint8 images: with probability ``p`` (draw 0),
     erase ``count`` rectangles, each placed independently by ``erasing_box`` (erasure k uses
     draws 1 + 64k ...); a rectangle that finds no place in 10 attempts is skipped. Rectangles
@@ -138,8 +144,6 @@ def random_erasing(image_in, image_out, rng, p: Probability = 0.5,
     - ``count``: rectangles per image, >= 1, default 1 (torchvision: 1).
     """
     copy_pixels(image_in, image_out)
-    if uniform(rng, 0) >= p:
-        return
     height, width = image_in.shape[0], image_in.shape[1]
     mode, level = erase_mode(value)
     for k in range(count):

@@ -1,60 +1,22 @@
 """Fused CPU steps, built by the compiler's passes: a run of point maps as one lookup table per
-channel, a run of affine ops as one warp. Neither is a registered op: the planner creates them.
+channel, a run of affine ops as one warp. Neither is a registered op: the planner creates them
+from the parts' ``fusion_part()`` (``base.FusionPart``), so any op declared with
+``authoring.point_map``, ``channel_map`` or ``affine`` — a custom one too — fuses.
 
-An op joins a run by declaring, as a class attribute, a per-image function with its kernel's
-draws (same key, same draw numbers, its own ``p`` gate if its kernel has one):
-
-- ``point_lut(rng, *params) -> uint8[256]``: the table it applies to every channel;
-- ``histogram_luts(hist, rng, *params) -> uint8[channels, 256]``: tables computed from the
-  channel histograms ``hist`` (int64[channels, 256]) of its input (autocontrast, equalize);
-- ``inverse_matrix(height, width, rng, *params) -> float64[2, 3]``: the output-to-input matrix
-  of its warp (see ``geometry.affine_warp``).
-
-``params`` are named as the kernel's parameters and get the op's values (``op.params``, so
-this is for ops built by ``cpu_op``). A function without a ``p`` parameter leaves the gate to
-the authoring layer (``p`` drawn on the sample key's reserved draw), which the fused step
-reproduces, so each part draws what it would draw alone.
+Per image, each part draws with its own key and gate exactly as it would alone (its position's
+stream, the sample key, ``derive(key, 1)`` for its maths), so fusing keeps every draw.
 """
-import inspect
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
-from ..authoring import epoch_reader
+from ..authoring import epoch_reader, gate_check
 from ..base import PureOperation
-from ..rng import GATE_DRAW, bernoulli, derive, sample_key, stream_key
-from .color import apply_channel_luts, channel_histograms, identity_luts
-from .geometry import affine_warp
-
-#: the class attributes that make an op fusable, and the leading arguments of each function
-LUT_ATTRIBUTES = {"point_lut": 1, "histogram_luts": 2}
-AFFINE_ATTRIBUTE = "inverse_matrix"
-_LEADING = {**LUT_ATTRIBUTES, AFFINE_ATTRIBUTE: 3}
-
-
-def fusion_kind(op) -> Optional[str]:
-    """``"lut"``, ``"affine"`` or None: which fused step ``op`` can be part of."""
-    if any(hasattr(type(op), a) for a in LUT_ATTRIBUTES):
-        return "lut"
-    return "affine" if hasattr(type(op), AFFINE_ATTRIBUTE) else None
-
-
-def declared(op):
-    """(attribute, function, names of its ``params``) of a fusable op; a ``p`` among the
-    names is the kernel's own gate."""
-    attribute = next((a for a in _LEADING if hasattr(type(op), a)), None)
-    if attribute is None:
-        return None, None, []
-    function = getattr(type(op), attribute)
-    names = list(inspect.signature(function.py_func).parameters)
-    return attribute, function, names[_LEADING[attribute]:]
-
-
-def fill_of(op):
-    """An affine op's fill (None for ops that never uncover pixels: flips)."""
-    return getattr(op, "params", {}).get("fill")
+from ..rng import derive, sample_key, stream_key
+from .pixels import apply_channel_luts, channel_histograms, identity_luts
+from .warp import affine_warp
 
 
 # ---------------------------------------------------------------- composing, per pixel
@@ -105,24 +67,24 @@ def identity_matrix():
 # ---------------------------------------------------------------- the fused steps
 
 class FusedChain(PureOperation):
-    """A run of consecutive CPU ops executed as one step; each part keeps its own RNG stream
-    (its position) and draws, and all share one EpochClock. ``parts`` are bound op instances
-    that ``fusion_kind`` accepts.
+    """A run of consecutive CPU ops of one fusion family executed as one step; each part
+    keeps its own RNG stream (its position) and draws, and all share one EpochClock.
 
     Per image, a chain of njit links (one per part: its key, gate and draws) builds a
     "table" — what each subclass composes — and one pass applies it. Subclasses give
-    ``part_step(attribute, function, args)`` (njit ``step(table, context, rng)`` adding one
-    part), ``table_builder(chain)`` (njit ``table_of(image, keys, index)``) and
-    ``table_applier()`` (njit ``apply(src, dst, table)``)."""
+    ``part_step(part)`` (njit ``step(table, context, rng)`` adding one part),
+    ``table_builder(chain)`` (njit ``table_of(image, keys, index)``) and ``table_applier()``
+    (njit ``apply(src, dst, table)``)."""
 
     stage = "cpu"
-    attributes: tuple = ()
+    family: str = ""
 
     def __init__(self, parts: Sequence[PureOperation]):
         super().__init__()
         self.parts = tuple(parts)
         for op in self.parts:
-            if declared(op)[0] not in self.attributes:
+            part = op.fusion_part()
+            if part is None or part.family != self.family:
                 raise ValueError(f"{op!r} cannot be part of a {type(self).__name__}")
         if len({id(op.clock) for op in self.parts}) != 1:
             raise ValueError("the parts of a fused step must share one EpochClock")
@@ -137,11 +99,8 @@ class FusedChain(PureOperation):
         streams = _stream_keys(self.clock, [op.position for op in self.parts])
         chain = _done
         for k in reversed(range(len(self.parts))):  # each part's link calls the next one
-            op = self.parts[k]
-            attribute, function, names = declared(op)
-            step = self.part_step(attribute, function, tuple(op.params[n] for n in names))
-            p = 1.0 if "p" in names else op.params.get("p", 1.0)  # the authoring layer's gate
-            chain = _link(k, p, step, chain)
+            part = self.parts[k].fusion_part()
+            chain = _link(k, gate_check(part.p, part.gate), self.part_step(part), chain)
         table_of = self.table_builder(chain)
         apply_table = self.table_applier()
         loop = Compiler.get_iterator()
@@ -170,10 +129,11 @@ class FusedLut(FusedChain):
     image's histograms remapped through the tables so far. The result is byte-identical to
     running the parts one after another."""
 
-    attributes = tuple(LUT_ATTRIBUTES)
+    family = "point_map"
 
-    def part_step(self, attribute, function, args):
-        if attribute == "point_lut":
+    def part_step(self, part):
+        function, args = part.function, part.args
+        if part.form == "lut":
             @njit
             def step(luts, hist, rng):
                 then_lut(luts, function(rng, *args))
@@ -184,9 +144,9 @@ class FusedLut(FusedChain):
         return step
 
     def table_builder(self, chain):
-        histograms = any(declared(op)[0] == "histogram_luts" for op in self.parts)
+        histograms = any(op.fusion_part().form == "channel_luts" for op in self.parts)
 
-        @njit(fastmath=False)  # exact maths below, as in the kernels (see authoring.cpu_op)
+        @njit(fastmath=False)  # exact maths below, as in the kernels (see authoring.op_class)
         def table_of(image, keys, index):
             channels = image.shape[2]
             hist = channel_histograms(image) if histograms else np.zeros((channels, 256), np.int64)
@@ -212,24 +172,26 @@ class FusedAffine(FusedChain):
     translations compose exactly: flips with at most one whole-pixel shift (pad_crop,
     translate) give the bytes of the parts run in sequence."""
 
-    attributes = (AFFINE_ATTRIBUTE,)
+    family = "affine"
 
     def __init__(self, parts: Sequence[PureOperation]):
         super().__init__(parts)
-        fills = {fill_of(op) for op in self.parts} - {None}
+        fills = {op.fusion_part().fill for op in self.parts} - {None}
         if len(fills) > 1:
             raise ValueError(f"the parts of a fused warp must share one fill, "
                              f"got {sorted(map(str, fills))}")
         self.fill = fills.pop() if fills else 0
 
-    def part_step(self, attribute, function, args):
+    def part_step(self, part):
+        function, args = part.function, part.args
+
         @njit
         def step(matrix, size, rng):
             then_warp(matrix, function(size[0], size[1], rng, *args))
         return step
 
     def table_builder(self, chain):
-        @njit(fastmath=False)  # exact maths below, as in the kernels (see authoring.cpu_op)
+        @njit(fastmath=False)  # exact maths below, as in the kernels (see authoring.op_class)
         def table_of(image, keys, index):
             matrix = identity_matrix()
             chain(matrix, (image.shape[0], image.shape[1]), keys, index)
@@ -271,17 +233,16 @@ def _done(table, context, keys, index):
     """The end of a chain of links."""
 
 
-def _link(k: int, p: float, step, rest):
-    """njit ``link(table, context, keys, index)``: part ``k``'s sample key and authoring gate
-    of probability ``p`` (as ``authoring._batch_loop``), ``step(table, context, rng)`` with
-    the kernel's key ``derive(key, 1)``, then the ``rest`` of the chain."""
-    gated = p < 1.0
-
+def _link(k: int, fires, step, rest):
+    """njit ``link(table, context, keys, index)``: part ``k``'s sample key and gate
+    (``authoring.gate_check``), ``step(table, context, rng)`` with the kernel key
+    ``derive(key, 1)``, then the ``rest`` of the chain."""
     @njit
     def link(table, context, keys, index):
         key = sample_key(keys[k], index)
-        if not gated or bernoulli(key, GATE_DRAW, p):
-            step(table, context, derive(key, 1))
+        kernel_key = derive(key, 1)
+        if fires(key, kernel_key):
+            step(table, context, kernel_key)
         rest(table, context, keys, index)
 
     return link

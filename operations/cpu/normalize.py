@@ -9,15 +9,13 @@ from typing import Literal, Optional
 
 import numpy as np
 import torch
-from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
-from ..authoring import batch_stream_reader, cpu_op
-from ..base import PureOperation
-from ..normalization import MeanParam, StdParam
+from ..authoring import cpu_op, keyed_batch_loop
+from ..base import Gate, PureOperation
+from ..normalization import MeanParam, StdParam, lookup_table
 from ..registry import register_op
-from ..rng import GATE_DRAW, bernoulli, sample_key
-from ..types import ImageType, storage_dtype
+from ..types import TORCH_DTYPES, ImageType, storage_dtype
 from .pixels import flat
 
 
@@ -99,45 +97,39 @@ def lookup_pixels(src, dst, table, mirror):
             d[i], d[i + 1], d[i + 2] = red[s[i]], green[s[i + 1]], blue[s[i + 2]]
 
 
+@njit
+def mirrored_lookup(src, dst, rng, table):
+    """The flip's gate fired: normalize and mirror."""
+    lookup_pixels(src, dst, table, True)
+
+
+@njit
+def plain_lookup(src, dst, table):
+    """The flip's gate did not fire (or there is no flip): normalize only."""
+    lookup_pixels(src, dst, table, False)
+
+
 class JitNormalizeFlip(PureOperation):
     """The device ``normalize`` (or fused ``normalize_flip``) as a JIT step, for pipelines
-    whose device is the CPU: each image is normalized (and mirrored) right after its CPU ops,
-    inside FFCV's parallel per-sample loop, instead of in one more pass over the whole batch
-    after it. Same lookup table, same flip draws (the flip's stream, ``GATE_DRAW``), hence
-    bit-identical output; the compiler creates it (not a spec op)."""
+    whose device is the CPU (``Normalize.jit_equivalent``): each image is normalized (and
+    mirrored) right after its CPU ops, inside FFCV's parallel per-sample loop, instead of in
+    one more pass over the whole batch after it. Same lookup table, same flip draws (the
+    flip's stream and gate), hence bit-identical output; the compiler creates it (not a spec
+    op). ``p`` is the flip probability (0: no flip)."""
 
     stage = "cpu"
 
-    def __init__(self, device_op):
+    def __init__(self, mean: tuple, std: tuple, dtype: str, p: float = 0.0):
         super().__init__()
-        self.mean, self.std, self.dtype = device_op.mean, device_op.std, device_op.dtype
-        table = device_op.table.T.contiguous()  # (channels, 256), of the output dtype
-        if self.dtype == "float16":  # Numba has no float16: its bits
+        table = lookup_table(mean, std, TORCH_DTYPES[dtype]).T.contiguous()  # (channels, 256)
+        if dtype == "float16":  # Numba has no float16: its bits
             table = table.view(torch.int16)
-        self.table = table.numpy().view(storage_dtype(self.dtype))
-        self.p = getattr(device_op, "p", 0.0)
-        self.bind(device_op.clock, device_op.position)
+        self.table = table.numpy().view(storage_dtype(dtype))
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         image.require_dtype("normalize", "uint8")
-        return image.but(dtype=self.dtype)
+        return image.but(dtype=self.params["dtype"])
 
     def generate_code(self):
-        table, p = self.table, self.p
-        batch_stream = batch_stream_reader(self.clock, self.position)
-        loop = Compiler.get_iterator()
-
-        def apply(images, dst, indices):
-            stream = batch_stream()
-            for i in loop(images.shape[0]):
-                mirror = bernoulli(sample_key(stream, indices[i]), GATE_DRAW, p)
-                lookup_pixels(images[i], dst[i], table, mirror)
-            return dst[:images.shape[0]]
-
-        apply.is_parallel = True
-        apply.with_indices = True
-        return apply
-
-    def __repr__(self):
-        return (f"JitNormalizeFlip(mean={self.mean}, std={self.std}, dtype={self.dtype!r}, "
-                f"p={self.p})")
+        return keyed_batch_loop(mirrored_lookup, (self.table,), self.params["p"], Gate(),
+                                self.clock, self.position, otherwise=plain_lookup)

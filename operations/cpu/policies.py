@@ -14,9 +14,10 @@ torchvision v2's ``_AUGMENTATION_SPACE`` tables, which pin what a magnitude mean
 - Posterize: m bits (rounded half to even in the table); Solarize: threshold m in 0..255
   (torchvision: 255 x a [1, 0] linspace); AutoContrast/Equalize/Invert/Identity: no magnitude.
 
-The kernels look entries up and dispatch to the colour and geometry apply functions. Deviations
+The kernels look entries up and apply the ops' own tables and matrices (``tone``,
+``colour``, ``filters``, ``warp``). Deviations
 from torchvision: nearest-neighbour sampling is PIL's (``geometry.affine_warp``); colour
-rounding is PIL's (``color``); magnitudes are exact float64 instead of torch's float32 linspace,
+rounding is PIL's (``tone``); magnitudes are exact float64 instead of torch's float32 linspace,
 so e.g. TrivialAugmentWide's solarize threshold at bin 2 is exactly 238 (PIL inverts 238),
 where torchvision's is 238.000001 (and does not).
 """
@@ -29,12 +30,13 @@ from ..authoring import cpu_op
 from ..params import MAX_COUNT, Range
 from ..registry import register_op
 from ..rng import randint, uniform
-from ..types import OpTypeError
-from .color import (adjust_brightness, adjust_contrast, adjust_saturation, adjust_sharpness,
-                    autocontrast_pixels, equalize_pixels, invert_pixels, posterize_pixels,
-                    requires_uint8, solarize_pixels)
-from .geometry import affine_warp, rotation_matrix, shear_matrix, translate_matrix
-from .pixels import copy_pixels
+from ..types import OpTypeError, requires_uint8
+from .colour import adjust_saturation
+from .filters import adjust_sharpness
+from .pixels import apply_channel_luts, apply_lut, channel_histograms, copy_pixels
+from .tone import (autocontrast_luts, brightness_lut, contrast_lut, equalize_luts, invert_lut,
+                   posterize_lut, solarize_lut)
+from .warp import affine_warp, rotation_matrix, shear_matrix, translate_matrix
 from .values import Fill
 
 #: op codes, in this order (a code is the index of its torchvision name)
@@ -193,23 +195,23 @@ def apply_policy_op(code, magnitude, src, dst, fill):
     elif code == ROTATE:
         affine_warp(src, dst, rotation_matrix(magnitude, width / 2, height / 2), fill)
     elif code == BRIGHTNESS:
-        adjust_brightness(src, dst, 1.0 + magnitude)
+        apply_lut(src, dst, brightness_lut(1.0 + magnitude))
     elif code == COLOR:
         adjust_saturation(src, dst, 1.0 + magnitude)
     elif code == CONTRAST:
-        adjust_contrast(src, dst, 1.0 + magnitude)
+        apply_lut(src, dst, contrast_lut(src, 1.0 + magnitude))
     elif code == SHARPNESS:
         adjust_sharpness(src, dst, 1.0 + magnitude)
     elif code == POSTERIZE:
-        posterize_pixels(src, dst, int(magnitude))
+        apply_lut(src, dst, posterize_lut(int(magnitude)))
     elif code == SOLARIZE:
-        solarize_pixels(src, dst, magnitude)
+        apply_lut(src, dst, solarize_lut(magnitude))
     elif code == AUTOCONTRAST:
-        autocontrast_pixels(src, dst)
+        apply_channel_luts(src, dst, autocontrast_luts(channel_histograms(src)))
     elif code == EQUALIZE:
-        equalize_pixels(src, dst)
+        apply_channel_luts(src, dst, equalize_luts(channel_histograms(src)))
     elif code == INVERT:
-        invert_pixels(src, dst)
+        apply_lut(src, dst, invert_lut())
     else:
         copy_pixels(src, dst)
 

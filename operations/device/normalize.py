@@ -10,22 +10,16 @@ from typing import Dict, Literal, Optional
 
 import torch
 
-from ..normalization import MEAN, STD, MeanParam, StdParam
+from ..cpu.normalize import JitNormalizeFlip
+from ..normalization import MeanParam, StdParam, lookup_table
 from ..params import Probability
 from ..registry import register_op
 from ..rng import GATE_DRAW
-from ..types import ImageType, OpTypeError
-from . import numba_kernel, rng
-from .stage import TORCH_DTYPES, DeviceOperation
+from ..types import TORCH_DTYPES, ImageType, OpTypeError
+from . import cuda_kernel, numba_kernel, rng
+from .stage import DeviceOperation
 
 OutDtype = Optional[Literal["float16", "bfloat16", "float32"]]
-
-
-def lookup_table(mean, std, dtype: torch.dtype) -> torch.Tensor:
-    """(256, C) table: entry [v, c] = (v - mean[c]) / std[c] in float64, rounded to ``dtype``."""
-    values = torch.arange(256, dtype=torch.float64)[:, None]
-    return ((values - torch.tensor(mean, dtype=torch.float64)) /
-            torch.tensor(std, dtype=torch.float64)).to(dtype)
 
 
 def flip_decisions(keys: torch.Tensor, p: float) -> torch.Tensor:
@@ -64,8 +58,6 @@ def normalize_flip(images: torch.Tensor, out: torch.Tensor, table: torch.Tensor,
         numba_kernel.normalize_flip(images, out, table, flips)
         return
     if images.is_cuda and images.numel() < 2 ** 31:
-        from . import cuda_kernel
-
         if cuda_kernel.available():
             cuda_kernel.normalize_flip(images, out, table, flips)
             return
@@ -86,14 +78,13 @@ class Flip(DeviceOperation):
 
     def __init__(self, p: Probability = 0.5):
         super().__init__()
-        self.p = p
 
     def forward(self, images, out, indices):
-        flips = flip_decisions(self.sample_keys(indices), self.p)
+        flips = flip_decisions(self.sample_keys(indices), self.params["p"])
         _nhwc(out).copy_(_mirror(_nhwc(images), flips))
 
-    def __repr__(self):
-        return f"Flip(p={self.p})"
+    def absorb(self, other):
+        return other.absorb(self) if isinstance(other, Normalize) else None
 
 
 @register_op("normalize")
@@ -113,19 +104,26 @@ class Normalize(DeviceOperation):
     def __init__(self, mean: MeanParam = "imagenet", std: StdParam = "imagenet",
                  dtype: OutDtype = None):
         super().__init__()
-        self.mean = tuple(MEAN[mean] if isinstance(mean, str) else mean)
-        self.std = tuple(STD[std] if isinstance(std, str) else std)
-        self.dtype = dtype or "float32"
-        self.table = lookup_table(self.mean, self.std, TORCH_DTYPES[self.dtype])
+        self.params["dtype"] = dtype or "float32"
+        self.table = lookup_table(mean, std, TORCH_DTYPES[self.params["dtype"]])
         self._tables: Dict[torch.device, torch.Tensor] = {}
+
+    @property
+    def dtype(self) -> str:
+        return self.params["dtype"]
+
+    @property
+    def flip_p(self) -> float:
+        """The probability of the flip this op does too (0: none)."""
+        return 0.0
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         if image.dtype != "uint8":
             raise OpTypeError(f"'{self.op_name}' expects uint8 images but gets {image.dtype}: "
                               f"they are normalized already (keep one of cpu_normalize and "
                               f"{self.op_name})")
-        if image.channels != len(self.mean):
-            raise OpTypeError(f"'{self.op_name}' has {len(self.mean)} mean/std values but the "
+        if image.channels != len(self.params["mean"]):
+            raise OpTypeError(f"'{self.op_name}' has {len(self.params['mean'])} mean/std values but the "
                               f"images have {image.channels} channels")
         return image.but(dtype=self.dtype, layout="channels_last", jit=False)
 
@@ -135,14 +133,28 @@ class Normalize(DeviceOperation):
             self._tables[device] = self.table.to(device)
         return self._tables[device]
 
-    def flips(self, indices: torch.Tensor) -> Optional[torch.Tensor]:
-        return None
-
     def forward(self, images, out, indices):
-        normalize_flip(images, out, self.table_on(images.device), self.flips(indices))
+        flips = flip_decisions(self.sample_keys(indices), self.flip_p) if self.flip_p > 0 else None
+        normalize_flip(images, out, self.table_on(images.device), flips)
 
-    def __repr__(self):
-        return f"{type(self).__name__}(mean={self.mean}, std={self.std}, dtype={self.dtype!r})"
+    def absorb(self, other):
+        """normalize + an adjacent flip -> ``normalize_flip`` drawing as the flip does."""
+        if type(self) is not Normalize or not isinstance(other, Flip):
+            return None
+        fused = NormalizeFlip(mean=self.params["mean"], std=self.params["std"],
+                              dtype=self.dtype, p=other.params["p"])
+        fused.bind(other.clock, other.position)
+        return fused
+
+    def jit_equivalent(self):
+        """Normalize (and flip) per image in the JIT stage: the same table and flip draws.
+        None for bfloat16 (Numba has no bfloat16)."""
+        if self.dtype == "bfloat16":
+            return None
+        jit = JitNormalizeFlip(mean=self.params["mean"], std=self.params["std"],
+                               dtype=self.dtype, p=self.flip_p)
+        jit.bind(self.clock, self.position)
+        return jit
 
 
 @register_op("normalize_flip")
@@ -160,18 +172,7 @@ class NormalizeFlip(Normalize):
     def __init__(self, mean: MeanParam = "imagenet", std: StdParam = "imagenet",
                  dtype: OutDtype = None, p: Probability = 0.5):
         super().__init__(mean=mean, std=std, dtype=dtype)
-        self.p = p
 
-    def flips(self, indices):
-        return flip_decisions(self.sample_keys(indices), self.p)
-
-    def __repr__(self):
-        return super().__repr__()[:-1] + f", p={self.p})"
-
-
-def fuse_normalize_flip(normalize_op: Normalize, flip_op: Flip) -> NormalizeFlip:
-    """The fused op doing ``normalize_op`` and ``flip_op``, drawing as ``flip_op`` does."""
-    fused = NormalizeFlip(mean=normalize_op.mean, std=normalize_op.std,
-                          dtype=normalize_op.dtype, p=flip_op.p)
-    fused.bind(flip_op.clock, flip_op.position)
-    return fused
+    @property
+    def flip_p(self) -> float:
+        return self.params["p"]

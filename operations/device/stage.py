@@ -15,11 +15,9 @@ from ffcv.pipeline.allocation_query import AllocationQuery
 from ffcv.pipeline.state import State
 
 from ..base import PureOperation
-from ..types import ImageType
+from ..types import TORCH_DTYPES, ImageType
 from . import rng
 
-TORCH_DTYPES = {"uint8": torch.uint8, "float16": torch.float16,
-                "bfloat16": torch.bfloat16, "float32": torch.float32}
 FLOAT_DTYPES = ("float16", "bfloat16", "float32")
 
 

@@ -1,0 +1,107 @@
+"""Crop-aware JPEG decoding: decode only the part of a JPEG a crop needs, at the smallest DCT
+scale that keeps the crop at least the output size, then resize as before.
+
+The C side (``roi_jpeg.c``, built by ``pip install -e .`` as ``operations/cpu/_roi_jpeg*.so``)
+uses libjpeg-turbo's libjpeg API: DCT scaling (scale M/8), ``jpeg_skip_scanlines`` for the
+rows above the crop, ``jpeg_crop_scanline`` for the columns (iMCU granularity), and stops
+after the crop's last row. FFCV's own crop path (tjTransform re-encodes the crop) measured
+slower than a full decode, which is why this one skips instead.
+
+``decode_crop_resized`` is an njit function the decoders call per sample; it returns False
+when the library is missing (not built) or libjpeg refuses the data, and the decoder then
+takes its full-decode path. ``AVAILABLE`` says whether the library loaded.
+
+Deviation from a full decode + the same crop and resize (``docs/performance.md`` has the
+numbers): a DCT-scaled decode is a low-pass of the full one rather than its exact area
+average, and the crop's corners are rounded to the scaled pixel grid (at most half a scaled
+pixel, i.e. 4/M source pixels). At scale 8/8 the bytes are FFCV's decode's except near the
+left and right edges of the decoded columns, where chroma upsampling sees the edge.
+"""
+import ctypes
+import glob
+import os
+
+import numpy as np
+from ffcv.libffcv import resize_crop
+from numba import njit
+
+#: DCT scales tried, smallest first (numerators of M/8): libjpeg-turbo has SIMD IDCTs for
+#: these; the other M/8 use slower C IDCTs
+SCALES = (1, 2, 4)
+
+
+def _load():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "_roi_jpeg*.so"))):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        function = library.pureffcv_roi_decode
+        function.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
+                             ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                             ctypes.c_int64, ctypes.c_void_p]
+        function.restype = ctypes.c_int
+        return function
+    return None
+
+
+_ROI_DECODE = _load()
+_resize_crop = njit(resize_crop)  # FFCV's (OpenCV INTER_AREA), as the decoders use it
+#: whether the C library is built and loaded (else decode_crop_resized always returns False)
+AVAILABLE = _ROI_DECODE is not None
+
+if AVAILABLE:
+    _roi_decode_c = _ROI_DECODE
+
+    @njit
+    def roi_decode(source, destination, scale, y0, y1, x0, x1, region):
+        """Decode rows [y0, y1) and at least columns [x0, x1) of the JPEG ``source`` scaled by
+        ``scale``/8 into ``destination`` (uint8, flat); ``region`` (int64[4]) receives the
+        first row, rows, first column and columns decoded. 0 on success (see roi_jpeg.c)."""
+        return _roi_decode_c(source.ctypes.data, source.size, destination.ctypes.data,
+                             destination.size, scale, y0, y1, x0, x1, region.ctypes.data)
+else:
+    @njit
+    def roi_decode(source, destination, scale, y0, y1, x0, x1, region):
+        return -100
+
+
+@njit(inline="always")
+def dct_scale(h, w, out_h, out_w):
+    """The smallest M in ``SCALES`` with the crop (h x w source pixels) still at least the
+    output size at scale M/8 (h * M / 8 >= out_h and w * M / 8 >= out_w); 8 if none."""
+    for m in SCALES:
+        if h * m >= 8 * out_h and w * m >= 8 * out_w:
+            return m
+    return 8
+
+
+@njit(inline="always")
+def _scaled(value, scale):
+    """``value * scale / 8`` rounded half up."""
+    return (2 * value * scale + 8) // 16
+
+
+@njit
+def decode_crop_resized(source, buffer, height, width, y, x, h, w, destination):
+    """Decode what the crop ``(y, x, h, w)`` of the ``height x width`` JPEG ``source`` needs
+    into ``buffer`` (flat uint8, at least 3 x height x width) and resize it into
+    ``destination`` (FFCV's resize_crop). False (nothing written) when the crop-aware decode
+    is unavailable or fails."""
+    m = dct_scale(h, w, destination.shape[0], destination.shape[1])
+    scaled_h, scaled_w = (height * m + 7) // 8, (width * m + 7) // 8
+    y0, x0 = (y * m) // 8, (x * m) // 8
+    y1 = min((((y + h) * m) + 7) // 8, scaled_h)
+    x1 = min((((x + w) * m) + 7) // 8, scaled_w)
+    region = np.empty(4, np.int64)
+    if roi_decode(source, buffer, m, y0, y1, x0, x1, region) != 0:
+        return False
+    rows, column, columns = region[1], region[2], region[3]
+    block = buffer[:rows * columns * 3].reshape(rows, columns, 3)
+    top = min(max(_scaled(y, m) - y0, 0), rows - 1)
+    bottom = min(max(_scaled(y + h, m) - y0, top + 1), rows)
+    left = min(max(_scaled(x, m) - column, 0), columns - 1)
+    right = min(max(_scaled(x + w, m) - column, left + 1), columns)
+    _resize_crop(block, top, bottom, left, right, destination)
+    return True

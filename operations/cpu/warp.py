@@ -1,0 +1,88 @@
+"""The nearest-neighbour affine warp every geometric op (and their fused runs) samples with,
+and the matrices of torchvision's affine maps.
+
+Coordinates are continuous pixel coordinates as in PIL: pixel (x, y) covers [x, x+1) x
+[y, y+1), its centre is (x + 0.5, y + 0.5) and the image centre is (w/2, h/2). Angles and
+shears are in degrees and follow torchvision's ``F.affine`` / ``F.rotate``.
+"""
+import numpy as np
+from numba import njit
+
+from .pixels import copy_pixels, flat
+from .values import fill_value
+
+
+@njit
+def affine_warp(src, dst, matrix, fill):
+    """``dst[y, x] = src[floor(matrix @ (x + 0.5, y + 0.5, 1))]``, ``fill`` where that lands
+    outside ``src``: nearest-neighbour sampling exactly as PIL's ``Image.transform(AFFINE,
+    NEAREST)`` (``matrix`` maps output coordinates to input coordinates, like PIL's data).
+
+    Per output row: first each pixel's source offset (one past the image, where a fill pixel
+    is appended, when outside), then one gather pass (see ``pixels``)."""
+    height, width, channels = src.shape
+    out_width = dst.shape[1]
+    a, b, c = matrix[0, 0], matrix[0, 1], matrix[0, 2]
+    d, e, f = matrix[1, 0], matrix[1, 1], matrix[1, 2]
+    outside = src.size
+    source = np.empty(outside + channels, src.dtype)
+    copy_pixels(src, source[:outside])
+    for ch in range(channels):
+        source[outside + ch] = fill_value(fill, ch)
+    out = flat(dst)
+    where = np.empty(out_width, np.int64)
+    for y in range(dst.shape[0]):
+        for x in range(out_width):
+            u = a * (x + 0.5) + b * (y + 0.5) + c
+            v = d * (x + 0.5) + e * (y + 0.5) + f
+            inside = (u >= 0.0) & (u < width) & (v >= 0.0) & (v < height)
+            where[x] = (np.int64(v) * width + np.int64(u)) * channels if inside else outside
+        row = out[y * out_width * channels:(y + 1) * out_width * channels]
+        if channels == 3:  # unrolled: 1.4x faster than the general loop
+            for x in range(out_width):
+                i = where[x]
+                row[3 * x], row[3 * x + 1], row[3 * x + 2] = source[i], source[i + 1], source[i + 2]
+        else:
+            for x in range(out_width):
+                for ch in range(channels):
+                    row[x * channels + ch] = source[where[x] + ch]
+
+
+@njit
+def affine_matrix(angle, tx, ty, scale, shear_x, shear_y, cx, cy):
+    """The inverse (output -> input) 2x3 matrix of torchvision's ``F.affine``: rotate by
+    ``angle`` degrees clockwise, scale, shear by (``shear_x``, ``shear_y``) degrees, all about
+    (``cx``, ``cy``), then translate by (``tx``, ``ty``) pixels.
+    The forward map is T * C * R(angle) * S(scale) * SHy(shear_y) * SHx(shear_x) * C^-1."""
+    rot = np.radians(angle)
+    sx, sy = np.radians(shear_x), np.radians(shear_y)
+    a = np.cos(rot - sy) / np.cos(sy)
+    b = -np.cos(rot - sy) * np.tan(sx) / np.cos(sy) - np.sin(rot)
+    c = np.sin(rot - sy) / np.cos(sy)
+    d = -np.sin(rot - sy) * np.tan(sx) / np.cos(sy) + np.cos(rot)
+    m = np.empty((2, 3))
+    m[0, 0], m[0, 1] = d / scale, -b / scale
+    m[1, 0], m[1, 1] = -c / scale, a / scale
+    m[0, 2] = cx + m[0, 0] * (-cx - tx) + m[0, 1] * (-cy - ty)
+    m[1, 2] = cy + m[1, 0] * (-cx - tx) + m[1, 1] * (-cy - ty)
+    return m
+
+
+@njit
+def translate_matrix(tx, ty):
+    """Move the content by (``tx``, ``ty``) pixels (right and down for positive values)."""
+    return affine_matrix(0.0, tx, ty, 1.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit
+def rotation_matrix(degrees, cx, cy):
+    """Rotate by ``degrees`` counter-clockwise about (``cx``, ``cy``), like torchvision's
+    ``F.rotate`` and PIL's ``Image.rotate``."""
+    return affine_matrix(-degrees, 0.0, 0.0, 1.0, 0.0, 0.0, cx, cy)
+
+
+@njit
+def shear_matrix(shear_x, shear_y, cx, cy):
+    """Shear by (``shear_x``, ``shear_y``) degrees about (``cx``, ``cy``) (torchvision's
+    ``F.affine(shear=...)``; its AutoAugment ops pass the top-left corner (0, 0))."""
+    return affine_matrix(0.0, 0.0, 0.0, 1.0, shear_x, shear_y, cx, cy)
