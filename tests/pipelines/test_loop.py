@@ -5,6 +5,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -186,3 +187,77 @@ def test_train_is_an_alias_of_fit():
     help_text = parser.format_help()
     for name in ("fit", "validate", "test", "predict", "train"):
         assert f"    {name}" in help_text
+
+
+def tinted_folder(root: Path, n: int, seed: int) -> Path:
+    from PIL import Image
+
+    from tests.conftest import structured_image
+    from tests.pipelines.train_helpers import TINTS
+
+    for i in range(n):
+        image = np.round(0.5 * structured_image(36, 36, seed + i) + 0.5 * TINTS[i % 4])
+        (root / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.astype(np.uint8)).save(root / f"c{i % 4}" / f"{i:03d}.png")
+    return root
+
+
+def test_convert_true_converts_the_folders_before_the_data_check(data, tmp_path, capsys):
+    train, val = tinted_folder(tmp_path / "train", 16, 0), tinted_folder(tmp_path / "val", 8, 50)
+    (train / "c2" / "999.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg")
+    betons = tmp_path / "betons"
+    argv = args("fit", data, tmp_path / "out", **{
+        "--data.train_path": str(betons / "train.beton"),
+        "--data.val_path": str(betons / "val.beton"), "--data.train_folder": str(train),
+        "--data.val_folder": str(val), "--convert": "true", "--trainer.max_epochs": "1"})
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"train: converting {train} -> {betons / 'train.beton'}" in out
+    from pipelines.datamodule import beton_labels
+
+    assert sorted(beton_labels(str(betons / "train.beton")).tolist()) == sorted(
+        i % 4 for i in range(16))  # the damaged file skipped
+    assert "999.jpg" in (betons / "train.skipped.txt").read_text()
+    assert json.loads((betons / "val.classes.json").read_text()) == {
+        "c0": 0, "c1": 1, "c2": 2, "c3": 3}
+    assert [r for r in metrics(tmp_path / "out") if r.get("val/top1")]
+    assert main(argv) == 0  # a second run reuses the files
+    assert "converting" not in capsys.readouterr().out
+
+
+def test_temporal_repeat_applies_to_validation_test_and_predict_batches(data, tmp_path):
+    import lightning.pytorch as pl
+
+    from pipelines.datamodule import FFCVDataModule
+
+    spec = tmp_path / "temporal.yaml"
+    text = Path(data["spec"]).read_text()
+    head, val = text.split("  val:\n")
+    val = val.replace("    label: int\n", "    label: int\n    batch: [{temporal_repeat: {steps: 3}}]\n")
+    spec.write_text(head + "  val:\n" + val)
+
+    class Shapes(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+            self.shapes = []
+
+        def validation_step(self, batch, batch_idx):
+            self.shapes.append(("val", tuple(batch[0].shape)))
+
+        def test_step(self, batch, batch_idx):
+            self.shapes.append(("test", tuple(batch[0].shape)))
+
+        def predict_step(self, batch, batch_idx):
+            self.shapes.append(("predict", tuple(batch[0].shape)))
+
+    model = Shapes()
+    module = FFCVDataModule(str(spec), val_path=data["val"], test_path=data["test"])
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False)
+    trainer.validate(model, module)
+    trainer.test(model, module)
+    trainer.predict(model, module)
+    assert model.shapes == [("val", (8, 3, 3, 32, 32)), ("val", (4, 3, 3, 32, 32)),
+                            ("test", (8, 3, 3, 32, 32)), ("test", (5, 3, 3, 32, 32)),
+                            ("predict", (8, 3, 3, 32, 32)), ("predict", (5, 3, 3, 32, 32))]
