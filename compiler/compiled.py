@@ -86,11 +86,13 @@ class CompiledPipeline:
         path = os.fspath(beton_path)
         check_beton(path, tuple(options["pipelines"]))
         try:
-            return SafeLoader(path, **options)
+            loader = SafeLoader(path, **options)
         except (OSError, ValueError, IndexError, KeyError, AssertionError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise BetonError(f"{path}: FFCV cannot open this .beton ({type(exc).__name__}: "
                              f"{reason})") from None
+        loader.clock = self.clock
+        return loader
 
     def explain(self) -> str:
         from .explain import explain

@@ -42,9 +42,14 @@ class SafeLoader(Loader):
     """An ffcv Loader whose epochs are guarded: ``iter(loader)`` yields the batches of one
     epoch, raises LoaderError when FFCV's thread dies, and stops and joins the thread however
     iteration ends (the end of the epoch, ``break``, an exception, the iterator dropped). A new
-    ``iter`` closes the previous epoch first. ``epoch_iterator()`` is FFCV's own iterator."""
+    ``iter`` closes the previous epoch first. ``epoch_iterator()`` is FFCV's own iterator.
+
+    With a ``clock`` (``CompiledPipeline.loader`` sets the pipeline's), ``iter`` also sets
+    FFCV's epoch counter, which seeds its random orders, to the clock's epoch: starting the
+    same epoch twice reads the samples in the same order, as the ops draw the same values."""
 
     _live = None  # the EpochIterator of the epoch being read
+    clock = None  # an EpochClock, or None: FFCV counts epochs itself
 
     def epoch_iterator(self):
         """FFCV's EpochIterator for the next epoch (what ``ffcv.Loader.__iter__`` returns)."""
@@ -52,6 +57,8 @@ class SafeLoader(Loader):
 
     def __iter__(self) -> Iterator:
         self.close_epoch()
+        if self.clock is not None:
+            self.next_epoch = self.clock.epoch
         iterator = start(self)
         self._live = iterator
         return self._read(iterator)
@@ -63,6 +70,8 @@ class SafeLoader(Loader):
             close(iterator)
 
     def _read(self, iterator) -> Iterator:
+        if getattr(iterator, "closed", False):  # a later iter() closed this epoch
+            return
         try:
             yield from batches(iterator)
         finally:
