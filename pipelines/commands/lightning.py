@@ -37,6 +37,10 @@ def run(name: str, argv) -> int:
     from pipelines.datamodule import FFCVDataModule
 
     method = METHODS[name]
+    missing = missing_logger_package(argv)
+    if missing:
+        print(f"pureffcv {name}: {missing}", file=sys.stderr)
+        return 1
 
     class CLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
@@ -114,3 +118,23 @@ def add_last_checkpoint(trainer, checkpoint_class, last_class) -> None:
     position = next((i for i, cb in enumerate(callbacks) if isinstance(cb, checkpoint_class)),
                     len(callbacks))
     callbacks.insert(position, last_class())
+
+
+def missing_logger_package(argv) -> str:
+    """A one-line message when the arguments or a --config file ask for TensorBoardLogger but
+    neither tensorboard nor tensorboardX is installed (jsonargparse would print a page of
+    parser errors); else ''."""
+    import importlib.util
+    from pathlib import Path
+
+    argv = list(argv)
+    texts = list(argv)
+    for flag, value in zip(argv, argv[1:]):
+        if flag in ("--config", "-c") and Path(value).is_file():
+            texts.append(Path(value).read_text(errors="replace"))
+    if not any("TensorBoardLogger" in text for text in texts):
+        return ""
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        return ""
+    return ("TensorBoardLogger needs tensorboard: pip install 'pureffcv[tensorboard]' (or "
+            "log to CSV: --trainer.logger CSVLogger --trainer.logger.save_dir runs)")

@@ -261,3 +261,16 @@ def test_temporal_repeat_applies_to_validation_test_and_predict_batches(data, tm
     assert model.shapes == [("val", (8, 3, 3, 32, 32)), ("val", (4, 3, 3, 32, 32)),
                             ("test", (8, 3, 3, 32, 32)), ("test", (5, 3, 3, 32, 32)),
                             ("predict", (8, 3, 3, 32, 32)), ("predict", (5, 3, 3, 32, 32))]
+
+
+def test_tensorboard_without_the_extra_is_one_line(data, tmp_path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        pytest.skip("tensorboard is installed here: the message is for environments without it")
+    assert main(args("fit", data, tmp_path, **{
+        "--trainer.logger": "TensorBoardLogger", "--trainer.logger.save_dir": str(tmp_path),
+        "--trainer.logger.name": None})) == 1
+    assert capsys.readouterr().err.strip() == (
+        "pureffcv fit: TensorBoardLogger needs tensorboard: pip install 'pureffcv[tensorboard]' "
+        "(or log to CSV: --trainer.logger CSVLogger --trainer.logger.save_dir runs)")
