@@ -7,8 +7,9 @@ import torch
 from operations import ffcv_patches
 from operations.rng import EpochClock
 
-from .lower import lower
+from .explain import explain
 from .ir import Plan, Step
+from .lower import lower
 from .plan import build_plan
 from .spec import Spec, SplitSpec, load_spec
 
@@ -95,8 +96,6 @@ class CompiledPipeline:
         return loader
 
     def explain(self) -> str:
-        from .explain import explain
-
         return explain(self)
 
     def __repr__(self):

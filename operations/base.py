@@ -151,9 +151,10 @@ class PureOperation(Parameterized, Operation):
         with both ops' draws, or None when the two do not fuse."""
         return None
 
-    def jit_equivalent(self) -> Optional["PureOperation"]:
-        """For a device op: the same work, same draws and same bytes, as a per-sample JIT op
-        (what a CPU device runs in FFCV's parallel stage instead), or None."""
+    def jit_equivalent(self, image: ImageType) -> Optional["PureOperation"]:
+        """For a device op taking images of type ``image``: the same work, same draws and
+        same bytes, as a per-sample JIT op (what a CPU device runs in FFCV's parallel stage
+        instead), or None."""
         return None
 
     # --- FFCV ------------------------------------------------------------------------------

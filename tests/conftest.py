@@ -6,7 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from operations import ffcv_patches
+
 warnings.filterwarnings("ignore", module="numba")
+ffcv_patches.apply()  # tests build FFCV Loaders by hand too, not only through compile_spec
 
 
 def structured_image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Two ways in: the ``cpu_normalize`` op a spec writes, and ``JitNormalizeFlip``, the device
 ``normalize``/``normalize_flip`` that the compiler moves into the JIT stage when the device
-is the CPU (``compiler.passes.normalize_in_jit_stage``). Both run ``lookup_pixels``.
+is the CPU (``compiler.passes.lower_device_ops``). Both run ``lookup_pixels``.
 """
 import math
 from typing import Literal, Optional

@@ -12,22 +12,21 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..base import PureOperation
+from ..base import Parameterized
 from ..rng import EpochClock, sample_key, stream_key
 from ..types import ImageType, OpTypeError
 from .stage import FLOAT_DTYPES
 
 
-class BatchOperation:
-    """Base of the batch ops: ``__call__(images, labels) -> (images, targets)``."""
+class BatchOperation(Parameterized):
+    """Base of the batch ops: ``__call__(images, labels) -> (images, targets)``; parameters
+    as every op's (``self.params``)."""
 
     stage = "batch"
     clock: EpochClock = EpochClock()
     position: int = 0
     _epoch: Optional[int] = None
     _batches: int = 0
-
-    parameters = classmethod(PureOperation.parameters.__func__)
 
     def bind(self, clock: EpochClock, position: int) -> None:
         """Attach the pipeline's clock and this op's position (its RNG stream)."""

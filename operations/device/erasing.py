@@ -1,4 +1,5 @@
 """Random erasing on the device: the CPU ``random_erasing`` per sample, on the whole batch."""
+import inspect
 import math
 from dataclasses import replace
 from typing import Tuple
@@ -7,9 +8,9 @@ import numpy as np
 import torch
 from ffcv.pipeline.state import State
 
-from ..cpu.erasing import ATTEMPTS, DRAWS_PER_ERASURE, NOISE_MEAN, NOISE_STD, EraseValue
-from ..params import FloatRange, PositiveInt, Probability
+from ..cpu.erasing import ATTEMPTS, DRAWS_PER_ERASURE, NOISE_MEAN, NOISE_STD, random_erasing
 from ..registry import register_op
+from ..types import ImageType
 from . import rng
 from .stage import DeviceOperation
 
@@ -42,14 +43,12 @@ class DeviceRandomErasing(DeviceOperation):
     ``random_erasing`` (same parameters, same draws: on uint8 input the same bytes) for
     pipelines that erase after the boundary or after ``normalize``.
 
-    - ``p``: probability per image, default 0.5.
-    - ``scale``: [min, max] erased fraction of the image area, default [0.02, 0.33].
-    - ``ratio``: [min, max] aspect ratio h/w, log-uniform, default [0.3, 3.3].
-    - ``value``: "zero" (default), a level 0..255 (in the images' units: a grey level for
-      uint8, used as is for normalized floats), "mean" (the image's per-channel mean; rounded
-      for uint8) or "random": per-pixel N(0, 1) — as torchvision on normalized floats, mapped
-      to pixels (ImageNet mean + std * z, rounded, clipped) on uint8 like the CPU op.
-    - ``count``: rectangles per image, >= 1, default 1; later ones overwrite earlier ones.
+    Parameters: exactly ``random_erasing``'s (one declaration: its signature), with these
+    meanings on the device: ``value`` a level 0..255 is in the images' units (a grey level
+    for uint8, used as is for normalized floats), "mean" is the image's per-channel mean
+    (rounded for uint8), "random" per-pixel N(0, 1) — as torchvision on normalized floats,
+    mapped to pixels (ImageNet mean + std * z, rounded, clipped) on uint8 like the CPU op;
+    with ``count`` > 1 later rectangles overwrite earlier ones.
 
     Randomness: the CPU op's — the kernel key ``derive(sample_key, 1)``, gate draw 0, erasure
     k from draw 1 + 64k. (Same bytes unless torch's float64 exp/log/cos, which may differ from
@@ -60,12 +59,25 @@ class DeviceRandomErasing(DeviceOperation):
     erased images (their float64 channel sums); "random" hashes the boxes' pixels only.
     """
 
-    def __init__(self, p: Probability = 0.5, scale: FloatRange = (0.02, 0.33),
-                 ratio: FloatRange = (0.3, 3.3), value: EraseValue = "zero",
-                 count: PositiveInt = 1):
+    def __init__(self, **values):
         super().__init__()
-        self.p, self.scale, self.ratio = p, tuple(scale), tuple(ratio)
-        self.value, self.count = value, count
+
+    __init__.__signature__ = inspect.signature(random_erasing.__init__)
+
+    def jit_equivalent(self, image: ImageType):
+        """The CPU ``random_erasing`` with this op's parameters, stream and draws, for images
+        of type ``image`` on which it gives the same bytes: uint8 images (any value), or
+        float32 images erased with a constant (a float16 JIT buffer holds bit patterns, so
+        only "zero" there). None otherwise ("mean" and "random" on normalized floats)."""
+        value = self.params["value"]
+        same_bytes = (image.dtype == "uint8" or
+                      (image.dtype == "float32" and value not in ("mean", "random")) or
+                      (image.dtype == "float16" and value == "zero"))
+        if not same_bytes:
+            return None
+        twin = random_erasing(**self.params)
+        twin.bind(self.clock, self.position)
+        return twin
 
     def declare_state_and_memory(self, previous_state: State) -> Tuple[State, None]:
         # in place: the batch keeps its type, and only the boxes are written
@@ -91,23 +103,24 @@ class DeviceRandomErasing(DeviceOperation):
         a copy of it): only erased pixels are written; "mean" also reads the erased images
         (their float64 channel sums, as the CPU op)."""
         keys = rng.derive(self.sample_keys(indices), 1)
-        erased = (rng.uniform(keys, 0) < self.p).nonzero()[:, 0]
+        erased = (rng.uniform(keys, 0) < self.params["p"]).nonzero()[:, 0]
         if erased.numel() == 0:
             return
         device = images.device
         b, c, height, width = images.shape
         keys, erased = keys[erased].to(device), erased.to(device)
         means = None
-        if self.value == "mean":  # before any box is written: later boxes use the same means
+        value, scale, ratio = self.params["value"], self.params["scale"], self.params["ratio"]
+        if value == "mean":  # before any box is written: later boxes use the same means
             pixels = images.permute(0, 2, 3, 1)
             means = torch.stack([pixels[i].reshape(-1, c).sum(0, dtype=torch.float64)
                                  for i in erased.tolist()]) / (height * width)
             means = (torch.round(means) if not images.is_floating_point() else means)
             means = means.to(images.dtype)
-        for k in range(self.count):
+        for k in range(self.params["count"]):
             y, x, h, w = erasing_boxes(keys, 1 + DRAWS_PER_ERASURE * k, height, width,
-                                       self.scale, self.ratio)
-            if self.value == "random":
+                                       scale, ratio)
+            if value == "random":
                 self._erase_with_noise(out, erased, rng.derive(keys, k), y, x, h, w)
                 continue
             fill = self._fill(images, means)
@@ -119,9 +132,10 @@ class DeviceRandomErasing(DeviceOperation):
 
     def _fill(self, images, means):
         """The constant of each erased image: a (1 or erased, C) tensor."""
-        if self.value == "mean":
+        value = self.params["value"]
+        if value == "mean":
             return means
-        level = 0 if self.value == "zero" else self.value
+        level = 0 if value == "zero" else value
         return torch.full((1, images.shape[1]), level, dtype=images.dtype, device=images.device)
 
     def _erase_with_noise(self, out, erased, noise_keys, y, x, h, w):

@@ -116,9 +116,6 @@ def swap_with_partners(boxes: torch.Tensor) -> None:
 class _Mix(BatchOperation):
     """Shared by the three mixing ops: apply mixup or cutmix with a given lambda."""
 
-    num_classes: int
-    label_smoothing: float
-
     def output_type(self, image: ImageType) -> ImageType:
         require_float(self.op_name, image)
         return image
@@ -131,11 +128,8 @@ class _Mix(BatchOperation):
             swap_with_partners(images[..., y0:y1, x0:x1])
         elif lam < 1.0:
             mixup_in_place(images, lam)
-        return images, mixed_targets(labels, lam, self.num_classes, self.label_smoothing)
+        return images, mixed_targets(labels, lam, self.params["num_classes"], self.params["label_smoothing"])
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.parameters())
-        return f"{type(self).__name__}({args})"
 
 
 @register_op("mixup")
@@ -150,11 +144,11 @@ class Mixup(_Mix):
 
     def __init__(self, *, num_classes: PositiveInt, alpha: Alpha = 1.0,
                  label_smoothing: Probability = 0.1):
-        self.num_classes, self.alpha, self.label_smoothing = num_classes, alpha, label_smoothing
+        pass  # bound in self.params
 
     def __call__(self, images, labels):
         key = self.next_key()
-        return self.mix(images, labels, key, False, beta(_key(key, 2), self.alpha))
+        return self.mix(images, labels, key, False, beta(_key(key, 2), self.params["alpha"]))
 
 
 @register_op("cutmix")
@@ -170,11 +164,11 @@ class Cutmix(_Mix):
 
     def __init__(self, *, num_classes: PositiveInt, alpha: Alpha = 1.0,
                  label_smoothing: Probability = 0.1):
-        self.num_classes, self.alpha, self.label_smoothing = num_classes, alpha, label_smoothing
+        pass  # bound in self.params
 
     def __call__(self, images, labels):
         key = self.next_key()
-        return self.mix(images, labels, key, True, beta(_key(key, 2), self.alpha))
+        return self.mix(images, labels, key, True, beta(_key(key, 2), self.params["alpha"]))
 
 
 @register_op("mixup_cutmix")
@@ -197,17 +191,14 @@ class MixupCutmix(_Mix):
                  prob: Probability = 1.0, label_smoothing: Probability = 0.1):
         if mixup_alpha <= 0 and cutmix_alpha <= 0:
             raise ValueError("mixup_cutmix needs mixup_alpha > 0 or cutmix_alpha > 0")
-        self.num_classes, self.label_smoothing = num_classes, label_smoothing
-        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
-        self.switch_prob, self.prob = switch_prob, prob
 
     def __call__(self, images, labels):
         key = self.next_key()
-        if uniform(key, 0) >= self.prob:
+        if uniform(key, 0) >= self.params["prob"]:
             return self.mix(images, labels, key, False, 1.0)
-        if self.mixup_alpha > 0 and self.cutmix_alpha > 0:
-            cutmix = uniform(key, 1) < self.switch_prob
+        if self.params["mixup_alpha"] > 0 and self.params["cutmix_alpha"] > 0:
+            cutmix = uniform(key, 1) < self.params["switch_prob"]
         else:
-            cutmix = self.cutmix_alpha > 0
-        alpha = self.cutmix_alpha if cutmix else self.mixup_alpha
+            cutmix = self.params["cutmix_alpha"] > 0
+        alpha = self.params["cutmix_alpha"] if cutmix else self.params["mixup_alpha"]
         return self.mix(images, labels, key, cutmix, beta(_key(key, 2), alpha))

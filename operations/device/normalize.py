@@ -133,9 +133,12 @@ class Normalize(DeviceOperation):
             self._tables[device] = self.table.to(device)
         return self._tables[device]
 
+    def flips(self, indices: torch.Tensor) -> Optional[torch.Tensor]:
+        """Which samples this op mirrors (None: none, no draws)."""
+        return flip_decisions(self.sample_keys(indices), self.flip_p) if self.flip_p > 0 else None
+
     def forward(self, images, out, indices):
-        flips = flip_decisions(self.sample_keys(indices), self.flip_p) if self.flip_p > 0 else None
-        normalize_flip(images, out, self.table_on(images.device), flips)
+        normalize_flip(images, out, self.table_on(images.device), self.flips(indices))
 
     def absorb(self, other):
         """normalize + an adjacent flip -> ``normalize_flip`` drawing as the flip does."""
@@ -146,7 +149,7 @@ class Normalize(DeviceOperation):
         fused.bind(other.clock, other.position)
         return fused
 
-    def jit_equivalent(self):
+    def jit_equivalent(self, image: ImageType):
         """Normalize (and flip) per image in the JIT stage: the same table and flip draws.
         None for bfloat16 (Numba has no bfloat16)."""
         if self.dtype == "bfloat16":
@@ -162,7 +165,7 @@ class NormalizeFlip(Normalize):
     """``normalize`` and ``flip`` in one pass: one read of the uint8 batch, one write of the
     normalized, per-sample mirrored, channels_last result (see both ops for the parameters).
 
-    The planner creates it (``fuse_normalize_flip``) with the flip's position, so its flip
+    The planner creates it (``Normalize.absorb``, from ``fuse_adjacent_device_ops``) with the flip's position, so its flip
     decisions equal the separate ``flip``'s. Flip and normalization commute (both act per
     pixel), so fusing is exact whichever order the spec lists them in. On CUDA with cupy it
     runs one kernel on the tensor's own device and torch's current stream; on the CPU one

@@ -16,10 +16,8 @@ class TemporalRepeat(BatchOperation):
     """
 
     def __init__(self, steps: PositiveInt):
-        self.steps = steps
+        pass  # bound in self.params
 
     def __call__(self, images, labels):
-        return images.unsqueeze(1).expand(-1, self.steps, -1, -1, -1), labels
+        return images.unsqueeze(1).expand(-1, self.params["steps"], -1, -1, -1), labels
 
-    def __repr__(self):
-        return f"TemporalRepeat(steps={self.steps})"

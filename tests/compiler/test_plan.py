@@ -54,7 +54,7 @@ def test_normalize_and_flip_fuse_with_the_sections_dtype(compiled):
     fused = compiled.plan.steps[-1].op
     assert isinstance(fused, NormalizeFlip)
     assert (fused.dtype, fused.p) == ("float16", 0.25)
-    assert fused.mean == pytest.approx((0.4914 * 255, 0.4822 * 255, 0.4465 * 255))
+    assert fused.params["mean"] == pytest.approx((0.4914 * 255, 0.4822 * 255, 0.4465 * 255))
 
 
 def test_types_are_tracked_through_every_step(compiled):

@@ -6,8 +6,7 @@ import pytest
 from ffcv.fields.decoders import IntDecoder
 from ffcv.loader import Loader, OrderOption
 
-import operations  # noqa: F401  (applies the patches)
-from operations import get_op
+from operations import ffcv_patches, get_op
 
 
 @pytest.mark.parametrize("os_cache", [True, False])
@@ -72,3 +71,25 @@ def test_an_epoch_started_while_another_runs_gets_its_own_buffers(small_beton):
     assert third.memory_allocations is not second.memory_allocations
     for iterator in (first, second, third):
         loading.close(iterator)
+
+
+def test_apply_is_explicit_and_idempotent():
+    """Importing operations patches nothing (tests/conftest.py applies them); ``apply`` twice
+    installs each correction once."""
+    from ffcv.pipeline.graph import Graph
+
+    ffcv_patches.apply()
+    patched = Graph.allocate_memory
+    ffcv_patches.apply()
+    assert Graph.allocate_memory is patched is ffcv_patches._allocate_memory
+
+
+def test_importing_operations_patches_nothing_and_filters_no_warnings():
+    import subprocess
+    import sys
+
+    code = ("import warnings; before = list(warnings.filters); import operations, compiler; "
+            "from ffcv.pipeline.graph import Graph; "
+            "print(getattr(Graph, '_pureffcv_patched', False), warnings.filters == before)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]

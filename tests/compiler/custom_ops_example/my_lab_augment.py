@@ -9,7 +9,7 @@ from typing import Annotated
 
 import numpy as np
 
-from operations import Range, register_op
+from operations import Range, affine, point_map, register_op
 from operations.cpu.pixels import copy_pixels
 from operations.rng import uniform_range
 
@@ -42,3 +42,32 @@ def swap_red_blue(image_in, image_out, rng):
             image_out[y, x, 0] = image_in[y, x, 2]
             image_out[y, x, 1] = image_in[y, x, 1]
             image_out[y, x, 2] = image_in[y, x, 0]
+
+
+# The short forms: declare the maths the compiler can see, and the op fuses with its
+# neighbours (docs/custom-ops.md, "Point maps and warps").
+
+@register_op("gamma")
+@point_map
+def gamma(rng, low: Annotated[float, Range(0.1, 10.0)] = 0.7,
+          high: Annotated[float, Range(0.1, 10.0)] = 1.4):
+    """Gamma per image: v -> round(255 (v / 255) ** g), g uniform in [low, high] (draw 0)."""
+    g = uniform_range(rng, 0, low, high)
+    lut = np.empty(256, np.uint8)
+    for v in range(256):
+        lut[v] = np.uint8(np.floor(255.0 * (v / 255.0) ** g + 0.5))
+    return lut
+
+
+@register_op("zoom")
+@affine
+def zoom(height, width, rng, low: Annotated[float, Range(0.25, 4.0)] = 0.8,
+         high: Annotated[float, Range(0.25, 4.0)] = 1.25):
+    """Zoom about the centre by a factor z uniform in [low, high] (draw 0): the output pixel
+    at (x, y) shows the input at ((x - w/2) / z + w/2, (y - h/2) / z + h/2); ``fill``
+    where that is outside."""
+    z = uniform_range(rng, 0, low, high)
+    m = np.zeros((2, 3))
+    m[0, 0], m[0, 2] = 1.0 / z, width / 2 * (1.0 - 1.0 / z)
+    m[1, 1], m[1, 2] = 1.0 / z, height / 2 * (1.0 - 1.0 / z)
+    return m

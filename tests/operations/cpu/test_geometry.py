@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from operations import EpochClock, get_op
-from operations.cpu.geometry import (affine_matrix, affine_warp, rotation_matrix, shear_matrix,
-                                     translate_matrix)
+from operations.cpu.warp import (affine_matrix, affine_warp, rotation_matrix, shear_matrix,
+                                 translate_matrix)
 from tests.conftest import structured_batch, structured_image
 
 

@@ -1,4 +1,4 @@
-"""Colour and tone ops against PIL (ImageEnhance/ImageOps), colorsys and numpy references.
+"""Tone, colour and filter ops against PIL (ImageEnhance/ImageOps), colorsys and numpy references.
 
 Observed on these structured images: every op is bit-identical to its reference (max
 difference 0): PIL for the enhancements and tone ops, colorsys for hue, a float64 numpy 2-D
@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image, ImageEnhance, ImageOps
 
 from operations import EpochClock, ImageType, OpTypeError, get_op
-from operations.cpu import color
+from operations.cpu import colour, filters, pixels, tone
 from operations.rng import sample_key, stream_key
 from tests.conftest import structured_batch, structured_image
 
@@ -27,15 +27,35 @@ def run(fn, image, *args):
     return out
 
 
+def with_lut(table):
+    """An apply function ``(src, dst, *args)`` for a table builder ``table(*args)``."""
+    return lambda src, dst, *args: pixels.apply_lut(src, dst, table(*args))
+
+
+def with_channel_luts(tables):
+    """An apply function for a per-channel table builder ``tables(histograms)``."""
+    return lambda src, dst: pixels.apply_channel_luts(src, dst, tables(pixels.channel_histograms(src)))
+
+
+def adjust_contrast(src, dst, factor):
+    pixels.apply_lut(src, dst, tone.contrast_lut(src, factor))
+
+
+adjust_brightness, solarize, posterize, invert = (
+    with_lut(tone.brightness_lut), with_lut(tone.solarize_lut), with_lut(tone.posterize_lut),
+    with_lut(tone.invert_lut))
+autocontrast, equalize = with_channel_luts(tone.autocontrast_luts), with_channel_luts(tone.equalize_luts)
+
+
 def differences(ours, reference):
     d = np.abs(ours.astype(np.int64) - np.asarray(reference).astype(np.int64))
     return d.mean(), d.max()
 
 
-ENHANCERS = [(color.adjust_brightness, ImageEnhance.Brightness),
-             (color.adjust_contrast, ImageEnhance.Contrast),
-             (color.adjust_saturation, ImageEnhance.Color),
-             (color.adjust_sharpness, ImageEnhance.Sharpness)]
+ENHANCERS = [(adjust_brightness, ImageEnhance.Brightness),
+             (adjust_contrast, ImageEnhance.Contrast),
+             (colour.adjust_saturation, ImageEnhance.Color),
+             (filters.adjust_sharpness, ImageEnhance.Sharpness)]
 
 
 @pytest.mark.parametrize("apply, enhancer", ENHANCERS, ids=lambda v: getattr(v, "__name__", ""))
@@ -55,14 +75,14 @@ def test_enhancements_match_pil_on_random_images(seed, factor, pair):
 
 
 @pytest.mark.parametrize("apply, args, reference", [
-    (color.to_grayscale, (), lambda im: im.convert("L").convert("RGB")),
-    (color.solarize_pixels, (100,), lambda im: ImageOps.solarize(im, 100)),
-    (color.solarize_pixels, (0,), lambda im: ImageOps.solarize(im, 0)),
-    (color.posterize_pixels, (3,), lambda im: ImageOps.posterize(im, 3)),
-    (color.posterize_pixels, (8,), lambda im: ImageOps.posterize(im, 8)),
-    (color.invert_pixels, (), ImageOps.invert),
-    (color.autocontrast_pixels, (), ImageOps.autocontrast),
-    (color.equalize_pixels, (), ImageOps.equalize),
+    (colour.to_grayscale, (), lambda im: im.convert("L").convert("RGB")),
+    (solarize, (100,), lambda im: ImageOps.solarize(im, 100)),
+    (solarize, (0,), lambda im: ImageOps.solarize(im, 0)),
+    (posterize, (3,), lambda im: ImageOps.posterize(im, 3)),
+    (posterize, (8,), lambda im: ImageOps.posterize(im, 8)),
+    (invert, (), ImageOps.invert),
+    (autocontrast, (), ImageOps.autocontrast),
+    (equalize, (), ImageOps.equalize),
 ], ids=["grayscale", "solarize100", "solarize0", "posterize3", "posterize8", "invert",
         "autocontrast", "equalize"])
 @pytest.mark.parametrize("seed", [0, 5])
@@ -72,27 +92,27 @@ def test_integer_tone_ops_equal_pil(apply, args, reference, seed):
 
 
 def test_posterize_zero_bits_is_black_and_solarize_inverts_at_threshold():
-    assert not run(color.posterize_pixels, IMAGE, 0).any()  # torchvision allows 0 bits
-    lut = color.solarize_lut(128.0)
+    assert not run(posterize, IMAGE, 0).any()  # torchvision allows 0 bits
+    lut = tone.solarize_lut(128.0)
     assert (lut[127], lut[128], lut[255]) == (127, 127, 0)
 
 
 def test_autocontrast_and_equalize_leave_a_flat_channel_alone():
     image = IMAGE.copy()
     image[..., 1] = 77
-    for apply in (color.autocontrast_pixels, color.equalize_pixels):
+    for apply in (autocontrast, equalize):
         assert (run(apply, image)[..., 1] == 77).all()
 
 
 def test_composed_lookup_tables_equal_the_ops_in_sequence():
-    luts = [color.brightness_lut(1.3), color.solarize_lut(200.0), color.posterize_lut(5), color.invert_lut()]
-    fused = color.identity_lut()
+    luts = [tone.brightness_lut(1.3), tone.solarize_lut(200.0), tone.posterize_lut(5), tone.invert_lut()]
+    fused = pixels.identity_lut()
     for lut in luts:
         fused = lut[fused]
     sequential = IMAGE.copy()
     for lut in luts:
-        color.apply_lut(sequential, sequential, lut)  # in place is allowed for point ops
-    assert np.array_equal(run(color.apply_lut, IMAGE, fused), sequential)
+        pixels.apply_lut(sequential, sequential, lut)  # in place is allowed for point ops
+    assert np.array_equal(run(pixels.apply_lut, IMAGE, fused), sequential)
 
 
 def colorsys_hue(image, shift):
@@ -106,14 +126,14 @@ def colorsys_hue(image, shift):
 
 @pytest.mark.parametrize("shift", [-0.5, -0.21, 0.0, 0.1, 1 / 3, 0.5])
 def test_hue_matches_colorsys(shift):
-    mad, worst = differences(run(color.adjust_hue, IMAGE, shift), colorsys_hue(IMAGE, shift))
+    mad, worst = differences(run(colour.adjust_hue, IMAGE, shift), colorsys_hue(IMAGE, shift))
     assert mad <= 0.01 and worst <= 1  # observed: max 0
 
 
 def test_hue_zero_shift_is_identity_and_grey_pixels_stay():
-    assert np.array_equal(run(color.adjust_hue, IMAGE, 0.0), IMAGE)
+    assert np.array_equal(run(colour.adjust_hue, IMAGE, 0.0), IMAGE)
     grey = np.full((3, 3, 3), 91, np.uint8)
-    assert np.array_equal(run(color.adjust_hue, grey, 0.3), grey)
+    assert np.array_equal(run(colour.adjust_hue, grey, 0.3), grey)
 
 
 def numpy_gaussian_blur(image, kernel_size, sigma):
@@ -130,7 +150,7 @@ def numpy_gaussian_blur(image, kernel_size, sigma):
 
 @pytest.mark.parametrize("kernel_size, sigma", [(3, 0.8), (5, 1.5), (9, 2.0), (1, 1.0)])
 def test_gaussian_blur_matches_numpy_convolution(kernel_size, sigma):
-    mad, worst = differences(run(color.gaussian_blur_pixels, IMAGE, kernel_size, sigma),
+    mad, worst = differences(run(filters.gaussian_blur_pixels, IMAGE, kernel_size, sigma),
                              numpy_gaussian_blur(IMAGE, kernel_size, sigma))
     assert mad <= 0.01 and worst <= 1  # observed: max 0 (separable vs 2-D sums)
 
@@ -139,7 +159,7 @@ def test_jitter_order_is_a_uniform_permutation():
     stream = np.uint64(stream_key(11, 0, 4))
     counts = {}
     for i in range(4800):
-        order = tuple(color.jitter_order(np.uint64(sample_key(stream, i))))
+        order = tuple(colour.jitter_order(np.uint64(sample_key(stream, i))))
         counts[order] = counts.get(order, 0) + 1
     assert sorted(counts) == sorted(itertools.permutations(range(4)))
     chi2 = sum((c - 200) ** 2 / 200 for c in counts.values())

@@ -9,9 +9,8 @@ from ffcv.loader import Loader, OrderOption
 from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
 
 from operations import EpochClock, ImageType, OpTypeError, get_op
-from operations.device.normalize import (Flip, Normalize, NormalizeFlip, fuse_normalize_flip,
-                                         lookup_table, normalize_flip_torch)
-from operations.normalization import MEAN, STD
+from operations.device.normalize import Flip, Normalize, NormalizeFlip, normalize_flip_torch
+from operations.normalization import MEAN, STD, lookup_table
 from tests.conftest import structured_batch, structured_image
 
 DTYPES = {"float16": (torch.float16, 2.0 ** -10), "bfloat16": (torch.bfloat16, 2.0 ** -7),
@@ -91,7 +90,8 @@ def test_flip_decisions_equal_the_cpu_horizontal_flip():
     flip, normalize = Flip(p=0.5), Normalize(dtype="float32")
     flip.bind(clock, 5)
     normalize.bind(clock, 6)
-    fused = fuse_normalize_flip(normalize, flip)
+    fused = normalize.absorb(flip)
+    assert isinstance(fused, NormalizeFlip) and flip.absorb(normalize).params == fused.params
     assert fused.flips(torch.from_numpy(indices)).tolist() == expected
     flipped = flip.apply(channels_last(images), indices)
     assert flipped.is_contiguous(memory_format=torch.channels_last)
@@ -129,7 +129,7 @@ def test_output_type_and_refusals():
 
 def test_names_and_parameters_resolve():
     op = get_op("normalize")(mean="cifar10", std=(1.0, 2.0, 4.0), dtype="float16")
-    assert op.mean == MEAN["cifar10"] and op.std == (1.0, 2.0, 4.0)
+    assert op.params["mean"] == MEAN["cifar10"] and op.params["std"] == (1.0, 2.0, 4.0)
     assert list(get_op("normalize_flip").parameters()) == ["mean", "std", "dtype", "p"]
     assert get_op("flip").stage == "device" and get_op("normalize_flip").stage == "device"
 
