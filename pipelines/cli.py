@@ -16,8 +16,8 @@ from .commands import (bench, check, convert, demo, doctor, explain, fit, predic
 COMMANDS = {"convert": convert, "doctor": doctor, "check": check, "explain": explain,
             "preview": preview, "stats": stats, "bench": bench, "fit": fit, "validate": validate,
             "test": test, "predict": predict, "train": train, "demo": demo}
-from .commands import studio  # noqa: E402  (pureffcv studio, issue 15)
-COMMANDS["studio"] = studio
+from .commands import cache, studio  # noqa: E402  (issue 15)
+COMMANDS.update(studio=studio, cache=cache)
 #: optional modules -> the pureffcv extra that installs them
 EXTRAS = {"skimage": "demo", "matplotlib": "demo"}
 

@@ -179,10 +179,23 @@ def check_pillow() -> Check:
     return Check("pillow", True, f"{found.detail}, {webp}")
 
 
+def check_numba_cache() -> Check:
+    """Not required: where compiled kernels are kept between processes, and how much."""
+    from operations import cache
+
+    if not cache.enabled():
+        return Check("numba cache", False, "off (PUREFFCV_CACHE=0): every process compiles",
+                     required=False)
+    nbytes, files = cache.size()
+    return Check("numba cache", True, f"{cache.cache_dir()} ({cache.human(nbytes)} in {files} "
+                 f"files under {cache.cache_root()}; `pureffcv cache clear` empties it)",
+                 required=False)
+
+
 CHECKS: List[Callable[[], Check]] = [
     check_python, check_ffcv, check_ffcv_extension, check_image_libraries, check_numba,
-    check_torch, check_cuda_devices, check_cupy, check_lightning, check_no_torchvision,
-    check_pillow,
+    check_numba_cache, check_torch, check_cuda_devices, check_cupy, check_lightning,
+    check_no_torchvision, check_pillow,
 ]
 
 

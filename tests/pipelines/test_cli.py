@@ -46,8 +46,8 @@ def test_doctor_passes_in_this_environment():
     done = subprocess.run([PUREFFCV, "doctor"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = doctor_lines(done.stdout)
-    assert set(lines) == {"python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba", "torch",
-                          "cuda devices", "cupy", "lightning", "torchvision", "pillow"}
+    assert set(lines) == {"python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba", "numba cache",
+                          "torch", "cuda devices", "cupy", "lightning", "torchvision", "pillow"}
     assert all(status in ("OK", "NOTE") for status, _ in lines.values())
     for name in ("python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba", "torch", "lightning",
                  "torchvision"):

@@ -1,0 +1,189 @@
+"""Where pureffcv's Numba builds are cached on disk, under which key, and how big the cache is.
+
+Numba's own cache (``@njit(cache=True)``) indexes a build by the function's signature, its
+bytecode, the file's modification stamp and the CPU (triple, name, features). It does not
+index by the compile flags a callee *inherits* from the caller that first compiled it
+(``fastmath``, ``error_model``: numba/core/cpu.py ``inherit_if_not_set``), and a caller's
+entry does not notice a callee edited in another file. So a cached kernel keeps whichever
+variant was compiled first, in whatever context, for every later process
+(docs/performance.md, "Numba's on-disk cache"). Two rules make caching safe here:
+
+- every cached dispatcher pins its flags (``njit`` below: ``fastmath=False`` and
+  ``error_model="numpy"`` unless the caller of ``njit`` sets them), so the build does not
+  depend on who compiled it first;
+- the cache directory's name is a key of everything else that changes the code: Numba,
+  llvmlite and LLVM versions, Python, the CPU name and features, and a digest of every
+  source file of the ``operations`` package (an edit of any op or helper starts a fresh
+  directory, so no cached caller keeps a stale callee).
+
+The location is ``$PUREFFCV_CACHE_DIR`` or ``~/.cache/pureffcv/numba`` (``$XDG_CACHE_HOME``
+respected); ``PUREFFCV_CACHE=0`` turns caching off (``njit`` then never caches). Only
+functions defined in pureffcv's own packages go there (``install_locator``); other Numba
+caches stay where Numba puts them. FFCV's per-batch closures are compiled by FFCV
+(``Compiler.compile``) without ``cache``; they are cheap when the kernels they call are
+loaded from this cache.
+"""
+import hashlib
+import os
+import platform
+import shutil
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Tuple
+
+#: packages whose Numba functions are cached under ``cache_dir()``
+PACKAGES = ("operations", "compiler", "pipelines")
+#: packages whose sources the key digests (the kernels and every helper they call)
+SOURCE_PACKAGES = ("operations",)
+ROOT = Path(__file__).resolve().parent.parent
+#: the flags every cached dispatcher pins (see the module docstring)
+PINNED_FLAGS = {"fastmath": False, "error_model": "numpy"}
+
+
+def enabled() -> bool:
+    """False when ``PUREFFCV_CACHE`` is ``0``, ``off`` or ``false``."""
+    return os.environ.get("PUREFFCV_CACHE", "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def cache_root() -> Path:
+    """The folder that holds every key's cache directory."""
+    if os.environ.get("PUREFFCV_CACHE_DIR"):
+        return Path(os.environ["PUREFFCV_CACHE_DIR"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "pureffcv" / "numba"
+
+
+@lru_cache(maxsize=1)
+def key_parts() -> Dict[str, str]:
+    """Everything the directory name stands for, readable (doctor prints it)."""
+    import llvmlite
+    import llvmlite.binding as llvm
+    import numba
+
+    try:
+        cpu = llvm.get_host_cpu_name()
+        features = llvm.get_host_cpu_features().flatten()
+    except Exception:  # an llvmlite without host queries: the machine's description
+        cpu, features = platform.machine(), platform.processor()
+    return {
+        "numba": numba.__version__, "llvmlite": llvmlite.__version__,
+        "llvm": ".".join(map(str, llvm.llvm_version_info)),
+        "python": "%d.%d" % sys.version_info[:2], "cpu": cpu,
+        "cpu_features": hashlib.sha1(features.encode()).hexdigest()[:12],
+        "source": source_digest(SOURCE_PACKAGES),
+    }
+
+
+def source_digest(packages: Tuple[str, ...] = SOURCE_PACKAGES) -> str:
+    """A digest of every ``.py`` file of ``packages`` (paths and contents)."""
+    digest = hashlib.sha1()
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key() -> str:
+    """The cache directory's name: ``numba-0.68.1-py3.11-<cpu>-<digest>``."""
+    parts = key_parts()
+    digest = hashlib.sha1(repr(sorted(parts.items())).encode()).hexdigest()[:16]
+    return f"numba-{parts['numba']}-py{parts['python']}-{parts['cpu']}-{digest}"
+
+
+def cache_dir() -> Path:
+    """This machine's and this source tree's cache directory."""
+    return cache_root() / cache_key()
+
+
+def size(path: Path = None) -> Tuple[int, int]:
+    """(bytes, files) under ``path`` (default: the cache root, every key)."""
+    path = cache_root() if path is None else path
+    total = files = 0
+    if path.is_dir():
+        for item in path.rglob("*"):
+            if item.is_file():
+                files += 1
+                total += item.stat().st_size
+    return total, files
+
+
+def clear() -> Tuple[int, int]:
+    """Remove every cached build (all keys); returns the (bytes, files) removed. Processes
+    running now keep what they loaded; the next process compiles again."""
+    removed = size()
+    root = cache_root()
+    if root.is_dir():
+        shutil.rmtree(root)
+    return removed
+
+
+def human(nbytes: int) -> str:
+    """``1.5 MiB``."""
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _locator_class():
+    from numba.core.caching import UserProvidedCacheLocator
+
+    class PureffcvCacheLocator(UserProvidedCacheLocator):
+        """Numba's user-directory locator, pointed at ``cache_dir()``, for functions defined
+        in pureffcv's packages only."""
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = os.path.join(str(cache_dir()),
+                                            self.get_suitable_cache_subpath(py_file))
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not enabled() or not _ours(py_file):
+                return None
+            return super(UserProvidedCacheLocator, cls).from_function(py_func, py_file)
+
+    return PureffcvCacheLocator
+
+
+def _ours(py_file: str) -> bool:
+    try:
+        relative = Path(py_file).resolve().relative_to(ROOT)
+    except (ValueError, OSError):
+        return False
+    return relative.parts[:1] and relative.parts[0] in PACKAGES
+
+
+_installed = None
+
+
+def install_locator():
+    """Put pureffcv's locator first in Numba's list (idempotent); returns its class."""
+    global _installed
+    if _installed is None:
+        from numba.core.caching import CacheImpl
+
+        _installed = _locator_class()
+        CacheImpl._locator_classes.insert(0, _installed)
+    return _installed
+
+
+def njit(*args, **options):
+    """``numba.njit`` with pureffcv's cache: ``cache=True`` (unless ``PUREFFCV_CACHE=0`` or
+    the caller passes ``cache``) and ``PINNED_FLAGS`` for the flags not given. Use it for
+    module-level kernels and their helpers; closures over values (FFCV's batch loops) cannot
+    be cached by Numba and should stay plain ``numba.njit``/``Compiler.compile``."""
+    import numba
+
+    install_locator()
+    options.setdefault("cache", enabled())
+    for name, value in PINNED_FLAGS.items():
+        options.setdefault(name, value)
+    if args and callable(args[0]) and len(args) == 1:
+        return numba.njit(**options)(args[0])
+    return numba.njit(*args, **options)
