@@ -62,5 +62,22 @@ fi
 say "installing pureffcv (editable)"
 "${PIP[@]}" --no-build-isolation -e ".[dev,demo]"
 
+# 6. The studio's browser test (tests/pipelines/test_studio.py): headless Chromium from the
+#    distribution's packages and Selenium. Optional: without them that one test skips and says why.
+if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium and chromium-driver (browser test)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+           --no-install-recommends chromium chromium-driver >/dev/null 2>&1; } \
+      || say "could not install chromium; the studio's browser test will skip"
+  else
+    say "no chromium/chromedriver: the studio's browser test will skip (as root: apt-get install chromium chromium-driver)"
+  fi
+fi
+"$VENV/bin/python" -c 'import selenium' 2>/dev/null || "${PIP[@]}" selenium \
+  || say "could not install selenium; the studio's browser test will skip"
+
 touch "$STAMP"
 say "done: activate with 'source $VENV/bin/activate' or call $VENV/bin/pureffcv"
