@@ -12,7 +12,7 @@ resize; stretched when the augmented images are not square).
 import math
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -36,32 +36,46 @@ class PreviewError(PureffcvError, ValueError):
 
 def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
             out: Union[str, os.PathLike], split: str = "train", n: int = 32, epoch: int = 0,
-            device: str = "cpu", columns: int = 4, zoom: Optional[int] = None) -> Path:
-    """Write the preview grid of the first ``n`` samples of ``beton`` to the PNG ``out``.
+            device: str = "cpu", columns: int = 4, zoom: Optional[int] = None,
+            indices: Optional[Sequence[int]] = None, classes: Optional[Sequence[str]] = None,
+            seed: int = 0, first: bool = False) -> Path:
+    """Write the preview grid of ``n`` samples of ``beton`` to the PNG ``out``.
 
     - ``spec``: a spec file (or YAML text); ``split``: which of its splits to show.
     - ``n``: samples shown (fewer if the data set is smaller); ``columns``: cells per row.
+    - Which samples: by default ``n`` drawn across the classes in turn (stratified; which
+      samples of a class is seeded by ``seed``), so that an ImageFolder sorted by class shows
+      every class, and mixup/cutmix pairs (first with last, second with second-to-last...)
+      are of different classes. ``classes``: only these classes (names from the class map
+      ``pureffcv convert`` writes, ``DATA.classes.json``, or label numbers); ``indices``:
+      exactly these samples, in this order; ``first``: the first ``n`` in file order.
     - ``epoch``: the epoch whose keyed draws are shown (each epoch draws anew).
     - ``device``: where the device stage runs (cpu, cuda, cuda:N, auto).
     - ``zoom``: integer nearest-neighbour enlargement; None enlarges images whose shorter
       side is below 64 px to at least 64.
 
-    Raises PreviewError, pipelines.beton.BetonError (a missing or unusable .beton),
-    compiler.SpecError, ValueError (unknown device) or pipelines.loading.LoaderError (an op
-    failed in FFCV's loader thread), all one line. Returns the path written.
+    Labels show class names when the .beton has a class map. Raises PreviewError,
+    pipelines.beton.BetonError (a missing or unusable .beton), compiler.SpecError,
+    ValueError (unknown device) or pipelines.loading.LoaderError (an op failed in FFCV's
+    loader thread), all one line. Returns the path written.
     """
     from compiler import compile_spec
 
     from .beton import open_beton
+    from .callbacks import class_names
 
     if n < 1 or columns < 1 or (zoom is not None and zoom < 1):
         raise PreviewError("n, columns and zoom must be at least 1")
     compiled = compile_spec(spec, split=split, device=device)
-    count = min(n, int(open_beton(beton, ("image", "label")).num_samples))
+    reader = open_beton(beton, ("image", "label"))
+    labels = np.asarray(reader.metadata[f"f{reader.field_names.index('label')}"]).reshape(-1)
+    names = class_names(str(beton))
+    chosen = choose_samples(labels, n, indices=indices, classes=class_ids(classes, names, labels),
+                            seed=seed, first=first, paired=bool(compiled.batch_ops))
     compiled.set_epoch(epoch)
-    augmented, labels = _augmented(compiled, beton, count)
-    originals = _originals(beton, count, augmented.shape[1:3])
-    image = compose_grid(originals, augmented, [label_text(t) for t in labels], columns,
+    augmented, targets = _augmented(compiled, beton, chosen)
+    originals = _originals(beton, chosen, augmented.shape[1:3])
+    image = compose_grid(originals, augmented, [label_text(t, names) for t in targets], columns,
                          zoom or auto_zoom(augmented.shape[1:3]))
     from PIL import Image
 
@@ -71,25 +85,87 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
     return path
 
 
-def _augmented(compiled, beton, count: int) -> Tuple[np.ndarray, list]:
-    """The first ``count`` samples through the compiled pipeline and its batch ops, as uint8
-    NHWC for display, and their targets (class indices, or soft targets after mixing)."""
-    loader = compiled.loader(beton, order="sequential", batch_size=count, drop_last=False,
-                             indices=np.arange(count), distributed=False)
+def class_ids(classes: Optional[Sequence[str]], names: Optional[dict],
+              labels: np.ndarray) -> Optional[List[int]]:
+    """``classes`` (names from the class map, or label numbers) as label numbers;
+    PreviewError naming what exists for one that does not."""
+    if classes is None:
+        return None
+    by_name = {name: label for label, name in (names or {}).items()}
+    present = set(int(v) for v in np.unique(labels))
+    ids = []
+    for item in classes:
+        item = str(item).strip()
+        if item in by_name:
+            ids.append(by_name[item])
+        elif item.lstrip("-").isdigit() and int(item) in present:
+            ids.append(int(item))
+        else:
+            known = ", ".join(sorted(by_name)) if by_name else \
+                ", ".join(str(v) for v in sorted(present))
+            raise PreviewError(f"no class '{item}' in this .beton (classes: {known})")
+    return ids
+
+
+def choose_samples(labels: np.ndarray, n: int, indices: Optional[Sequence[int]] = None,
+                   classes: Optional[Sequence[int]] = None, seed: int = 0, first: bool = False,
+                   paired: bool = False) -> np.ndarray:
+    """The data-set indices a preview shows, in grid order (see ``preview``).
+
+    Stratified: each class's samples in a seeded random order, then the classes in turn
+    (class a, b, c, a, b, c, ...; a class that runs out drops out). ``paired`` (the split has
+    batch ops, which mix sample i with sample B-1-i): consecutive samples of that turn order,
+    which differ in class, are placed at positions k and B-1-k.
+    """
+    count = len(labels)
+    if indices is not None:
+        chosen = np.asarray(list(indices), np.int64)
+        bad = [int(i) for i in chosen if not 0 <= i < count]
+        if bad or not len(chosen):
+            raise PreviewError(f"indices must lie in [0, {count - 1}]; got "
+                               f"{bad[0] if bad else 'none'}")
+        return chosen
+    if first:
+        return np.arange(min(n, count))
+    rng = np.random.default_rng(seed)
+    wanted = sorted(set(int(v) for v in np.unique(labels))) if classes is None else \
+        list(dict.fromkeys(int(c) for c in classes))
+    groups = [list(rng.permutation(np.flatnonzero(labels == c))) for c in wanted]
+    turns = []
+    while len(turns) < n and any(groups):
+        for group in groups:
+            if group and len(turns) < n:
+                turns.append(int(group.pop(0)))
+    if not paired:
+        return np.asarray(turns, np.int64)
+    placed = [0] * len(turns)
+    for k in range(len(turns)):
+        position = k // 2 if k % 2 == 0 else len(turns) - 1 - k // 2
+        placed[position] = turns[k]
+    return np.asarray(placed, np.int64)
+
+
+def _augmented(compiled, beton, chosen: np.ndarray) -> Tuple[np.ndarray, list]:
+    """The samples ``chosen`` (data-set indices, in this order) through the compiled pipeline
+    and its batch ops, as uint8 NHWC for display, and their targets (class indices, or soft
+    targets after mixing). Each sample keeps its own keyed draws: they depend on its index,
+    not on its place in the batch."""
+    loader = compiled.loader(beton, order="sequential", batch_size=len(chosen), drop_last=False,
+                             indices=chosen, distributed=False)
     images, targets = only_batch(loader)
     for op in compiled.batch_ops:
         images, targets = op(images, targets)
     return to_display(images, normalization_of(compiled.plan)), list(targets.cpu())
 
 
-def _originals(beton, count: int, size) -> np.ndarray:
-    """The first ``count`` samples decoded without augmentation at ``size`` (h, w)."""
+def _originals(beton, chosen: np.ndarray, size) -> np.ndarray:
+    """The samples ``chosen`` decoded without augmentation at ``size`` (h, w)."""
     from ffcv.loader import Loader, OrderOption
 
     from operations.cpu.decoders import CenterCrop
 
-    loader = Loader(str(beton), batch_size=count, order=OrderOption.SEQUENTIAL,
-                    indices=np.arange(count), drop_last=False, num_workers=1,
+    loader = Loader(str(beton), batch_size=len(chosen), order=OrderOption.SEQUENTIAL,
+                    indices=chosen, drop_last=False, num_workers=1,
                     pipelines={"image": [CenterCrop(size=tuple(int(s) for s in size), ratio=1.0)],
                                "label": None})
     (images,) = only_batch(loader)
@@ -135,14 +211,18 @@ def to_display(images, normalization) -> np.ndarray:
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
-def label_text(target) -> str:
-    """``3`` for a class index; ``3 62% 1 33%`` for a soft target: its two largest classes
-    above the label-smoothing floor (the smallest value), or its largest when it is flat."""
+def label_text(target, names: Optional[dict] = None) -> str:
+    """``3`` (or its class name from ``names``) for a class index; ``3 62% 1 33%`` for a soft
+    target: its two largest classes above the label-smoothing floor (the smallest value), or
+    its largest when it is flat."""
+    def name(k) -> str:
+        return str(names.get(int(k), k)) if names else str(int(k))
+
     values = np.asarray(target, dtype=np.float64).reshape(-1)
     if values.size == 1:
-        return str(int(values[0]))
+        return name(values[0])
     top = [k for k in np.argsort(-values, kind="stable")[:2] if values[k] > values.min()]
-    return " ".join(f"{k} {values[k]:.0%}" for k in top or [int(np.argmax(values))])
+    return " ".join(f"{name(k)} {values[k]:.0%}" for k in top or [int(np.argmax(values))])
 
 
 def auto_zoom(size: Sequence[int]) -> int:

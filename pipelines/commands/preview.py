@@ -3,8 +3,11 @@ does before training with it.
 
 Each cell: the sample decoded without augmentation (left), the same sample as training sees it
 at --epoch (right: the split's decoder, CPU ops, device ops and batch ops such as mixup, with
-the normalization undone for display), and its label (for mixed batches, the two largest
-classes of the soft target). The first --n samples of DATA.beton, in order.
+the normalization undone for display), and its label (class names when DATA.classes.json,
+written by pureffcv convert, exists; for mixed batches, the two largest classes of the soft
+target). By default --n samples drawn across the classes in turn (seeded by --seed), so an
+ImageFolder sorted by class shows every class and mixup pairs differ in class; --classes
+keeps some classes, --indices shows exactly those samples, --first the first --n in order.
 """
 import sys
 
@@ -18,6 +21,14 @@ def configure(parser) -> None:
                         help="output file (default: preview.png)")
     parser.add_argument("--split", default="train", help="split of the spec (default: train)")
     parser.add_argument("--n", type=int, default=32, help="samples shown (default: 32)")
+    parser.add_argument("--indices", default=None, metavar="I,J,...",
+                        help="exactly these samples, in this order (comma-separated)")
+    parser.add_argument("--classes", default=None, metavar="NAME,...",
+                        help="only these classes (names from the class map, or label numbers)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="which samples of each class are drawn (default: 0)")
+    parser.add_argument("--first", action="store_true",
+                        help="the first --n samples in file order instead of across classes")
     parser.add_argument("--epoch", type=int, default=0,
                         help="epoch whose random draws are shown (default: 0)")
     parser.add_argument("--device", default="cpu",
@@ -35,9 +46,19 @@ def run(args) -> int:
     from pipelines.preview import preview
 
     try:
+        indices = None
+        if args.indices is not None:
+            try:
+                indices = [int(i) for i in args.indices.split(",") if i.strip()]
+            except ValueError:
+                raise ValueError(f"--indices takes comma-separated integers; got "
+                                 f"'{args.indices}'") from None
+        classes = None if args.classes is None else \
+            [c for c in args.classes.split(",") if c.strip()]
         path = preview(Path(args.spec), args.beton, args.out, split=args.split, n=args.n,
                        epoch=args.epoch, device=args.device, columns=args.columns,
-                       zoom=args.zoom)
+                       zoom=args.zoom, indices=indices, classes=classes, seed=args.seed,
+                       first=args.first)
     except SpecError as error:  # already FILE:LINE:COL: message
         print(error, file=sys.stderr)
         return 1

@@ -104,7 +104,7 @@ def test_preview_shows_originals_and_their_mirror_images(tmp_path, capsys):
     spec.write_text(FLIP_SPEC)
     out = tmp_path / "grids" / "preview.png"
     assert main(["preview", str(spec), str(beton), "--out", str(out), "--n", "5",
-                 "--columns", "2", "--zoom", "1"]) == 0
+                 "--columns", "2", "--zoom", "1", "--first"]) == 0
     assert capsys.readouterr().out == f"wrote {out}\n"
     grid = np.asarray(Image.open(out).convert("RGB"))
     assert grid.shape == (3 * 44 + 4 * 6, 2 * 66 + 3 * 6, 3)
@@ -136,7 +136,7 @@ def test_user_mistakes_are_one_line_and_exit_1(tmp_path, capsys, small_beton):
     not_beton = tmp_path / "text.beton"
     not_beton.write_text("hello")
     assert run_failing([str(spec), str(not_beton)], capsys).startswith(
-        f"pureffcv preview: {not_beton}: not a readable .beton file (")
+        f"pureffcv preview: {not_beton}: ")  # the reason's wording: pipelines/beton.py
     bad = tmp_path / "bad.yaml"
     bad.write_text(FLIP_SPEC.replace("horizontal_flip", "horizontal_flipp"))
     assert run_failing([str(bad), str(small_beton)], capsys).startswith(
@@ -154,3 +154,71 @@ def test_an_op_failing_in_the_loader_thread_is_one_line_not_a_hang(tmp_path, sma
     assert line.startswith(f"pureffcv preview: {failing_kernel.MESSAGE}")
     assert line.endswith("failing_kernel.py, line 9)")  # the kernel's failing line
     assert not (tmp_path / "p.png").exists()
+
+
+def test_samples_are_drawn_across_classes_in_turn_and_seeded():
+    from pipelines.preview import choose_samples
+
+    labels = np.repeat(np.arange(4), 10)  # an ImageFolder: sorted by class
+    chosen = choose_samples(labels, 8, seed=3)
+    assert labels[chosen].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert len(set(chosen.tolist())) == 8
+    assert choose_samples(labels, 8, seed=3).tolist() == chosen.tolist()
+    assert choose_samples(labels, 8, seed=4).tolist() != chosen.tolist()
+    # paired (mixup pairs i with B-1-i): every pair is of two different classes
+    for n in (5, 6, 7, 8):
+        paired = labels[choose_samples(labels, n, seed=0, paired=True)]
+        assert all(paired[k] != paired[n - 1 - k] for k in range(n // 2))
+        assert sorted(paired.tolist()) == sorted(labels[choose_samples(labels, n)].tolist())
+    assert set(labels[choose_samples(labels, 6, classes=[1, 3])].tolist()) == {1, 3}
+    assert choose_samples(labels, 8, indices=[5, 2]).tolist() == [5, 2]
+    assert choose_samples(labels, 3, first=True).tolist() == [0, 1, 2]
+
+
+MIX_SPEC = """\
+version: 1
+seed: 0
+splits:
+  train:
+    image:
+      decode: {center_crop: {size: 32, ratio: 1.0}}
+      device: {dtype: float32, ops: [{normalize: {mean: imagenet, std: imagenet}}]}
+    label: {num_classes: 3}
+    batch: [{mixup: {alpha: 1.0, label_smoothing: 0.0}}]
+    loader: {batch_size: 8, num_workers: 1}
+"""
+
+
+def test_mixup_preview_mixes_different_classes_and_names_them(tmp_path, monkeypatch):
+    import json
+
+    import pipelines.preview as preview_module
+
+    images = [structured_image(32, 32, seed=i) for i in range(12)]
+    labels = [i // 4 for i in range(12)]  # sorted by class, as convert writes an ImageFolder
+    beton = write_beton(tmp_path / "sorted.beton", images, labels)
+    (tmp_path / "sorted.classes.json").write_text(json.dumps({"cat": 0, "dog": 1, "fox": 2}))
+    spec = tmp_path / "mix.yaml"
+    spec.write_text(MIX_SPEC)
+    shown = {}
+    compose = preview_module.compose_grid
+
+    def keep(originals, augmented, texts, columns, zoom=1):
+        shown.update(originals=originals, texts=texts)
+        return compose(originals, augmented, texts, columns, zoom)
+
+    monkeypatch.setattr(preview_module, "compose_grid", keep)
+    preview_module.preview(spec, beton, tmp_path / "p.png", n=6)
+    # the originals are the samples chosen: recover their labels from the stored images
+    chosen = [next(i for i, im in enumerate(images) if np.array_equal(im, o))
+              for o in shown["originals"]]
+    pairs = [(labels[chosen[k]], labels[chosen[5 - k]]) for k in range(3)]
+    assert all(a != b for a, b in pairs)
+    names = ["cat", "dog", "fox"]
+    for k, text in enumerate(shown["texts"]):
+        words = text.split()
+        assert set(words[::2]) <= {names[labels[chosen[k]]], names[labels[chosen[5 - k]]]}
+    assert main(["preview", str(spec), str(beton), "--out", str(tmp_path / "q.png"),
+                 "--classes", "cat,fox", "--n", "4"]) == 0
+    assert main(["preview", str(spec), str(beton), "--out", str(tmp_path / "q.png"),
+                 "--classes", "cow"]) == 1
