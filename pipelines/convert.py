@@ -10,10 +10,20 @@ hangs the conversion. Every image is therefore fully decoded once before writing
 unreadable ones are left out and listed. The ``.beton`` is written to a hidden
 ``.OUT.beton.<pid>.partial`` file in the same directory and renamed at the end, so an
 interrupted or failed conversion never leaves a half-written file under the final name.
+
+Crash safety (a conversion killed with SIGKILL runs no cleanup of its own): every worker
+process asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``) and exits at
+once if the parent is already gone; the name of FFCV's shared-memory segment is noted beside
+the ``.partial`` (``.partial.shm``); and each run first removes the ``.partial`` files, notes
+and segments of conversions to the same output whose process is dead. Folder scans follow
+symbolic links but never into a directory already visited (no symlink loops), and each real
+file is stored once however many links lead to it.
 """
+import ctypes
 import json
 import multiprocessing
 import os
+import re
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,9 +90,25 @@ def check_image(path: str) -> Tuple[int, Optional[str]]:
         return 0, f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _ignore_sigint() -> None:
-    """In worker processes: leave Ctrl-C to the parent, which stops them and cleans up."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _ignore_sigint(parent: Optional[int] = None) -> None:
+    """In worker processes: leave Ctrl-C to the parent, which stops them and cleans up, and
+    die with the parent (``parent``: its pid) even when it is killed and cleans up nothing."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: Optional[int]) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies; exit now if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's own cleanup still runs
+        pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 class _Samples:
@@ -99,7 +125,7 @@ class _Samples:
 
     def __getitem__(self, i: int):
         if not self._quiet and os.getpid() != self._parent:
-            _ignore_sigint()
+            _ignore_sigint(self._parent)
             self._quiet = True
         np.random.seed(i)  # FFCV's 'proportion' mode draws np.random: same choice every run
         return self.image(i), self.labels[i]
@@ -138,11 +164,17 @@ def scan_image_folder(root: Path) -> Tuple[List[str], List[int], Dict[str, int]]
     if not classes:
         raise ConversionError(f"{root}: no class sub-folders (expected SRC/<class>/<image>)")
     paths, labels = [], []
+    seen_dirs, seen_files = set(), set()  # (device, inode): each real directory and file once
     for label, name in enumerate(classes):
         walk = []
         for folder, dirs, files in os.walk(root / name, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            walk.append((folder, files))
+            if _first_visit(folder, seen_dirs):
+                dirs[:] = [d for d in dirs if not d.startswith(".")
+                           and _unvisited(os.path.join(folder, d), seen_dirs)]
+            else:  # reached again through a link: already scanned
+                dirs[:], files = [], []
+            walk.append((folder, [f for f in files if _first_visit(os.path.join(folder, f),
+                                                                   seen_files)]))
         for folder, files in sorted(walk):  # torchvision's ImageFolder order
             for file in sorted(files):
                 if not file.startswith(".") and Path(file).suffix.lower() in IMAGE_EXTENSIONS:
@@ -152,6 +184,30 @@ def scan_image_folder(root: Path) -> Tuple[List[str], List[int], Dict[str, int]]
         extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise ConversionError(f"{root}: no image files in its class sub-folders ({extensions})")
     return paths, labels, {name: label for label, name in enumerate(classes)}
+
+
+def _identity(path: str):
+    try:
+        info = os.stat(path)
+    except OSError:  # a broken link: kept, and then reported as unreadable
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _first_visit(path: str, seen: set) -> bool:
+    """Whether ``path``'s real file or directory is new to ``seen`` (and remember it)."""
+    key = _identity(path)
+    if key is None:
+        return True
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+def _unvisited(path: str, seen: set) -> bool:
+    key = _identity(path)
+    return key is None or key not in seen
 
 
 def load_arrays(path: Path) -> Tuple[np.ndarray, np.ndarray, Dict[str, int]]:
@@ -198,7 +254,7 @@ def _check_all(paths: List[str], workers: int) -> List[Tuple[int, Optional[str]]
     if workers == 1:
         return [check_image(path) for path in tqdm(paths, **bar)]
     chunk = max(1, min(64, len(paths) // (4 * workers)))
-    with multiprocessing.Pool(workers, initializer=_ignore_sigint) as pool:
+    with multiprocessing.Pool(workers, initializer=_ignore_sigint, initargs=(os.getpid(),)) as pool:
         return list(tqdm(pool.imap(check_image, paths, chunksize=chunk), **bar))
 
 
@@ -251,9 +307,17 @@ def write_beton(out: Path, samples: _Samples, *, write_mode: str, max_resolution
     fields = {"image": RGBImageField(write_mode=write_mode, max_resolution=max_resolution,
                                      smart_threshold=SMART_THRESHOLD, jpeg_quality=jpeg_quality),
               "label": IntField()}
+    remove_stale_partials(out)
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    note = partial.with_name(partial.name + ".shm")
+
+    class NotingWriter(DatasetWriter):
+        def prepare(self):  # FFCV creates its shared-memory segment here: note its name
+            super().prepare()
+            note.write_text(self.metadata_sm.name)
+
     before = set(multiprocessing.active_children())
-    writer = DatasetWriter(str(partial), fields, page_size=page_size, num_workers=workers)
+    writer = NotingWriter(str(partial), fields, page_size=page_size, num_workers=workers)
     try:
         chunk = max(1, min(100, len(samples) // (4 * workers)))  # >= 4 chunks per worker
         writer.from_indexed_dataset(samples, chunksize=chunk)
@@ -261,13 +325,71 @@ def write_beton(out: Path, samples: _Samples, *, write_mode: str, max_resolution
             raise ConversionError("an image became unreadable while writing (was SRC modified "
                                   "during the conversion?); nothing written")
         os.replace(partial, out)
+        note.unlink(missing_ok=True)
     except BaseException:
         for process in set(multiprocessing.active_children()) - before:
             process.terminate()
             process.join()
         _release_shared_memory(writer)
         partial.unlink(missing_ok=True)
+        note.unlink(missing_ok=True)
         raise
+
+
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial(?:\.shm)?$")
+
+
+def remove_stale_partials(out: Path) -> List[Path]:
+    """Remove what conversions to ``out`` that were killed left behind: their ``.partial``
+    files, shared-memory notes and segments, when the process that wrote them is dead (a live
+    one, another conversion running, is left alone). Returns the files removed."""
+    removed = []
+    for path in sorted(out.parent.glob(f".{out.name}.*.partial*")):
+        match = _PARTIAL.match(path.name)
+        if not match or match["name"] != out.name or _alive(int(match["pid"])):
+            continue
+        if path.name.endswith(".shm"):
+            _unlink_segment(path)
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    try:  # a zombie is dead for this purpose
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _unlink_segment(note: Path) -> None:
+    """Unlink the shared-memory segment named in ``note`` (nothing if it is gone)."""
+    try:
+        name = note.read_text().strip()
+    except OSError:
+        return
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        return  # not a name FFCV wrote: touch nothing
+    try:
+        from multiprocessing import shared_memory
+
+        segment = shared_memory.SharedMemory(name=name)
+    except (FileNotFoundError, ValueError, OSError):
+        return
+    segment.close()
+    try:
+        segment.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _release_shared_memory(writer) -> None:
