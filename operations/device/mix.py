@@ -15,7 +15,7 @@ from typing import Annotated, Tuple
 import numpy as np
 import torch
 
-from ..params import PositiveInt, Probability, Range
+from ..params import NumClasses, Probability, Range
 from ..registry import register_op
 from ..rng import derive, normal, randint, uniform
 from ..types import ImageType
@@ -142,7 +142,7 @@ class Mixup(_Mix):
     - ``label_smoothing``: in [0, 1], default 0.1 (timm's default).
     """
 
-    def __init__(self, *, num_classes: PositiveInt, alpha: Alpha = 1.0,
+    def __init__(self, *, num_classes: NumClasses, alpha: Alpha = 1.0,
                  label_smoothing: Probability = 0.1):
         pass  # bound in self.params
 
@@ -162,7 +162,7 @@ class Cutmix(_Mix):
     - ``label_smoothing``: in [0, 1], default 0.1.
     """
 
-    def __init__(self, *, num_classes: PositiveInt, alpha: Alpha = 1.0,
+    def __init__(self, *, num_classes: NumClasses, alpha: Alpha = 1.0,
                  label_smoothing: Probability = 0.1):
         pass  # bound in self.params
 
@@ -186,7 +186,7 @@ class MixupCutmix(_Mix):
     The defaults are DeiT's recipe.
     """
 
-    def __init__(self, *, num_classes: PositiveInt, mixup_alpha: OptionalAlpha = 0.8,
+    def __init__(self, *, num_classes: NumClasses, mixup_alpha: OptionalAlpha = 0.8,
                  cutmix_alpha: OptionalAlpha = 1.0, switch_prob: Probability = 0.5,
                  prob: Probability = 1.0, label_smoothing: Probability = 0.1):
         if mixup_alpha <= 0 and cutmix_alpha <= 0:

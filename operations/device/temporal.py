@@ -1,5 +1,5 @@
 """Temporal expansion for recurrent / spiking vision models."""
-from ..params import PositiveInt
+from ..params import Count
 from ..registry import register_op
 from .batch import BatchOperation
 
@@ -15,7 +15,7 @@ class TemporalRepeat(BatchOperation):
     time axis, so the type it tracks stays the per-step image.
     """
 
-    def __init__(self, steps: PositiveInt):
+    def __init__(self, steps: Count):
         pass  # bound in self.params
 
     def __call__(self, images, labels):
