@@ -107,8 +107,9 @@ def lower_device_ops(plan: Plan, clock: EpochClock) -> Plan:
         jit = step.op.jit_equivalent(step.input) if step.stage == "device" else None
         if jit is None:
             break
-        lowered.append(replace(step, op=jit, stage="cpu", note="lowered: the device is the "
-                               "CPU, so it runs per image in the parallel JIT stage"))
+        why = "lowered: the device is the CPU, so it runs per image in the parallel JIT stage"
+        lowered.append(replace(step, op=jit, stage="cpu",
+                               note=f"{step.note}; {why}" if step.note else why))
     return replace(plan, steps=head + lowered + crossing + after[len(lowered):])
 
 

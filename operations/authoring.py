@@ -97,7 +97,8 @@ def op_class(form: str, function: Callable, output_type: Optional[Callable],
     if names[:len(leading)] != list(leading):
         raise TypeError(f"{function.__qualname__}: a {form} function's first parameters must be "
                         f"{', '.join(leading)}; got {', '.join(names[:len(leading)])}")
-    params = [q.replace(kind=inspect.Parameter.KEYWORD_ONLY) for q in list(sig.parameters.values())[len(leading):]]
+    params = [q.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+              for q in list(sig.parameters.values())[len(leading):]]
     filled = form == "matrix" and fast_kernel is None
     if filled:
         params.append(inspect.Parameter("fill", inspect.Parameter.KEYWORD_ONLY, default=0,
@@ -112,7 +113,8 @@ def op_class(form: str, function: Callable, output_type: Optional[Callable],
     # and caches whichever version compiled first. Pinned, the maths and its helpers are exact.
     jitted = njit(fastmath=False)(function)
     kernel = derived_kernel(form, jitted, fast_kernel)
-    init_sig = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params)
+    init_sig = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params)
 
     def __init__(self, **values):
         PureOperation.__init__(self)
@@ -125,8 +127,10 @@ def op_class(form: str, function: Callable, output_type: Optional[Callable],
     def gate_p(self) -> float:
         return self.params["p"] if gated else 1.0
 
-    def kernel_args(self) -> tuple:  # a warp's kernel takes its fill first
-        return ((self.params["fill"],) if filled else (0,)) + args(self) if form == "matrix" else args(self)
+    def kernel_args(self) -> tuple:
+        if form != "matrix":
+            return args(self)
+        return (self.params["fill"] if filled else 0,) + args(self)  # a warp's fill first
 
     def generate_code(self):
         return keyed_batch_loop(kernel, kernel_args(self), gate_p(self), gate, self.clock,
