@@ -9,7 +9,7 @@ from operations.rng import EpochClock
 
 from .explain import explain
 from .ir import Plan, Step
-from .lower import lower
+from .lower import lower, source_fields, without_other_fields
 from .plan import build_plan
 from .spec import Spec, SplitSpec, load_spec
 
@@ -27,7 +27,7 @@ class CompiledPipeline:
         self.split = split
         self.plan = plan
         self.clock = clock
-        self.pipelines: Dict[str, List] = lower(plan)
+        self.pipelines: Dict[str, List] = lower(plan, split.image.field, split.label)
 
     @property
     def device(self) -> str:
@@ -85,7 +85,8 @@ class CompiledPipeline:
 
         options = self.loader_options(**overrides)
         path = os.fspath(beton_path)
-        check_beton(path, tuple(options["pipelines"]))
+        reader = check_beton(path, tuple(source_fields(options["pipelines"])))
+        options["pipelines"] = without_other_fields(options["pipelines"], reader.field_names)
         try:
             loader = SafeLoader(path, **options)
         except (OSError, ValueError, IndexError, KeyError, AssertionError) as exc:

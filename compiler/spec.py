@@ -76,9 +76,19 @@ class DeviceOptions:
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """``label:`` — ``int``, or ``{num_classes: N}`` (needed by mixup/cutmix)."""
+    """``label:`` — ``int``, or ``{num_classes: N, field: NAME, type: TYPE}``.
+
+    - ``num_classes``: needed by mixup/cutmix, and by ``multi_hot`` / ``float`` (the vector's
+      length).
+    - ``field``: the .beton field holding the target (default ``label``).
+    - ``type``: ``int`` (a class index, FFCV IntField), ``multi_hot`` (a 0/1 vector of
+      ``num_classes`` entries, FFCV NDArrayField: multi-label) or ``float`` (a float vector of
+      ``num_classes`` entries, NDArrayField: soft targets).
+    """
 
     num_classes: Optional[Annotated[int, Range(1, MAX_CLASSES)]] = None
+    field: str = "label"
+    type: Literal["int", "multi_hot", "float"] = "int"
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class ImageSpec:
     cpu: Tuple[OpSpec, ...] = ()
     device_ops: Tuple[OpSpec, ...] = ()
     dtype: str = "float32"
+    field: str = "image"  # the .beton field holding the image (``image: {field: img}``)
 
 
 @dataclass(frozen=True)
@@ -237,7 +248,15 @@ class _Loader:
         what = f"{owner} image"
         if not self._is_mapping(node, what):
             return None
-        self._unknown_keys(node, {"decode", "cpu", "device"}, what)
+        self._unknown_keys(node, {"decode", "cpu", "device", "field"}, what)
+        field = "image"
+        if "field" in node.value:
+            field_node = node.value["field"]
+            if isinstance(field_node.value, str) and field_node.value:
+                field = field_node.value
+            else:
+                self.errors.add(field_node.pos, f"field of {what} must be the name of a .beton "
+                                                f"field, got {show(field_node.plain())}")
         decode = None
         if "decode" not in node.value:
             self.errors.add(node.pos, f"{what} needs 'decode:' (a decoder op such as "
@@ -259,14 +278,18 @@ class _Loader:
             device_ops = tuple(self._op_list(device.value.get("ops"), "device"))
         if decode is None:
             return None
-        return ImageSpec(decode, cpu, device_ops, dtype)
+        return ImageSpec(decode, cpu, device_ops, dtype, field)
 
     def _label(self, node: Optional[Node]) -> LabelSpec:
         if node is None or node.value == "int":
             return LabelSpec()
         if node.is_mapping:
             values = check_mapping(node, dataclass_params(LabelSpec), self.errors, "label")
-            return LabelSpec(**values)
+            label = LabelSpec(**values)
+            if label.type != "int" and label.num_classes is None:
+                self.errors.add(node.pos, f"label type {label.type} needs num_classes (the "
+                                          f"length of the target vector)")
+            return label
         self.errors.add(node.pos, f"label must be 'int' or {{num_classes: N}}, got {show(node.plain())}")
         return LabelSpec()
 

@@ -80,9 +80,15 @@ def prediction_rows(outputs: Sequence[dict], names: Optional[Dict[int, str]] = N
         index, label = out["index"].tolist(), out["label"].tolist()
         classes, probabilities = out["classes"].tolist(), out["probabilities"].tolist()
         for i, row_label, row_classes, row_probs in zip(index, label, classes, probabilities):
-            row = {"index": int(i), "label": int(row_label)}
-            if names is not None:
-                row["label_name"] = names.get(int(row_label), "")
+            if isinstance(row_label, list):  # a vector target: its non-zero classes
+                active = [k for k, v in enumerate(row_label) if v > 0]
+                row = {"index": int(i), "label": " ".join(map(str, active))}
+                if names is not None:
+                    row["label_name"] = " ".join(names.get(k, "") for k in active)
+            else:
+                row = {"index": int(i), "label": int(row_label)}
+                if names is not None:
+                    row["label_name"] = names.get(int(row_label), "")
             for rank, (c, p) in enumerate(zip(row_classes, row_probs), start=1):
                 row[f"class_{rank}"] = int(c)
                 if names is not None:

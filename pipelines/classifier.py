@@ -10,7 +10,8 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import (MulticlassAccuracy, MultilabelAveragePrecision,
+                                         MultilabelF1Score)
 
 from .models import build_resnet
 from .schedules import ScheduleName, lr_factor
@@ -53,6 +54,9 @@ class ImageClassifier(pl.LightningModule):
       ``max_epochs``.
     - ``label_smoothing``: for integer targets.
     - ``flip_tta``: validation averages the logits of each image and its horizontal mirror.
+    - ``multilabel``: targets are multi-hot vectors (B, num_classes) (the spec's ``label:
+      {type: multi_hot}``): sigmoid outputs, binary cross-entropy, and val/test ``map`` (mean
+      average precision over classes) and ``f1`` (macro, at 0.5) instead of top-1/top-5.
     """
 
     def __init__(self, arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet50",
@@ -61,19 +65,24 @@ class ImageClassifier(pl.LightningModule):
                  momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 5e-5,
                  schedule: ScheduleName = "triangular", peak_epoch: float = 2.0,
                  step_length: int = 30, step_ratio: float = 0.1, warmup_epochs: float = 0.0,
-                 label_smoothing: float = 0.1, flip_tta: bool = True):
+                 label_smoothing: float = 0.1, flip_tta: bool = True, multilabel: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.num_classes = num_classes
+        self.multilabel = multilabel
         self.model = build_resnet(arch, num_classes, width, blurpool)
         self.model.to(memory_format=torch.channels_last)
         top_k = min(5, num_classes)
-        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top5 = MulticlassAccuracy(num_classes, top_k=top_k, average="micro")
-        self.val_loss = MeanMetric()
-        self.test_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.test_top5 = MulticlassAccuracy(num_classes, top_k=top_k, average="micro")
-        self.test_loss = MeanMetric()
+        for stage in ("val", "test"):
+            if multilabel:  # mean average precision over classes, macro F1 at 0.5
+                first = MultilabelAveragePrecision(num_classes, average="macro")
+                second = MultilabelF1Score(num_classes, threshold=0.5, average="macro")
+            else:
+                first = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+                second = MulticlassAccuracy(num_classes, top_k=top_k, average="micro")
+            setattr(self, f"{stage}_{'map' if multilabel else 'top1'}", first)
+            setattr(self, f"{stage}_{'f1' if multilabel else 'top5'}", second)
+            setattr(self, f"{stage}_loss", MeanMetric())
         self.predict_top_k = top_k
         self._epoch_start: Optional[float] = None
         self._epoch_images = 0
@@ -108,8 +117,11 @@ class ImageClassifier(pl.LightningModule):
             group["lr"] = lr
 
     def training_step(self, batch, batch_idx: int):
-        images, targets = batch
-        loss = classification_loss(self(images), targets, self.hparams.label_smoothing)
+        images, targets = batch[0], batch[1]
+        if self.multilabel:
+            loss = F.binary_cross_entropy_with_logits(self(images), targets.float())
+        else:
+            loss = classification_loss(self(images), targets, self.hparams.label_smoothing)
         self._epoch_images += images.shape[0]
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().optimizer.param_groups[0]["lr"])
@@ -135,35 +147,55 @@ class ImageClassifier(pl.LightningModule):
             logits = (logits + self(images.flip(3))) / 2
         return logits
 
-    def _evaluate(self, batch, prefix: str, loss, top1, top5) -> None:
+    def _evaluate(self, batch, prefix: str) -> None:
         images, labels = batch[0], batch[1]
         logits = self.evaluation_logits(images)
-        labels = as_class_indices(labels)
-        loss.update(F.cross_entropy(logits, labels, reduction="none"))
-        top1.update(logits, labels)
-        top5.update(logits, labels)
+        loss = getattr(self, f"{prefix}_loss")
+        if self.multilabel:
+            targets = labels.reshape(labels.shape[0], -1)
+            loss.update(F.binary_cross_entropy_with_logits(
+                logits, targets.float(), reduction="none").mean(1))
+            names = ("map", "f1")
+            probabilities = logits.float().sigmoid()
+            for name in names:
+                getattr(self, f"{prefix}_{name}").update(probabilities, targets.long())
+        else:
+            if labels.dtype.is_floating_point and labels.ndim == 2:  # float vector targets
+                loss.update(F.cross_entropy(logits, labels, reduction="none"))
+                labels = labels.argmax(1)
+            else:
+                labels = as_class_indices(labels)
+                loss.update(F.cross_entropy(logits, labels, reduction="none"))
+            names = ("top1", "top5")
+            for name in names:
+                getattr(self, f"{prefix}_{name}").update(logits, labels)
         # logged as metric objects: Lightning computes them once per epoch, and torchmetrics
         # sums their states over ranks, so every evaluation sample counts exactly once
         self.log(f"{prefix}/loss", loss, on_step=False, on_epoch=True)
-        self.log(f"{prefix}/top1", top1, on_step=False, on_epoch=True, prog_bar=True)
-        self.log(f"{prefix}/top5", top5, on_step=False, on_epoch=True)
+        for i, name in enumerate(names):
+            self.log(f"{prefix}/{name}", getattr(self, f"{prefix}_{name}"), on_step=False,
+                     on_epoch=True, prog_bar=i == 0)
 
     def validation_step(self, batch, batch_idx: int):
-        self._evaluate(batch, "val", self.val_loss, self.val_top1, self.val_top5)
+        self._evaluate(batch, "val")
 
     def test_step(self, batch, batch_idx: int):
-        self._evaluate(batch, "test", self.test_loss, self.test_top1, self.test_top5)
+        self._evaluate(batch, "test")
 
     def predict_step(self, batch, batch_idx: int):
         """``{"index", "label", "classes", "probabilities"}``: the samples' .beton indices (a
-        third batch element; else positions counted from 0), their stored labels, and the
-        top-k classes (k = min(5, num_classes)) with their softmax probabilities, best first."""
+        third batch element; else positions counted from 0), their stored labels (vectors for
+        vector targets), and the top-k classes (k = min(5, num_classes)) with their softmax
+        probabilities (multilabel: sigmoid, each class on its own), best first."""
         images, labels = batch[0], batch[1]
         if len(batch) > 2:
             indices = batch[2]
         else:
             indices = torch.arange(images.shape[0]) + batch_idx * images.shape[0]
-        probabilities = self.evaluation_logits(images).float().softmax(dim=1)
+        logits = self.evaluation_logits(images).float()
+        probabilities = logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
         top = probabilities.topk(self.predict_top_k, dim=1)
-        return {"index": indices.cpu(), "label": as_class_indices(labels).cpu(),
+        stored = labels.reshape(labels.shape[0], -1) if labels.ndim > 1 or self.multilabel \
+            else as_class_indices(labels)
+        return {"index": indices.cpu(), "label": stored.cpu(),
                 "classes": top.indices.cpu(), "probabilities": top.values.cpu()}

@@ -146,17 +146,47 @@ def launcher_rank() -> int:
     return 0
 
 
-def beton_labels(path: str):
-    """The integer labels stored in a .beton's ``label`` field (read from its metadata, no
-    decoding); raises DataError when the file is missing, unreadable, has no such field or
-    no samples."""
+def beton_labels(path: str, field: str = "label", image_field: Optional[str] = None):
+    """The integer labels stored in a .beton's ``field`` (an IntField; read from its
+    metadata, no decoding); raises DataError when the file is missing, unreadable, lacks the
+    field (or ``image_field``), has no samples, or the field holds no integers."""
+    reader = open_reader(path, (field,) + ((image_field,) if image_field else ()))
+    from ffcv.fields import IntField
+
+    if not isinstance(reader.handlers[field], IntField):
+        raise DataError(f"{path}: field '{field}' is a {type(reader.handlers[field]).__name__}, "
+                        f"not an IntField; for vector targets write label: {{field: {field}, "
+                        f"type: multi_hot (or float), num_classes: N}} in the spec")
+    return reader.metadata[f"f{reader.field_names.index(field)}"]
+
+
+def open_reader(path: str, fields=()):
+    """FFCV's Reader of ``path`` with ``fields`` present; DataError (one line) otherwise."""
     from .beton import BetonError, open_beton
 
     try:
-        reader = open_beton(path, ("label",))
+        return open_beton(path, tuple(fields))
     except BetonError as exc:
         raise DataError(str(exc)) from None
-    return reader.metadata[f"f{reader.field_names.index('label')}"]
+
+
+def check_vector_target(path: str, label, image_field: str, num_classes: Optional[int]) -> None:
+    """A ``multi_hot`` / ``float`` target: an NDArrayField of shape (num_classes,) holding the
+    right dtype, whose length the model's outputs match; DataError otherwise."""
+    from ffcv.fields import NDArrayField
+
+    reader = open_reader(path, (label.field, image_field))
+    handler = reader.handlers[label.field]
+    if not isinstance(handler, NDArrayField):
+        raise DataError(f"{path}: field '{label.field}' is a {type(handler).__name__}; a "
+                        f"{label.type} target is an NDArrayField of shape "
+                        f"({label.num_classes},)")
+    if tuple(handler.shape) != (label.num_classes,):
+        raise DataError(f"{path}: field '{label.field}' has shape {tuple(handler.shape)}, but "
+                        f"the spec's label num_classes is {label.num_classes}")
+    if num_classes is not None and num_classes != label.num_classes:
+        raise DataError(f"{path}: targets have {label.num_classes} entries but the model's "
+                        f"num_classes is {num_classes}; set it to {label.num_classes}")
 
 
 class FFCVDataModule(pl.LightningDataModule):
@@ -211,7 +241,7 @@ class FFCVDataModule(pl.LightningDataModule):
 
     # ----- checks before training -----------------------------------------------------------
     def check(self, num_classes: Optional[int] = None, stage: str = "fit",
-              world_size: int = 1) -> None:
+              world_size: int = 1, multilabel: Optional[bool] = None) -> None:
         """Raise DataError / compiler.SpecError (one line each) for a missing or unreadable
         .beton, a bad spec or plan of a split in use, labels that ``num_classes`` outputs
         cannot represent, or the image-folder fallback with ``world_size`` > 1 processes."""
@@ -239,8 +269,17 @@ class FFCVDataModule(pl.LightningDataModule):
                 continue
             if path is None:
                 continue
-            declared = spec.split(split).label.num_classes
-            labels = beton_labels(path)
+            label, image_field = spec.split(split).label, spec.split(split).image.field
+            if multilabel is not None and multilabel != (label.type == "multi_hot"):
+                raise DataError(
+                    f"{self.spec}: the {split} label type is {label.type} but the model's "
+                    f"multilabel is {str(multilabel).lower()}; set --model.multilabel "
+                    f"{str(label.type == 'multi_hot').lower()}")
+            if label.type != "int":
+                check_vector_target(path, label, image_field, num_classes)
+                continue
+            declared = label.num_classes
+            labels = beton_labels(path, label.field, image_field)
             low, top = int(labels.min()), int(labels.max())
             if low < 0:
                 raise DataError(f"{path}: labels must be >= 0, found {low}")
@@ -322,7 +361,8 @@ class FFCVDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         model = self.trainer.lightning_module if self.trainer is not None else None
         self.check(getattr(model, "num_classes", None), stage,
-                   self.trainer.world_size if self.trainer is not None else 1)
+                   self.trainer.world_size if self.trainer is not None else 1,
+                   getattr(model, "multilabel", None))
 
     # ----- loaders --------------------------------------------------------------------------
     def _compile(self, split: str):
@@ -412,7 +452,7 @@ class FFCVDataModule(pl.LightningDataModule):
         overrides = self._overrides(compiled, self.val_batch_size)
         overrides.update(distributed=False, order="sequential", drop_last=False)
         world, rank = self.trainer.world_size, self.trainer.global_rank
-        count = len(beton_labels(path))
+        count = int(open_reader(path).num_samples)
         start, stop = rank * count // world, (rank + 1) * count // world
         if world > 1:
             overrides["indices"] = list(range(start, stop))

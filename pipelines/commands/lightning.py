@@ -86,7 +86,8 @@ def run(name: str, argv) -> int:
             trainer.callbacks.append(writer)
             extra["return_predictions"] = True
         data.convert_missing()
-        data.check(model.num_classes, stage=stage, world_size=trainer.world_size)
+        data.check(model.num_classes, stage=stage, world_size=trainer.world_size,
+                   multilabel=getattr(model, "multilabel", None))
     except PureffcvError as exc:  # DataError, SpecError, ConversionError, PredictionError...
         print(f"pureffcv {name}: {exc}", file=sys.stderr)
         return 1
