@@ -196,16 +196,21 @@ def coerce(node: Node, hint: Any) -> Any:
 def _coerce_annotated(node: Node, hint: Any) -> Any:
     base = typing.get_args(hint)[0]
     markers = constraints_of(hint)
+    token = _DECLARED.set(_declared_by(markers))
+    try:
+        return _coerce_marked(node, base, markers)
+    finally:
+        _DECLARED.reset(token)
+
+
+def _declared_by(markers: tuple) -> frozenset:
+    """What an Annotated hint's markers declare (see ``_DECLARED``), added to the outer ones."""
     declared = set(_DECLARED.get())
     if any(isinstance(m, NonFinite) for m in markers):
         declared.add("nonfinite")
     if any(isinstance(m, Range) and m.low is not None and m.high is not None for m in markers):
         declared.add("int_bounds")
-    token = _DECLARED.set(frozenset(declared))
-    try:
-        return _coerce_marked(node, base, markers)
-    finally:
-        _DECLARED.reset(token)
+    return frozenset(declared)
 
 
 def _coerce_marked(node: Node, base: Any, markers: tuple) -> Any:
@@ -267,11 +272,14 @@ def _base_fits(node: Node, hint: Any) -> bool:
     """Whether ``node`` has the type of an Annotated hint (its markers aside)."""
     if typing.get_origin(hint) is not typing.Annotated:
         return False
+    token = _DECLARED.set(_declared_by(constraints_of(hint)))
     try:
         coerce(node, typing.get_args(hint)[0])
         return True
     except ValueProblem:
         return False
+    finally:
+        _DECLARED.reset(token)
 
 
 def _is_sequence_hint(hint: Any) -> bool:

@@ -190,8 +190,11 @@ class _Converter:
         text itself when it cannot be read so (``!!int zero``, ``!!timestamp x``, ``!foo``)."""
         try:
             return self.scalars.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError:
-            message = f"unsupported YAML tag {_tag_name(node.tag)}; write the value without a tag"
+        except yaml.constructor.ConstructorError as exc:
+            if "could not determine a constructor" in str(exc.problem):
+                message = f"unsupported YAML tag {_tag_name(node.tag)}; write the value without a tag"
+            else:  # a known tag whose constructor refused the text (bad base64, say)
+                message = f"cannot read {_quote(node.value)} as {_tag_name(node.tag)}"
         except Exception:  # the tag's constructor failed on this text (ValueError, TypeError...)
             message = f"cannot read {_quote(node.value)} as {_tag_name(node.tag)}"
         self.errors.add(_pos(self.file, node.start_mark), message)
