@@ -274,3 +274,17 @@ def test_tensorboard_without_the_extra_is_one_line(data, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "pureffcv fit: TensorBoardLogger needs tensorboard: pip install 'pureffcv[tensorboard]' "
         "(or log to CSV: --trainer.logger CSVLogger --trainer.logger.save_dir runs)")
+
+
+def test_the_config_saved_by_fit_drives_validate_and_predict(data, fitted, tmp_path, capsys):
+    run = fitted / "run" / "version_0"
+    common = ["--config", str(run / "config.yaml"), "--ckpt_path",
+              str(run / "checkpoints" / "last.ckpt"), "--trainer.logger", "false"]
+    capsys.readouterr()
+    assert main(["validate", *common]) == 0
+    assert "val/top1" in capsys.readouterr().out
+    out = tmp_path / "p.csv"
+    assert main(["predict", *common, "--data.predict_path", data["val"], "--output",
+                 str(out)]) == 0
+    with open(out) as f:
+        assert [int(r["index"]) for r in csv.DictReader(f)] == list(range(12))
