@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.pureffcv-installed
-INPUTS=(setup.cfg constraints.txt scripts/install.sh)
+INPUTS=(setup.cfg setup.py constraints.txt scripts/install.sh operations/cpu/roi_jpeg.c)
 
 say() { printf '[install] %s\n' "$*"; }
 
@@ -16,18 +16,20 @@ if [ -f "$STAMP" ] && [ -z "$(find "${INPUTS[@]}" -newer "$STAMP" 2>/dev/null)" 
   exit 0
 fi
 
-# 1. System libraries FFCV's C extension links against (found through pkg-config).
+# 1. System libraries FFCV's C extension links against (found through pkg-config), and
+#    libjpeg-turbo's libjpeg API (jpeglib.h) for pureffcv's crop-aware decoder.
 missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists opencv4 2>/dev/null || missing+=(libopencv-dev)
 pkg-config --exists libturbojpeg 2>/dev/null || missing+=(libturbojpeg0-dev)
+pkg-config --exists libjpeg 2>/dev/null || missing+=(libjpeg62-turbo-dev)
 if [ ${#missing[@]} -gt 0 ]; then
-  cmd="apt-get update && apt-get install -y --no-install-recommends pkg-config libopencv-dev libturbojpeg0-dev"
+  cmd="apt-get update && apt-get install -y --no-install-recommends pkg-config libopencv-dev libturbojpeg0-dev libjpeg62-turbo-dev"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      pkg-config libopencv-dev libturbojpeg0-dev >/dev/null
+      pkg-config libopencv-dev libturbojpeg0-dev libjpeg62-turbo-dev >/dev/null
   else
     say "missing system packages: ${missing[*]}. Run as root:"
     say "  sudo sh -c '$cmd'"
@@ -58,9 +60,14 @@ if ! "$VENV/bin/python" -c 'import ffcv._libffcv' 2>/dev/null; then
   "${PIP[@]}" --no-build-isolation ffcv
 fi
 
-# 5. pureffcv itself, editable, with the test and demo extras.
+# 5. pureffcv itself, editable, with the test and demo extras; the editable install builds
+#    the crop-aware JPEG decoder (setup.py) in place as operations/cpu/_roi_jpeg*.so.
 say "installing pureffcv (editable)"
 "${PIP[@]}" --no-build-isolation -e ".[dev,demo]"
+if ! ls operations/cpu/_roi_jpeg*.so >/dev/null 2>&1; then
+  say "building the crop-aware JPEG decoder in place"
+  "$VENV/bin/python" setup.py -q build_ext --inplace
+fi
 
 # 6. The studio's browser test (tests/pipelines/test_studio.py): headless Chromium from the
 #    distribution's packages and Selenium. Optional: without them that one test skips and says why.

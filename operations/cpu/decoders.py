@@ -3,7 +3,9 @@
 FFCV's RandomResizedCropRGBImageDecoder draws its crops from Numba's global RNG, which Python
 cannot seed; these decoders compute each sample's crop from the keyed RNG instead
 (``random_resized_crop_box``), so a crop depends only on (seed, epoch, position, sample index).
-Decoding and the crop-resize itself are FFCV's (libjpeg-turbo, OpenCV INTER_AREA).
+The crop is drawn first; a JPEG is then decoded crop-aware (``operations.cpu.jpeg``: only the
+rows and columns the crop needs, at the smallest DCT scale keeping it at least the output
+size), others as is; the resize is FFCV's (OpenCV INTER_AREA).
 """
 from typing import Callable, Optional
 
@@ -19,6 +21,8 @@ from ..params import AreaRange, AspectRange, Probability, Size
 from ..registry import register_op
 from ..rng import sample_key, uniform
 from ..types import ImageType
+from . import jpeg
+from .jpeg import decode_crop_resized
 
 #: torchvision's number of tries before the centre-crop fallback
 ATTEMPTS = 10
@@ -92,6 +96,9 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
 
     stage = "decoder"
     keyed = True  # False: the crop needs no randomness, so no epoch read per batch
+    #: decode JPEGs crop-aware (``operations.cpu.jpeg``: only the crop's rows and columns, at
+    #: the smallest DCT scale M/8 keeping the crop >= the output size); False: full decode
+    crop_aware = True
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         h, w = self.output_size
@@ -115,6 +122,7 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         decode_jpeg, resize_crop_c = _DECODE_JPEG, _RESIZE_CROP
         crop = self.get_crop_generator
         batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else _no_stream
+        crop_aware = self.crop_aware and jpeg.AVAILABLE
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, temp_storage = my_storage
@@ -125,14 +133,20 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
                 image_data = mem_read(field['data_ptr'], storage_state)
                 height = np.uint32(field['height'])
                 width = np.uint32(field['width'])
-                if field['mode'] == jpg:
-                    buffer = temp_storage[i]
-                    decode_jpeg(image_data, buffer, height, width)
-                    image = buffer.reshape(-1)[:3 * height * width].reshape(height, width, 3)
-                else:
-                    image = image_data.reshape(height, width, 3)
                 y, x, h, w = crop(sample_key(stream, index), np.int64(height), np.int64(width))
-                resize_crop_c(image, y, y + h, x, x + w, destination[i])
+                if field['mode'] != jpg:
+                    resize_crop_c(image_data.reshape(height, width, 3), y, y + h, x, x + w,
+                                  destination[i])
+                    continue
+                buffer = temp_storage[i].reshape(-1)
+                # only the crop's rows and columns, DCT-scaled; else (no library, or libjpeg
+                # refused the data) the full decode
+                if not (crop_aware and decode_crop_resized(image_data, buffer, np.int64(height),
+                                                           np.int64(width), y, x, h, w,
+                                                           destination[i])):
+                    decode_jpeg(image_data, buffer, height, width)
+                    image = buffer[:3 * height * width].reshape(height, width, 3)
+                    resize_crop_c(image, y, y + h, x, x + w, destination[i])
             return destination[:len(batch_indices)]
 
         decode.is_parallel = True

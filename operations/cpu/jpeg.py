@@ -12,10 +12,12 @@ when the library is missing (not built) or libjpeg refuses the data, and the dec
 takes its full-decode path. ``AVAILABLE`` says whether the library loaded.
 
 Deviation from a full decode + the same crop and resize (``docs/performance.md`` has the
-numbers): a DCT-scaled decode is a low-pass of the full one rather than its exact area
-average, and the crop's corners are rounded to the scaled pixel grid (at most half a scaled
-pixel, i.e. 4/M source pixels). At scale 8/8 the bytes are FFCV's decode's except near the
-left and right edges of the decoded columns, where chroma upsampling sees the edge.
+numbers): a DCT-scaled decode approximates the area average of the full decode over each
+8/M x 8/M cell (a low-pass, not exactly that average), and the resize from it is a second
+area average, over the crop's exact (fractional) box in the scaled image (``area_resize`` in
+roi_jpeg.c: OpenCV's INTER_AREA, off the pixel grid). At scale 8/8 the resize is FFCV's and
+the bytes are today's, except next to the left and right edges of the decoded columns,
+where chroma upsampling sees the edge of the cropped region.
 """
 import ctypes
 import glob
@@ -37,22 +39,27 @@ def _load():
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        function = library.pureffcv_roi_decode
-        function.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
-                             ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                             ctypes.c_int64, ctypes.c_void_p]
-        function.restype = ctypes.c_int
-        return function
-    return None
+        decode = library.pureffcv_roi_decode
+        decode.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
+                           ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                           ctypes.c_int64, ctypes.c_void_p]
+        decode.restype = ctypes.c_int
+        resize = library.pureffcv_area_resize
+        resize.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_double,
+                           ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_void_p,
+                           ctypes.c_int64, ctypes.c_int64]
+        resize.restype = ctypes.c_int
+        return decode, resize
+    return None, None
 
 
-_ROI_DECODE = _load()
-_resize_crop = njit(resize_crop)  # FFCV's (OpenCV INTER_AREA), as the decoders use it
+_ROI_DECODE, _AREA_RESIZE = _load()
 #: whether the C library is built and loaded (else decode_crop_resized always returns False)
 AVAILABLE = _ROI_DECODE is not None
+_resize_crop = njit(resize_crop)  # FFCV's (OpenCV INTER_AREA), as the decoders use it
 
 if AVAILABLE:
-    _roi_decode_c = _ROI_DECODE
+    _roi_decode_c, _area_resize_c = _ROI_DECODE, _AREA_RESIZE
 
     @njit
     def roi_decode(source, destination, scale, y0, y1, x0, x1, region):
@@ -61,9 +68,21 @@ if AVAILABLE:
         first row, rows, first column and columns decoded. 0 on success (see roi_jpeg.c)."""
         return _roi_decode_c(source.ctypes.data, source.size, destination.ctypes.data,
                              destination.size, scale, y0, y1, x0, x1, region.ctypes.data)
+
+    @njit
+    def area_resize(image, y0, y1, x0, x1, destination):
+        """Area-average ``image[y0:y1, x0:x1]`` (fractional bounds) into ``destination``
+        (shrinking only): OpenCV's INTER_AREA for a box off the pixel grid. 0 on success."""
+        return _area_resize_c(image.ctypes.data, image.shape[0], image.shape[1], y0, y1, x0, x1,
+                              destination.ctypes.data, destination.shape[0],
+                              destination.shape[1])
 else:
     @njit
     def roi_decode(source, destination, scale, y0, y1, x0, x1, region):
+        return -100
+
+    @njit
+    def area_resize(image, y0, y1, x0, x1, destination):
         return -100
 
 
@@ -75,12 +94,6 @@ def dct_scale(h, w, out_h, out_w):
         if h * m >= 8 * out_h and w * m >= 8 * out_w:
             return m
     return 8
-
-
-@njit(inline="always")
-def _scaled(value, scale):
-    """``value * scale / 8`` rounded half up."""
-    return (2 * value * scale + 8) // 16
 
 
 @njit
@@ -99,9 +112,9 @@ def decode_crop_resized(source, buffer, height, width, y, x, h, w, destination):
         return False
     rows, column, columns = region[1], region[2], region[3]
     block = buffer[:rows * columns * 3].reshape(rows, columns, 3)
-    top = min(max(_scaled(y, m) - y0, 0), rows - 1)
-    bottom = min(max(_scaled(y + h, m) - y0, top + 1), rows)
-    left = min(max(_scaled(x, m) - column, 0), columns - 1)
-    right = min(max(_scaled(x + w, m) - column, left + 1), columns)
-    _resize_crop(block, top, bottom, left, right, destination)
-    return True
+    if m == 8:  # the crop is on the pixel grid: FFCV's resize, today's bytes
+        _resize_crop(block, y - y0, y + h - y0, x - column, x + w - column, destination)
+        return True
+    # the crop in the scaled block's coordinates, off its grid in general
+    return area_resize(block, y * m / 8 - y0, (y + h) * m / 8 - y0, x * m / 8 - column,
+                       (x + w) * m / 8 - column, destination) == 0

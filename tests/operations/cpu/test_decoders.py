@@ -116,13 +116,24 @@ def test_output_types_and_parameters():
 
 
 def test_random_resized_crop_on_jpeg_crops_the_decoded_image(tmp_path, images):
+    """Without crop-aware decoding: FFCV's full decode, then the crop and OpenCV's resize,
+    exactly; with it (the default), close to that (operations.cpu.jpeg; tests/operations/cpu/
+    test_jpeg.py measures it on a photograph)."""
     jpeg_beton = write_beton(tmp_path / "jpeg.beton", images, range(6), write_mode="jpg")
     decoded = load(jpeg_beton, get_op("decode")())  # FFCV's own JPEG decode, uncropped
-    decoder = get_op("random_resized_crop")(size=10)
-    decoder.bind(EpochClock(seed=1), position=0)
-    out = load(jpeg_beton, decoder)
+    full = get_op("random_resized_crop")(size=10)
+    full.bind(EpochClock(seed=1), position=0)
+    full.crop_aware = False
+    out = load(jpeg_beton, full)
     stream = stream_key(1, 0, 0)
     for index in range(6):
         y, x, h, w = random_resized_crop_box(np.uint64(sample_key(stream, index)), 32, 40,
                                              (0.08, 1.0), (3 / 4, 4 / 3))
         assert np.array_equal(out[index], area_resize(decoded[index], y, x, h, w, (10, 10)))
+    for name, size in (("random_resized_crop", 10), ("center_crop", 12)):
+        exact, aware = get_op(name)(size=size), get_op(name)(size=size)
+        exact.crop_aware = False
+        for op in (exact, aware):
+            op.bind(EpochClock(seed=1), position=0)
+        difference = np.abs(load(jpeg_beton, aware).astype(int) - load(jpeg_beton, exact))
+        assert difference.mean() < 6 and np.percentile(difference, 95) < 40
