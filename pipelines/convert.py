@@ -1,7 +1,7 @@
 """Convert an ImageFolder tree or a ``.npz`` of arrays into an FFCV ``.beton``.
 
-The ``.beton`` has two fields, ``image`` (``RGBImageField``) and ``label`` (``IntField``), in
-that order. Beside ``OUT.beton`` go ``OUT.classes.json`` (class name -> label) and, when some
+The ``.beton`` has two fields, ``image`` (``RGBImageField``) and ``label`` (``IntField``; for
+a multi-label CSV source, an ``NDArrayField`` of multi-hot uint8 vectors), in that order. Beside ``OUT.beton`` go ``OUT.classes.json`` (class name -> label) and, when some
 images could not be read, ``OUT.skipped.txt`` (one ``path: reason`` line each).
 
 Why the checks come first: FFCV's ``DatasetWriter`` encodes samples in worker processes and
@@ -115,7 +115,8 @@ class _Samples:
     """What FFCV's writer workers index: sample ``i`` -> (RGB uint8 HWC array, label)."""
 
     def __init__(self, labels: Sequence[int]):
-        self.labels = [int(label) for label in labels]
+        # class indices, or multi-hot uint8 vectors (a CSV source: multi-label)
+        self.labels = [label if isinstance(label, np.ndarray) else int(label) for label in labels]
         self.failed = multiprocessing.Value("b", 0)  # set by a worker that could not decode
         self._parent = os.getpid()
         self._quiet = False
@@ -267,10 +268,54 @@ def _read_source(src: Path, workers: int):
         keep = [i for i, (_, reason) in enumerate(checked) if reason is None]
         samples = _FileSamples([paths[i] for i in keep], [labels[i] for i in keep])
         return samples, classes, skipped, max(nbytes for nbytes, _ in checked)
+    if src.is_file() and src.suffix.lower() == ".csv":
+        paths, labels, classes = load_label_csv(src)
+        checked = _check_all(paths, min(workers, len(paths)))
+        skipped = [(path, reason) for path, (_, reason) in zip(paths, checked) if reason]
+        keep = [i for i, (_, reason) in enumerate(checked) if reason is None]
+        samples = _FileSamples([paths[i] for i in keep], [labels[i] for i in keep])
+        return samples, classes, skipped, max(nbytes for nbytes, _ in checked)
     if src.is_file():
         images, labels, classes = load_arrays(src)
         return _ArraySamples(images, labels), classes, [], images[0].nbytes
     raise ConversionError(f"{src}: no such file or directory")
+
+
+def load_label_csv(path: Path) -> Tuple[List[str], List[np.ndarray], Dict[str, int]]:
+    """A multi-label CSV: rows ``path,labels`` (an optional header ``path,labels``), the
+    image path relative to the CSV's folder (or absolute), the labels class names separated by
+    spaces or ``;`` (none: no class). Classes sorted by name get indices 0..C-1; each sample's
+    target is a multi-hot uint8 vector of C entries."""
+    import csv
+
+    try:
+        with open(path, newline="") as file:
+            rows = [(number, row) for number, row in enumerate(csv.reader(file), start=1)
+                    if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConversionError(f"{path}: cannot read this CSV ({type(exc).__name__}: {exc})"
+                              .splitlines()[0]) from None
+    if rows and [cell.strip().lower() for cell in rows[0][1][:2]] == ["path", "labels"]:
+        rows = rows[1:]
+    if not rows:
+        raise ConversionError(f"{path}: no rows (expected path,labels lines)")
+    entries = []
+    for number, row in rows:
+        if len(row) != 2 or not row[0].strip():
+            raise ConversionError(f"{path}:{number}: expected 'path,labels' (2 columns), got "
+                                  f"{len(row)} column(s)")
+        names = [name for name in row[1].replace(";", " ").split() if name]
+        entries.append((os.path.join(path.parent, row[0].strip()), names))
+    classes = {name: i for i, name in enumerate(sorted({n for _, names in entries
+                                                        for n in names}))}
+    if not classes:
+        raise ConversionError(f"{path}: no labels in any row")
+    targets = []
+    for _, names in entries:
+        target = np.zeros(len(classes), np.uint8)
+        target[[classes[n] for n in names]] = 1
+        targets.append(target)
+    return [file for file, _ in entries], targets, classes
 
 
 def _validate_options(write_mode: str, max_resolution: Optional[int], jpeg_quality: int,
@@ -301,12 +346,14 @@ def write_beton(out: Path, samples: _Samples, *, write_mode: str, max_resolution
                 jpeg_quality: int, workers: int, page_size: int) -> None:
     """Write ``samples`` to ``out`` through a temporary file that is renamed only on success;
     on any failure or interruption the temporary file and the writer's workers are removed."""
-    from ffcv.fields import IntField, RGBImageField
+    from ffcv.fields import IntField, NDArrayField, RGBImageField
     from ffcv.writer import DatasetWriter
 
+    vector = bool(samples.labels) and isinstance(samples.labels[0], np.ndarray)
     fields = {"image": RGBImageField(write_mode=write_mode, max_resolution=max_resolution,
                                      smart_threshold=SMART_THRESHOLD, jpeg_quality=jpeg_quality),
-              "label": IntField()}
+              "label": NDArrayField(np.dtype("uint8"), samples.labels[0].shape) if vector
+              else IntField()}
     remove_stale_partials(out)
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     note = partial.with_name(partial.name + ".shm")

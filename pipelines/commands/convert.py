@@ -3,7 +3,9 @@
 SRC is either an ImageFolder tree (SRC/<class>/<image>; classes sorted by name get labels
 0, 1, ...; JPEG, PNG, WebP, BMP, TIFF, GIF; greyscale, palette and RGBA are converted to RGB,
 alpha dropped) or a .npz with `images` (N,H,W,3 uint8), `labels` (N integers) and optionally
-`classes` (names).
+`classes` (names), or a multi-label CSV of `path,labels` rows (paths relative to the CSV,
+class names separated by spaces or `;`): `label` then holds multi-hot vectors (spec:
+`label: {type: multi_hot, num_classes: N}`).
 
 Every image is decoded once before writing: unreadable ones are skipped and listed in
 OUT.skipped.txt (--strict: an error instead). The class mapping goes to OUT.classes.json.
@@ -18,7 +20,8 @@ SHOWN = 20
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", metavar="SRC", help="ImageFolder directory or .npz file")
+    parser.add_argument("src", metavar="SRC",
+                        help="ImageFolder directory, .npz file or multi-label .csv")
     parser.add_argument("out", metavar="OUT.beton", help="output file")
     parser.add_argument("--write-mode", choices=("smart", "raw", "jpg", "proportion"),
                         default="smart",

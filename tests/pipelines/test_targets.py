@@ -194,3 +194,41 @@ def test_a_model_and_spec_that_disagree_on_multilabel_is_one_line(tmp_path, caps
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"pureffcv fit: {beton}: targets have 4 entries but the model's num_classes is 5; "
         f"set it to 4")
+
+
+def test_convert_writes_multi_hot_targets_from_a_csv(tmp_path, capsys):
+    import json
+
+    from ffcv.fields import NDArrayField
+    from ffcv.fields.decoders import NDArrayDecoder
+    from ffcv.loader import Loader, OrderOption
+    from ffcv.reader import Reader
+    from PIL import Image
+
+    from pipelines import loading
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rows = [("a.png", "dog cat"), ("b.png", "cat"), ("c.png", ""), ("d.png", "bird;dog"),
+            ("broken.png", "cat")]
+    for i, (name, _) in enumerate(rows[:4]):
+        Image.fromarray(structured_image(20, 20, seed=i)).save(folder / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    table = tmp_path / "labels.csv"
+    table.write_text("path,labels\n" + "".join(f"photos/{n},{l}\n" for n, l in rows))
+    out = tmp_path / "multi.beton"
+    assert main(["convert", str(table), str(out), "--workers", "1"]) == 0
+    assert "4 written, 1 skipped" in capsys.readouterr().out
+    assert json.loads((tmp_path / "multi.classes.json").read_text()) == {
+        "bird": 0, "cat": 1, "dog": 2}
+    handler = Reader(str(out)).handlers["label"]
+    assert isinstance(handler, NDArrayField) and tuple(handler.shape) == (3,)
+    loader = Loader(str(out), batch_size=4, order=OrderOption.SEQUENTIAL, num_workers=1,
+                    pipelines={"image": None, "label": [NDArrayDecoder()]})
+    [(targets,)] = [tuple(np.array(t) for t in batch) for batch in loading.epoch(loader)]
+    assert targets.tolist() == [[0, 1, 1], [0, 1, 0], [0, 0, 0], [1, 0, 1]]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("photos/a.png,cat,extra\n")
+    assert main(["convert", str(bad), str(tmp_path / "x.beton")]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"pureffcv convert: {bad}:1: expected 'path,labels' (2 columns), got 3 column(s)")
