@@ -89,16 +89,16 @@ MIX_CHUNK = 16
 def mixup_in_place(images: torch.Tensor, lam: float) -> None:
     """``images = lam * images + (1 - lam) * images.flip(0)`` in place, in the images' dtype:
     pair (i, B-1-i) is mixed through temporaries of at most ``MIX_CHUNK`` images each, never a
-    full batch (an odd batch's middle image is its own partner and stays as is)."""
+    full batch (an odd batch's middle image is its own partner and stays as is). Each value
+    is ``torch.lerp(partner, image, lam)``, the out-of-place mix's exact arithmetic."""
     b = images.shape[0]
-    weight = 1.0 - lam
     for start in range(0, b // 2, MIX_CHUNK):
         stop = min(start + MIX_CHUNK, b // 2)
         head = images[start:stop]
         tail = images[b - stop:b - start].flip(0)  # a copy: head's partners, in head's order
         original = head.clone()
-        head.lerp_(tail, weight)  # head + (1 - lam) * (tail - head)
-        tail.lerp_(original, weight)
+        torch.lerp(tail, original, lam, out=head)
+        torch.lerp(original, tail, lam, out=tail)
         images[b - stop:b - start] = tail.flip(0)
 
 
