@@ -104,7 +104,8 @@ def run(name: str, argv) -> int:
 
 
 def add_last_checkpoint(trainer, checkpoint_class, last_class) -> None:
-    """Give ``trainer`` a ``LastCheckpoint`` unless it has one. A configured checkpoint that
+    """Give ``trainer`` a ``LastCheckpoint`` unless it has one (in the directory of the
+    configured checkpoints when they name one). A configured checkpoint that
     also keeps ``save_last`` would write ``last-v1.ckpt`` beside it (and only when its metric
     improves): its ``save_last`` is turned off, with a note."""
     callbacks = trainer.callbacks
@@ -118,7 +119,10 @@ def add_last_checkpoint(trainer, checkpoint_class, last_class) -> None:
             cb.save_last = False
     position = next((i for i, cb in enumerate(callbacks) if isinstance(cb, checkpoint_class)),
                     len(callbacks))
-    callbacks.insert(position, last_class())
+    # beside the configured checkpoints when they name a directory, else in the run's own
+    dirpath = next((cb.dirpath for cb in callbacks
+                    if isinstance(cb, checkpoint_class) and cb.dirpath), None)
+    callbacks.insert(position, last_class(dirpath))
 
 
 def missing_logger_package(argv) -> str:
