@@ -319,11 +319,17 @@ def load_label_csv(path: Path) -> Tuple[List[str], List[np.ndarray], Dict[str, i
 
 
 def _validate_options(write_mode: str, max_resolution: Optional[int], jpeg_quality: int,
+                      compress_probability: float,
                       workers: int) -> None:
     if write_mode not in WRITE_MODES:
         raise ConversionError(f"write mode '{write_mode}' is not one of {', '.join(WRITE_MODES)}")
     if max_resolution is not None and max_resolution < 1:
         raise ConversionError(f"max resolution must be at least 1; got {max_resolution}")
+    if not 0.0 <= compress_probability <= 1.0:  # NaN fails too
+        raise ConversionError(f"compress probability must lie in [0, 1]; got {compress_probability}")
+    if compress_probability != 0.5 and write_mode != "proportion":
+        raise ConversionError(f"--compress-probability applies to --write-mode proportion, "
+                              f"not '{write_mode}'")
     if not 1 <= jpeg_quality <= 100:
         raise ConversionError(f"JPEG quality must lie in [1, 100]; got {jpeg_quality}")
     if workers < 1:
@@ -343,7 +349,8 @@ def page_size_for(largest_image: int) -> int:
 
 
 def write_beton(out: Path, samples: _Samples, *, write_mode: str, max_resolution: Optional[int],
-                jpeg_quality: int, workers: int, page_size: int) -> None:
+                jpeg_quality: int, workers: int, page_size: int,
+                compress_probability: float = 0.5) -> None:
     """Write ``samples`` to ``out`` through a temporary file that is renamed only on success;
     on any failure or interruption the temporary file and the writer's workers are removed."""
     from ffcv.fields import IntField, NDArrayField, RGBImageField
@@ -351,7 +358,8 @@ def write_beton(out: Path, samples: _Samples, *, write_mode: str, max_resolution
 
     vector = bool(samples.labels) and isinstance(samples.labels[0], np.ndarray)
     fields = {"image": RGBImageField(write_mode=write_mode, max_resolution=max_resolution,
-                                     smart_threshold=SMART_THRESHOLD, jpeg_quality=jpeg_quality),
+                                     smart_threshold=SMART_THRESHOLD, jpeg_quality=jpeg_quality,
+                                     compress_probability=compress_probability),
               "label": NDArrayField(np.dtype("uint8"), samples.labels[0].shape) if vector
               else IntField()}
     remove_stale_partials(out)
@@ -458,16 +466,20 @@ def default_workers() -> int:
 
 def convert(src: Union[str, Path], out: Union[str, Path], *, write_mode: str = "smart",
             max_resolution: Optional[int] = None, jpeg_quality: int = 90,
-            workers: Optional[int] = None, strict: bool = False,
+            compress_probability: float = 0.5, workers: Optional[int] = None, strict: bool = False,
             force: bool = False) -> ConversionResult:
     """Convert ``src`` (an ImageFolder directory or a ``.npz``) into the ``.beton`` ``out``.
 
     - ``write_mode``: 'smart' (default: raw up to 128x128 pixels, JPEG above, see
       ``SMART_THRESHOLD``), 'raw' (lossless, pixel-exact), 'jpg' (all JPEG), 'proportion'
-      (half the images JPEG, chosen per image index, so the same images every run).
+      (a ``compress_probability`` share of the images JPEG, the others raw, chosen per image
+      index, so the same images every run).
     - ``max_resolution``: shrink images whose longer side exceeds it (OpenCV INTER_AREA,
       FFCV's resizer); default None keeps every image's size.
     - ``jpeg_quality``: 1-100, default 90 (used by 'smart', 'jpg', 'proportion').
+    - ``compress_probability``: in [0, 1], default 0.5: the share of images 'proportion'
+      stores as JPEG (ffcv-imagenet: 0.5 with ``max_resolution`` 256-512;
+      docs/performance.md measures size against images/s).
     - ``workers``: processes for checking and writing; default all CPUs available.
     - ``strict``: any unreadable image is an error and nothing is written.
     - ``force``: overwrite an existing ``out``; otherwise that is an error.
@@ -476,7 +488,7 @@ def convert(src: Union[str, Path], out: Union[str, Path], *, write_mode: str = "
     """
     src, out = Path(src), Path(out)
     workers = default_workers() if workers is None else workers
-    _validate_options(write_mode, max_resolution, jpeg_quality, workers)
+    _validate_options(write_mode, max_resolution, jpeg_quality, compress_probability, workers)
     if out.is_dir():
         raise ConversionError(f"{out} is a directory; give the output file, e.g. {out}/data.beton")
     if out.exists() and not force:
@@ -496,7 +508,7 @@ def convert(src: Union[str, Path], out: Union[str, Path], *, write_mode: str = "
                               f"(listed in {skipped_path})")
     write_beton(out, samples, write_mode=write_mode, max_resolution=max_resolution,
                 jpeg_quality=jpeg_quality, workers=min(workers, len(samples)),
-                page_size=page_size_for(largest))
+                page_size=page_size_for(largest), compress_probability=compress_probability)
     classes_path = sidecar(out, ".classes.json")
     classes_path.write_text(json.dumps(classes, indent=1) + "\n")
     return ConversionResult(out, len(samples), classes, classes_path, skipped,

@@ -26,7 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write-mode", choices=("smart", "raw", "jpg", "proportion"),
                         default="smart",
                         help="smart: raw up to 128x128 pixels, JPEG above (default); raw: "
-                             "lossless; jpg: all JPEG; proportion: half JPEG, chosen per image")
+                             "lossless; jpg: all JPEG; proportion: a --compress-probability "
+                             "share JPEG, the rest raw, chosen per image")
+    parser.add_argument("--compress-probability", type=float, default=0.5, metavar="P",
+                        help="with --write-mode proportion: share of images stored as JPEG, "
+                             "0-1 (default: 0.5)")
     parser.add_argument("--max-resolution", type=int, metavar="PIXELS",
                         help="shrink images whose longer side is larger (default: keep sizes)")
     parser.add_argument("--jpeg-quality", type=int, default=90, metavar="Q",
@@ -45,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = convert(args.src, args.out, write_mode=args.write_mode,
                          max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
+                         compress_probability=args.compress_probability,
                          workers=args.workers, strict=args.strict, force=args.force)
     except ConversionError as exc:
         print(f"pureffcv convert: {exc}", file=sys.stderr)

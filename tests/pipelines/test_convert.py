@@ -353,3 +353,27 @@ def test_os_errors_are_one_line_with_the_path(tmp_path, capsys):
     not_a_folder.write_text("a file, where OUT's folder should be")
     assert error_of(capsys, src, not_a_folder / "a.beton") == \
         f"pureffcv convert: {not_a_folder}: File exists"
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.3, 1.0])
+def test_proportion_mode_compresses_the_given_share_the_same_way_every_run(tmp_path, probability):
+    images = np.stack([structured_image(24, 32, i) for i in range(40)])
+    np.savez(tmp_path / "a.npz", images=images, labels=np.arange(40) % 2)
+    modes = []
+    for run in range(2):
+        out = tmp_path / f"{run}.beton"
+        convert(tmp_path / "a.npz", out, write_mode="proportion", workers=1,
+                compress_probability=probability)
+        modes.append(field_metadata(out, "image")["mode"].tolist())  # 0 JPEG, 1 raw
+    assert modes[0] == modes[1]
+    jpeg = modes[0].count(0)
+    assert {0.0: jpeg == 0, 1.0: jpeg == 40}.get(probability, 4 <= jpeg <= 20)
+
+
+def test_compress_probability_mistakes_are_one_line_errors(tmp_path, capsys):
+    out = tmp_path / "x.beton"
+    assert error_of(capsys, tmp_path, out, "--write-mode", "proportion",
+                    "--compress-probability", "1.5") == \
+        "pureffcv convert: compress probability must lie in [0, 1]; got 1.5"
+    assert error_of(capsys, tmp_path, out, "--compress-probability", "0.2") == \
+        "pureffcv convert: --compress-probability applies to --write-mode proportion, not 'smart'"
