@@ -76,10 +76,13 @@ def test_thirty_short_epochs_leave_no_growing_thread_count(data):
 def test_epoch_loader_joins_threads_that_plain_ffcv_leaks(data):
     from compiler import compile_spec
 
+    from ffcv.loader import Loader
+
     def loader():
         return compile_spec(data["spec"], "val", device="cpu").loader(data["val"], batch_size=4)
 
-    plain = loader()
+    compiled = compile_spec(data["spec"], "val", device="cpu")  # FFCV's own Loader, unguarded
+    plain = Loader(data["val"], **compiled.loader_options(batch_size=4))
     before = threading.active_count()
     abandoned = []
     for _ in range(3):  # three epochs, each stopped after one batch
@@ -104,7 +107,7 @@ def test_data_errors_are_one_line_each(data, tmp_path):
         (FFCVDataModule(data["spec"], str(tmp_path / "missing.beton"), data["val"]), 4,
          f"{tmp_path / 'missing.beton'}: no such .beton file"),
         (FFCVDataModule(data["spec"], data["train"], str(garbage)), 4,
-         f"{garbage}: not a readable .beton file"),
+         f"{garbage}: damaged or not a .beton file (format version"),
         (FFCVDataModule(data["spec"], None, data["val"]), 4,
          "no training data: set data.train_path (--data.train_path FILE.beton)"),
         (FFCVDataModule(data["spec"], data["train"], data["val"]), 3,
