@@ -17,8 +17,8 @@ def test_help_lists_the_commands():
     assert done.returncode == 0, done.stderr
     listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ")
               and not line.startswith("     ")]  # "    NAME  help" (continuations: deeper)
-    assert listed == ["convert", "doctor", "check", "explain", "preview", "bench", "train",
-                      "demo"]
+    assert listed == ["convert", "doctor", "check", "explain", "preview", "stats", "bench",
+                      "fit", "validate", "test", "predict", "train", "demo", "studio", "cache"]
     assert "convert an image folder or .npz into an FFCV .beton" in done.stdout
     assert "check that this environment can run pureffcv" in done.stdout
 
