@@ -286,7 +286,8 @@ class Studio:
             images = to_display(out, normalization if out.dtype != torch.uint8 else None)
         pos = getattr(step, "pos", None)
         return StepResult(name=step.name, stage=step.stage, op=type(step.op).__name__,
-                          line=getattr(pos, "line", None), output=str(step.output),
+                          line=getattr(pos, "line", None),
+                          output=step.output.describe() if step.output is not None else "-",
                           images=images)
 
     def _warm(self, step, batch):
