@@ -152,7 +152,7 @@ class Studio:
         self.last: Optional[Render] = None
         self._lock = threading.RLock()
         self._ops: Dict[str, object] = {}  # fingerprint -> op instance (compiled once used)
-        self._loaders: Dict[tuple, object] = {}  # (kind, fingerprint, indices) -> Loader
+        self._loaders: Dict[tuple, object] = {}  # (kind, fingerprint or size) -> Loader
         self._used: set = set()  # fingerprints the current render uses
         self._decoder_key = ""
 
@@ -311,12 +311,13 @@ class Studio:
         from compiler.lower import label_pipeline
 
         op = self._warm_decoder(step)
-        key = ("decoder", self._decoder_key, tuple(indices))
+        key = ("decoder", self._decoder_key)
         t0 = time.perf_counter()
         compiled_now = key not in self._loaders
         if compiled_now:
             self._loaders[key] = self._loader(
                 {"image": [op], "label": label_pipeline("cpu")}, indices)
+        self._select(self._loaders[key], indices)
         self._set_epoch(op)
         images, labels = self._one_batch(self._loaders[key])
         elapsed = time.perf_counter() - t0
@@ -344,18 +345,28 @@ class Studio:
         shows them: the largest centred square, resized), from a kept Loader."""
         from operations.cpu.decoders import CenterCrop
 
-        key = ("originals", tuple(int(s) for s in size), tuple(indices))
+        key = ("originals", tuple(int(s) for s in size))
         if key not in self._loaders:
             self._loaders[key] = self._loader(
                 {"image": [CenterCrop(size=key[1], ratio=1.0)], "label": None}, indices)
+        self._select(self._loaders[key], indices)
         (images,) = self._one_batch(self._loaders[key])
         return images
 
     def _loader(self, pipelines, indices: np.ndarray):
+        """A one-batch Loader (batch size ``n``, the most samples a render shows); FFCV
+        compiles its pipeline here, so it is kept and pointed at other samples by ``_select``."""
         from ffcv.loader import Loader, OrderOption
 
-        return Loader(self.beton, batch_size=len(indices), order=OrderOption.SEQUENTIAL,
+        return Loader(self.beton, batch_size=self.n, order=OrderOption.SEQUENTIAL,
                       indices=indices, drop_last=False, num_workers=1, pipelines=pipelines)
+
+    @staticmethod
+    def _select(loader, indices: np.ndarray) -> None:
+        """Point a kept sequential Loader at other samples (at most its batch size): FFCV's
+        sequential order reads ``indices`` at each epoch, buffers are per batch."""
+        loader.indices = np.asarray(indices)
+        loader.traversal_order.indices = loader.indices
 
     @staticmethod
     def _one_batch(loader):

@@ -87,7 +87,11 @@ def test_render_matches_the_loader_reuses_unchanged_ops_and_reports_errors(beton
     studio.epoch = 2
     assert np.array_equal(studio.same_draw().augmented, first.augmented)
 
-    assert studio.pick([1]).labels == ["dog"] * 6
+    dogs = studio.pick([1])  # other samples through the kept Loaders: nothing compiles
+    assert dogs.labels == ["dog"] * 6 and dogs.indices == [1, 4, 7, 10, 13, 16]
+    assert dogs.compiled_steps == 0
+    assert np.array_equal(dogs.augmented[:2], first.augmented[[1, 4]])  # same keyed draws
+    assert np.array_equal(dogs.originals[:2], first.originals[[1, 4]])
 
     write_spec(spec, text=SPEC.format(size=24, p=1.0).replace("p: 1.0", "p: often"))
     bad = studio.render()
