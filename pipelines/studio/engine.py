@@ -115,18 +115,6 @@ def class_names_of(beton) -> Dict[int, str]:
         return {}
 
 
-def pick_indices(labels: np.ndarray, classes: Sequence[int], n: int) -> np.ndarray:
-    """Up to ``n`` sample indices spread over ``classes``: the first samples of each class
-    in turn (class 0's first, class 1's first, ..., then the second of each), sorted."""
-    pools = [np.flatnonzero(labels == c) for c in classes]
-    chosen: List[int] = []
-    for rank in range(max((len(p) for p in pools), default=0)):
-        for pool in pools:
-            if rank < len(pool) and len(chosen) < n:
-                chosen.append(int(pool[rank]))
-    return np.array(sorted(chosen), dtype=np.int64)
-
-
 class Studio:
     """Renders one split of a spec on a few samples of a .beton, warm across edits.
 
@@ -225,9 +213,11 @@ class Studio:
     def _run(self, compiled, result: Render) -> None:
         import torch
 
-        from ..preview import label_text, normalization_of, to_display
+        from ..preview import choose_samples, label_text, normalization_of, to_display
 
-        indices = pick_indices(self.labels, self.classes, self.n)
+        # the samples `pureffcv preview` would show: classes in turn, mixup partners paired
+        indices = choose_samples(self.labels, self.n, classes=self.classes,
+                                 seed=compiled.spec.seed or 0, paired=bool(compiled.plan.batch))
         result.indices = [int(i) for i in indices]
         normalization = normalization_of(compiled.plan)
         steps = compiled.plan.steps
