@@ -22,15 +22,16 @@ def whole_batch_erasing(op, images, indices):
     """The former forward: every pixel of the batch read and written per rectangle."""
     out = images.clone()
     keys = rng.derive(op.sample_keys(torch.from_numpy(indices)), 1)
-    erased = rng.uniform(keys, 0) < op.p
+    erased = rng.uniform(keys, 0) < op.params["p"]
     b, c, height, width = images.shape
     ys = torch.arange(height).view(1, height, 1)
     xs = torch.arange(width).view(1, 1, width)
     means = images.to(torch.float64).sum((2, 3), keepdim=True) / (height * width)
-    y, x, h, w = (t.view(b, 1, 1) for t in erasing_boxes(keys, 1, height, width, op.scale,
-                                                         op.ratio))
+    boxes = erasing_boxes(keys, 1, height, width, op.params["scale"], op.params["ratio"])
+    y, x, h, w = (t.view(b, 1, 1) for t in boxes)
     inside = (ys >= y) & (ys < y + h) & (xs >= x) & (xs < x + w) & erased.view(b, 1, 1)
-    fill = means.to(images.dtype) if op.value == "mean" else torch.zeros((), dtype=images.dtype)
+    fill = (means.to(images.dtype) if op.params["value"] == "mean"
+            else torch.zeros((), dtype=images.dtype))
     out.copy_(torch.where(inside.unsqueeze(1), fill, out))
     return out
 
