@@ -232,3 +232,28 @@ def test_convert_writes_multi_hot_targets_from_a_csv(tmp_path, capsys):
     assert main(["convert", str(bad), str(tmp_path / "x.beton")]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"pureffcv convert: {bad}:1: expected 'path,labels' (2 columns), got 3 column(s)")
+
+
+def test_float_vector_targets_arrive_as_stored_and_train_as_soft_targets(tmp_path):
+    from ffcv.fields import NDArrayField, RGBImageField
+
+    from compiler import compile_spec
+    from pipelines import loading
+    from pipelines.classifier import ImageClassifier
+
+    rng = np.random.default_rng(0)
+    soft = rng.dirichlet(np.ones(4), 6).astype(np.float32)
+    fields = {"image": RGBImageField(), "label": NDArrayField(np.dtype("float32"), (4,))}
+    beton = write_fields(tmp_path / "soft.beton", fields,
+                         [(im, soft[i]) for i, im in enumerate(tinted(6, 0))])
+    spec = tmp_path / "soft.yaml"
+    spec.write_text(MULTI.replace("type: multi_hot", "type: float"))
+    loader = compile_spec(spec, "val", device="cpu").loader(beton, order="sequential")
+    [(images, targets)] = [tuple(t.clone() for t in b) for b in loading.epoch(loader)]
+    assert targets.dtype == torch.float32 and torch.equal(targets, torch.from_numpy(soft))
+    model = ImageClassifier(arch="resnet18", num_classes=4, width=8)
+    logits = model(images)
+    expected = -(targets * logits.log_softmax(1)).sum(1).mean()
+    from pipelines.classifier import classification_loss
+
+    assert classification_loss(logits, targets).item() == pytest.approx(expected.item(), rel=1e-6)
