@@ -182,6 +182,19 @@ def test_page_follows_edits_of_the_spec(beton, tmp_path):
         write_spec(spec, text=good)
         wait_until(lambda: not driver.find_elements("css selector", "#errors .error"),
                    what="the error to clear")
+        fixed = wait_until(lambda: grid(driver), what="the grid of the fixed spec")
+
+        driver.find_element("id", "new-draw").click()  # the next epoch's draws
+        wait_until(lambda: driver.find_element("id", "epoch").text == "1", what="epoch 1")
+        wait_until(lambda: (lambda g: g and g != fixed)(grid(driver)), what="a new draw")
+
+        for box in driver.find_elements("css selector", "#classes input"):
+            if box.get_attribute("value") != "1":
+                box.click()  # keep only "dog"
+        driver.find_element("id", "apply-classes").click()
+        wait_until(lambda: set(label.split()[0] for label in driver.execute_script(
+            "return [...document.querySelectorAll('#grid .label')].map((e) => e.textContent)"))
+            == {"dog"}, what="only dogs")
     finally:
         driver.quit()
         server.stop()
