@@ -7,7 +7,7 @@ from numba import njit
 
 from ..authoring import cpu_op
 from ..base import Gate
-from ..params import Ascending, NonNegativeFloat, Range
+from ..params import MAX_COUNT, Ascending, NonNegativeFloat, Range
 from ..registry import register_op
 from ..rng import uniform_range
 from ..types import OpTypeError, requires_uint8
@@ -110,7 +110,7 @@ def _blur_type(image, kernel_size, sigma):
 
 @register_op("gaussian_blur")
 @cpu_op(output_type=_blur_type)
-def gaussian_blur(image_in, image_out, rng, kernel_size: Annotated[int, Range(1)],
+def gaussian_blur(image_in, image_out, rng, kernel_size: Annotated[int, Range(1, MAX_COUNT)],
                   sigma: Annotated[Tuple[float, float], Ascending(),
                                    Range(0.0, None, low_open=True)] = (0.1, 2.0)):
     """torchvision GaussianBlur: blur with a square ``kernel_size`` (odd, required) Gaussian

@@ -260,9 +260,10 @@ CASES = [
      "num_magnitude_bins of 'trivial_augment_wide': must be in [2, 1024], got 100000"),
     ("pad-crop-padding-above-limit", cpu("{pad_crop: {padding: ⟨1000000}}"),
      "padding of 'pad_crop': must be in [0, 16384], got 1000000"),
-    ("blur-kernel-past-64-bits", cpu("{gaussian_blur: {kernel_size: ⟨9223372036854775808}}"),
-     "kernel_size of 'gaussian_blur': must fit in a 64-bit integer (at most "
-     "9223372036854775807), got 9223372036854775808"),
+    ("blur-kernel-above-limit", cpu("{gaussian_blur: {kernel_size: ⟨9223372036854775808}}"),
+     "kernel_size of 'gaussian_blur': must be in [1, 1024], got 9223372036854775808"),
+    ("policy-magnitude-above-limit", cpu("{rand_augment: {magnitude: ⟨2000}}"),
+     "magnitude of 'rand_augment': must be in [0, 1024], got 2000"),
     ("temporal-steps-above-limit", device("{temporal_repeat: {steps: ⟨5000}}"),
      "steps of 'temporal_repeat': must be in [1, 1024], got 5000"),
     # --- mean/std in pixel units ------------------------------------------------------------------

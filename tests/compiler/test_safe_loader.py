@@ -103,3 +103,12 @@ def test_set_epoch_twice_gives_the_same_batches(small_beton):
     for (a, la), (b, lb) in zip(first, second):
         assert torch.equal(a, b) and torch.equal(la, lb)
     assert not all(torch.equal(a, b) for (a, _), (b, _) in zip(first, other))
+
+
+def test_the_largest_seed_runs_every_order(small_beton):
+    """seed 2**64 - 1 is valid: the keyed RNG takes it, FFCV's orders get it folded."""
+    text = SPEC.replace("seed: 3", "seed: 18446744073709551615")
+    for order in ("random", "quasi_random", "sequential"):
+        compiled = compile_spec(text, device="cpu")
+        batches = list(compiled.loader(small_beton, order=order))
+        assert len(batches) == 10 and all(b[0].isfinite().all() for b in batches)
