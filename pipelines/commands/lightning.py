@@ -64,6 +64,8 @@ def run(name: str, argv) -> int:
     # the classifier lowers log_every_n_steps to the epoch's batch count (always a train/loss)
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is "
                                               r"smaller than the logging interval")
+    # predict batches carry their .beton indices themselves (IndexedBatches)
+    warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched")
     # evaluating a fit's checkpoint needs none of its callbacks
     warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks")
     cli = CLI(ImageClassifier, FFCVDataModule, args=list(argv), run=False,
