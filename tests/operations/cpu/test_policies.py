@@ -210,7 +210,7 @@ def test_trivial_augment_wide_applies_the_drawn_op_as_pil_does():
     stream = np.uint64(stream_key(8, 0, 2))
     seen = set()
     for i in range(len(images)):
-        rng = derive(np.uint64(sample_key(stream, i)), 1)  # the kernel's key (operations.authoring)
+        rng = np.uint64(derive(np.uint64(sample_key(stream, i)), 1))  # the kernel's key
         name = TAW_NAMES[int(uniform(rng, 0) * 14)]
         m = TAW_MAGNITUDES.get(name, np.zeros(31))[int(uniform(rng, 1) * 31)]
         signed = name not in ("Identity", "Posterize", "Solarize", "AutoContrast", "Equalize")
