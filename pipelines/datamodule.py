@@ -398,9 +398,10 @@ class FFCVDataModule(pl.LightningDataModule):
         compiled = self._compile(self.train_split)
         self._train_pipeline = compiled
         if self._falls_back(self.train_path, self.train_folder):
-            return warn_if_empty(self._fallback(
-                compiled, self.train_folder, self.batch_size, shuffle=True,
-                before_epoch=lambda: self._start_train_epoch(compiled)).loader, compiled)
+            epochs = self._fallback(compiled, self.train_folder, self.batch_size, shuffle=True,
+                                    before_epoch=lambda: self._start_train_epoch(compiled))
+            warn_if_empty(epochs.loader, compiled)
+            return epochs
         overrides = self._overrides(compiled, self.batch_size)
         if self.trainer.world_size > 1:
             overrides["distributed"] = True
