@@ -203,8 +203,10 @@ def serve(spec, beton, split: str = "train", n: int = 16, port: int = 8765,
 
 
 def wait_forever(server: StudioServer) -> None:
+    """Sleep until Ctrl-C, then stop the server. Short sleeps: a signal delivered to another
+    thread (Numba's, FFCV's) does not interrupt the main thread's sleep, only its next check."""
     try:
         while True:
-            time.sleep(3600)
+            time.sleep(0.2)
     finally:
         server.stop()
