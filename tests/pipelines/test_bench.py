@@ -96,9 +96,10 @@ def test_ffcv_decode_is_ffcvs_decoder_for_the_same_crop():
     rrc = ffcv_decoder(get_op("random_resized_crop")(size=[20, 30], scale=(0.3, 0.9),
                                                       ratio=(0.5, 2.0)))
     assert isinstance(rrc, RandomResizedCropRGBImageDecoder)
-    assert (tuple(rrc.output_size), rrc.params["scale"], rrc.params["ratio"]) == ((20, 30), (0.3, 0.9), (0.5, 2.0))
+    # FFCV's own decoder objects: plain attributes, not pureffcv's bound params
+    assert (tuple(rrc.output_size), rrc.scale, rrc.ratio) == ((20, 30), (0.3, 0.9), (0.5, 2.0))
     center = ffcv_decoder(get_op("center_crop")(size=24, ratio=0.75))
     assert isinstance(center, CenterCropRGBImageDecoder)
-    assert (tuple(center.output_size), center.params["ratio"]) == ((24, 24), 0.75)
+    assert (tuple(center.output_size), center.ratio) == ((24, 24), 0.75)
     with pytest.raises(ValueError, match="random_resized_crop or center_crop"):
         ffcv_decoder(get_op("decode")())
