@@ -161,3 +161,24 @@ def test_a_region_outside_the_scaled_image_is_refused():
     data = encode(photo())
     assert decode(data, 4, 0, 121, 0, 10, 240 * 320 * 3)[0] == -2  # 120 scaled rows
     assert decode(data, 8, 0, 240, 0, 320, 100)[0] == -3  # destination too small
+
+
+def test_corrupt_jpegs_decode_or_are_refused_never_crash():
+    """Bit flips and truncations anywhere in the file, random crops and scales: libjpeg's
+    errors come back as a status (and the decoders fall back), warnings decode what is there."""
+    data = encode(photo(120, 160))
+    rng = np.random.default_rng(1)
+    buffer = np.zeros(120 * 160 * 3, np.uint8)
+    statuses = set()
+    for trial in range(300):
+        broken = data.copy()
+        if trial % 3 == 0:
+            broken = broken[:int(rng.integers(2, len(data)))]
+        else:
+            where = rng.integers(0, len(data), int(rng.integers(1, 8)))
+            broken[where] ^= rng.integers(1, 256, len(where)).astype(np.uint8)
+        h, w = int(rng.integers(1, 121)), int(rng.integers(1, 161))
+        y, x = int(rng.integers(0, 121 - h)), int(rng.integers(0, 161 - w))
+        out = np.zeros((int(rng.integers(1, 64)),) * 2 + (3,), np.uint8)
+        statuses.add(jpeg.decode_crop_resized(broken, buffer, 120, 160, y, x, h, w, out))
+    assert statuses == {True, False}
