@@ -15,6 +15,7 @@ import hashlib
 import math
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -82,8 +83,13 @@ def _describe(value, depth: int) -> str:
             value.items(), key=lambda kv: repr(kv[0]))) + "}"
     if value is None or isinstance(value, (bool, int, float, str, bytes, np.generic)):
         return repr(value)
-    if callable(value) and not hasattr(value, "__dict__"):
-        return f"fn:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
+    if hasattr(value, "py_func"):  # a Numba dispatcher: the function it compiles
+        return "jit:" + _describe(value.py_func, depth + 1)
+    if isinstance(value, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+        cells = getattr(value, "__closure__", None) or ()
+        inner = [_describe(getattr(c, "cell_contents", None), depth + 1) for c in cells]
+        return (f"fn:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
+                f"[{','.join(inner)}]")
     kind = f"{type(value).__module__}.{type(value).__qualname__}"
     attributes = getattr(value, "__dict__", None)
     if attributes is None:

@@ -50,6 +50,11 @@ def test_fingerprint_follows_parameters_not_the_binding():
     b.clock.epoch = 7  # the epoch is set per render, not part of the definition
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
 
+    def scaled(k):  # an op holding a function: its code and its captured values count
+        return lambda x: x * k
+
+    assert fingerprint([scaled(2)]) == fingerprint([scaled(2)]) != fingerprint([scaled(3)])
+
 
 def test_render_matches_the_loader_reuses_unchanged_ops_and_reports_errors(beton, tmp_path):
     spec = write_spec(tmp_path / "spec.yaml")
