@@ -187,9 +187,8 @@ def normalization_of(plan) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     for step in plan.steps:
         if step.input is None or step.input.dtype != "uint8" or step.output.dtype == "uint8":
             continue
-        params = getattr(step.op, "params", {})
-        mean = getattr(step.op, "mean", params.get("mean"))
-        std = getattr(step.op, "std", params.get("std"))
+        params = getattr(step.op, "params", {})  # every pureffcv op; raw FFCV ops have none
+        mean, std = params.get("mean"), params.get("std")
         if mean is None or std is None:
             return None
         return np.asarray(mean, np.float64), np.asarray(std, np.float64)
