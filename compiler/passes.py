@@ -46,10 +46,14 @@ def fuse_runs(plan: Plan, joins: Callable[[List[Step], Step], bool], fused: Call
     return replace(plan, steps=steps)
 
 
+def offers(step: Step, protocol: str) -> bool:
+    """Whether a step's op speaks ``protocol`` (pureffcv ops do; raw FFCV ops do not)."""
+    return callable(getattr(step.op, protocol, None))
+
+
 def _family(step: Step) -> Optional[str]:
     """The fusion family a JIT CPU step offers, or None."""
-    part_of = getattr(step.op, "fusion_part", None)
-    part = part_of() if step.stage == "cpu" and step.jit and part_of is not None else None
+    part = step.op.fusion_part() if step.stage == "cpu" and step.jit and offers(step, "fusion_part") else None
     return None if part is None else part.family
 
 
@@ -77,7 +81,7 @@ def fuse_adjacent_device_ops(plan: Plan, clock: EpochClock) -> Plan:
     while i < len(plan.steps):
         pair = plan.steps[i:i + 2]
         fused = None
-        if len(pair) == 2 and all(s.stage == "device" for s in pair):
+        if len(pair) == 2 and all(s.stage == "device" and offers(s, "absorb") for s in pair):
             first, second = pair
             fused = first.op.absorb(second.op) or second.op.absorb(first.op)
         if fused is None:
@@ -104,7 +108,8 @@ def lower_device_ops(plan: Plan, clock: EpochClock) -> Plan:
     after = [step for step in tail if step.stage != "boundary"]
     lowered = []
     for step in after:
-        jit = step.op.jit_equivalent(step.input) if step.stage == "device" else None
+        jit = step.op.jit_equivalent(step.input) \
+            if step.stage == "device" and offers(step, "jit_equivalent") else None
         if jit is None:
             break
         why = "lowered: the device is the CPU, so it runs per image in the parallel JIT stage"

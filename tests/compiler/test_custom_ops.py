@@ -188,6 +188,6 @@ def test_a_custom_point_map_and_warp_fuse_with_the_builtins(small_beton, monkeyp
     images = structured_batch(6, 10, 12, seed=2)
     out = op.apply(images)
     for i, image in enumerate(images):
-        rng = derive(sample_key(stream_key(6, 0, 1), i), 1)
+        rng = np.uint64(derive(np.uint64(sample_key(np.uint64(stream_key(6, 0, 1)), i)), 1))
         g = 0.5 + 1.5 * uniform(rng, 0)
         assert np.array_equal(out[i], np.floor(255.0 * (image / 255.0) ** g + 0.5).astype(np.uint8))

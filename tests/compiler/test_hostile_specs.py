@@ -52,13 +52,7 @@ def _alarm(signum, frame):
     raise TooSlow(f"check took more than {LIMIT_S} s")
 
 
-#: cases that still fail, with the reason (strict: a fix makes the test say so)
-KNOWN_BUGS = {
-    "raw-device-op-to-other-device": "compiler/passes.py's CPU lowering pass calls "
-                                     "op.jit_equivalent on a raw FFCV device op (AttributeError)",
-}
-PARAMS = [pytest.param(*case, id=case[0], marks=[pytest.mark.xfail(
-    strict=True, reason=KNOWN_BUGS[case[0]])] if case[0] in KNOWN_BUGS else []) for case in CASES]
+PARAMS = [pytest.param(*case, id=case[0]) for case in CASES]
 
 
 @pytest.mark.parametrize("case_id, text, message", PARAMS)
