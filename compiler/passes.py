@@ -89,7 +89,7 @@ def fuse_adjacent_device_ops(plan: Plan, clock: EpochClock) -> Plan:
             i += 1
             continue
         steps.append(Step(f"{pair[0].name}+{pair[1].name}", fused, "device", pair[0].pos,
-                          fused.position, parts=tuple(pair), note="fused: one device kernel"))
+                          fused.position, note="fused: one device kernel"))
         i += 2
     return replace(plan, steps=steps)
 

@@ -134,8 +134,8 @@ class Normalize(DeviceOperation):
         return self._tables[device]
 
     def flips(self, indices: torch.Tensor) -> Optional[torch.Tensor]:
-        """Which samples this op mirrors (None: none, no draws)."""
-        return flip_decisions(self.sample_keys(indices), self.flip_p) if self.flip_p > 0 else None
+        """Which samples this op mirrors (None: it does not flip)."""
+        return None
 
     def forward(self, images, out, indices):
         normalize_flip(images, out, self.table_on(images.device), self.flips(indices))
@@ -179,3 +179,6 @@ class NormalizeFlip(Normalize):
     @property
     def flip_p(self) -> float:
         return self.params["p"]
+
+    def flips(self, indices: torch.Tensor) -> torch.Tensor:
+        return flip_decisions(self.sample_keys(indices), self.flip_p)

@@ -33,10 +33,12 @@ def test_explain_table(tmp_path):
     assert lines == [
         f"split 'train' of {path}: device cpu, seed 5",
         "",
-        "stage     rng  step                 op                 output                             runs",
+        "stage     rng  step                 op                 output                             runs          note",
         "decoder   0    random_resized_crop  RandomResizedCrop  48x48x3 uint8 HWC cpu              jit-parallel",
         "cpu       1    solarize             Solarize           48x48x3 uint8 HWC cpu              jit-parallel",
-        "cpu       2    flip+normalize       JitNormalizeFlip   48x48x3 float16 HWC cpu            jit-parallel",
+        "cpu       2    flip+normalize       JitNormalizeFlip   48x48x3 float16 HWC cpu            jit-parallel  "
+        "fused: one device kernel; lowered: the device is the CPU, so it runs per image in the "
+        "parallel JIT stage",
         "boundary  -    to_tensor            ToTensor           48x48x3 float16 HWC cpu            transfer",
         "boundary  -    float16_from_bits    Float16FromBits    48x48x3 float16 HWC cpu            transfer",
         "boundary  -    to_torch_image       ToTorchImage       48x48x3 float16 channels_last cpu  transfer",

@@ -53,7 +53,7 @@ def test_rng_positions_and_clock_follow_the_flat_op_list(compiled):
 def test_normalize_and_flip_fuse_with_the_sections_dtype(compiled):
     fused = compiled.plan.steps[-1].op
     assert isinstance(fused, NormalizeFlip)
-    assert (fused.dtype, fused.p) == ("float16", 0.25)
+    assert (fused.params["dtype"], fused.params["p"]) == ("float16", 0.25)
     assert fused.params["mean"] == pytest.approx((0.4914 * 255, 0.4822 * 255, 0.4465 * 255))
 
 
@@ -70,10 +70,10 @@ def test_unfused_when_not_adjacent():
                         "ops: [flip, {normalize: {dtype: float32}}]")
     text = text.replace("dtype: float16\n", "dtype: bfloat16\n")
     ops = compile_spec(text, device="cuda").pipelines["image"]
-    assert isinstance(ops[-1], NormalizeFlip) and ops[-1].dtype == "float32"  # set explicitly
+    assert isinstance(ops[-1], NormalizeFlip) and ops[-1].params["dtype"] == "float32"  # set explicitly
     single = compile_spec(SPEC.replace(", {flip: {p: 0.25}}", ""), device="cuda")
     assert type(single.pipelines["image"][-1]) is Normalize
-    assert single.pipelines["image"][-1].dtype == "float16"
+    assert single.pipelines["image"][-1].params["dtype"] == "float16"
 
 
 def test_on_the_cpu_normalize_runs_in_the_jit_stage_without_to_device():
@@ -83,7 +83,7 @@ def test_on_the_cpu_normalize_runs_in_the_jit_stage_without_to_device():
         ("float16_from_bits", "Float16FromBits", "boundary"),
         ("to_torch_image", "ToTorchImage", "boundary")]
     moved = steps[3].op
-    assert (moved.dtype, moved.p, moved.position) == ("float16", 0.25, 4)  # the flip's draws
+    assert (moved.params["dtype"], moved.params["p"], moved.position) == ("float16", 0.25, 4)  # the flip's draws
     assert moved.table.dtype == np.uint16 and moved.table.shape == (3, 256)  # float16 bits
     assert steps[-1].output.describe() == "24x32x3 float16 channels_last cpu"
     bf16 = compile_spec(SPEC.replace("dtype: float16", "dtype: bfloat16"), device="cpu")
@@ -151,7 +151,7 @@ def test_batch_ops_get_num_classes_from_the_label():
     text = SPEC + "    label: {num_classes: 7}\n    batch: [{mixup: {alpha: 0.2}}]\n"
     compiled = compile_spec(text, device="cpu")
     (mix,) = compiled.batch_ops
-    assert (type(mix).__name__, mix.alpha, mix.num_classes) == ("Mixup", 0.2, 7)
+    assert (type(mix).__name__, mix.params["alpha"], mix.params["num_classes"]) == ("Mixup", 0.2, 7)
     assert compiled.plan.batch[0].position == 5 and mix.position == 5
     with pytest.raises(SpecError, match=r"<string>:14:14: 'mixup' needs label.num_classes"):
         load_spec(text.replace("label: {num_classes: 7}", "label: int"))
