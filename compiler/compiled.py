@@ -5,12 +5,15 @@ from typing import Dict, List, Union
 import torch
 
 from operations import ffcv_patches
+from operations.errors import PureffcvError
 from operations.rng import EpochClock
 
+from .beton_check import BetonError, check_beton
 from .explain import explain
 from .ir import Plan, Step
 from .lower import lower, source_fields, without_other_fields
 from .plan import build_plan
+from .safe_loader import SafeLoader
 from .spec import Spec, SplitSpec, load_spec
 
 
@@ -80,9 +83,6 @@ class CompiledPipeline:
 
         The Loader uses this object's op instances: build one live Loader per
         CompiledPipeline (compile again for a second concurrent one)."""
-        from .beton_check import BetonError, check_beton
-        from .safe_loader import SafeLoader
-
         options = self.loader_options(**overrides)
         path = os.fspath(beton_path)
         reader = check_beton(path, tuple(source_fields(options["pipelines"])))
@@ -110,15 +110,19 @@ def ffcv_seed(seed: int) -> int:
     return int(seed) % 2 ** 31
 
 
+class DeviceError(PureffcvError, ValueError):
+    """A device name torch does not know."""
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when CUDA is available, else ``cpu``; other names as torch spells
-    them (cpu, cuda, cuda:N). Raises ValueError for a name torch does not know."""
+    them (cpu, cuda, cuda:N). Raises DeviceError for a name torch does not know."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         return str(torch.device(device))
     except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+        raise DeviceError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
 
 
 def compile_spec(spec_or_path: Union[Spec, str, os.PathLike], split: str = "train",

@@ -23,6 +23,8 @@ class Pos:
 class SpecError(PureffcvError):
     """One user mistake in a spec: ``str()`` is ``FILE:LINE:COL: message`` on one line."""
 
+    located = True
+
     def __init__(self, pos: Pos, message: str):
         super().__init__(f"{pos}: {message}")
         self.pos = pos

@@ -9,7 +9,6 @@ lowered. The plan itself (Plan, Step) is the IR of ``compiler/ir.py``.
 """
 from typing import List, Optional
 
-import numpy as np
 import torch
 from ffcv.pipeline.state import State
 from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
@@ -18,7 +17,7 @@ from operations.base import state_of
 from operations.rng import EpochClock
 from operations.boundary import Float16FromBits
 from operations.device.stage import dtype_name
-from operations.types import ImageType, OpTypeError, storage_dtype
+from operations.types import ImageType, OpTypeError
 
 from .errors import ErrorList, first_line
 from .ir import Plan, Step

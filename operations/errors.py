@@ -7,5 +7,8 @@ class PureffcvError(Exception):
     """A user-facing error: ``str()`` is one line that says what is wrong and, where it helps,
     what would be right. Subclasses add data (a file position, a path) but keep that rule."""
 
+    #: True when ``str()`` starts with its own ``FILE:LINE:COL`` (the CLI then adds no prefix)
+    located = False
+
     def __str__(self) -> str:
         return " ".join(super().__str__().split())

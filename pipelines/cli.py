@@ -2,22 +2,23 @@
 
 Each module in ``pipelines.commands`` defines ``HELP`` (one line), ``configure(parser)`` and
 ``run(args) -> int``; it imports heavy libraries (torch, ffcv) inside ``run`` so that
-``pureffcv --help`` stays instant. Commands that own their argument parsing (``fit``, ``validate``, ``test``,
-``predict`` and ``train``, built on LightningCLI) set ``PASSTHROUGH = True`` and receive the remaining argv as ``args.rest``.
+``pureffcv --help`` stays instant. Commands that own their argument parsing (``fit``,
+``validate``, ``test``, ``predict`` and ``train``, built on LightningCLI) set
+``PASSTHROUGH = True`` and receive the remaining argv as ``args.rest``. A ``PureffcvError``
+from any command is printed here, once, as one line (exit 1).
 """
 import argparse
 import sys
 from typing import List, Optional
 
-from .commands import (bench, check, convert, demo, doctor, explain, fit, predict, preview,
-                       stats, test, train, validate)
+from .commands import (bench, cache, check, convert, demo, doctor, explain, fit, predict,
+                       preview, stats, studio, test, train, validate)
 
 #: the subcommands, in the order ``pureffcv --help`` lists them
 COMMANDS = {"convert": convert, "doctor": doctor, "check": check, "explain": explain,
             "preview": preview, "stats": stats, "bench": bench, "fit": fit, "validate": validate,
-            "test": test, "predict": predict, "train": train, "demo": demo}
-from .commands import cache, studio  # noqa: E402  (issue 15)
-COMMANDS.update(studio=studio, cache=cache)
+            "test": test, "predict": predict, "train": train, "demo": demo, "studio": studio,
+            "cache": cache}
 #: optional modules -> the pureffcv extra that installs them
 EXTRAS = {"skimage": "demo", "matplotlib": "demo"}
 
@@ -65,6 +66,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not is_user_error(error):
+            raise
+        print(user_message(args.command, error), file=sys.stderr)
+        return 1
+
+
+def is_user_error(error: Exception) -> bool:
+    """Whether ``error`` is a ``PureffcvError`` (a user's mistake or damaged input), asked
+    without importing ``operations`` (torch, FFCV) when no command has."""
+    errors = sys.modules.get("operations.errors")
+    return errors is not None and isinstance(error, errors.PureffcvError)
+
+
+def user_message(command: str, error: Exception) -> str:
+    """The line a command prints for a user error: as it is when it is located
+    (``FILE:LINE:COL: message``), else ``pureffcv COMMAND: message``."""
+    return str(error) if error.located else f"pureffcv {command}: {error}"
 
 
 if __name__ == "__main__":

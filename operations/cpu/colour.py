@@ -9,7 +9,7 @@ from numba import njit
 
 from ..authoring import cpu_op
 from ..base import Gate
-from ..params import NonNegativeFloat, Probability, Range
+from ..params import NonNegativeFloat, Range
 from ..registry import register_op
 from ..rng import randint, uniform_range
 from ..types import requires_uint8

@@ -9,7 +9,6 @@ these ops into one warp. Coordinates, angles and shears as in ``warp``.
 from typing import Annotated, Tuple, Union
 
 import numpy as np
-from numba import njit
 
 from ..authoring import affine
 from ..params import MAX_SIDE, FloatRange, Range

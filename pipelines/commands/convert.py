@@ -43,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.convert import ConversionError, convert
+    from pipelines.convert import convert
 
     print(f"converting {args.src} -> {args.out}", file=sys.stderr)
     try:
@@ -51,9 +51,6 @@ def run(args: argparse.Namespace) -> int:
                          max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
                          compress_probability=args.compress_probability,
                          workers=args.workers, strict=args.strict, force=args.force)
-    except ConversionError as exc:
-        print(f"pureffcv convert: {exc}", file=sys.stderr)
-        return 1
     except OSError as exc:  # an unwritable OUT, a full disk, a vanished file...
         where = exc.filename if exc.filename is not None else args.out
         print(f"pureffcv convert: {where}: {exc.strerror or exc}", file=sys.stderr)

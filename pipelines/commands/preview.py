@@ -41,29 +41,19 @@ def configure(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from compiler import SpecError
-    from pipelines.loading import LoaderError
     from pipelines.preview import preview
 
-    try:
-        indices = None
-        if args.indices is not None:
-            try:
-                indices = [int(i) for i in args.indices.split(",") if i.strip()]
-            except ValueError:
-                raise ValueError(f"--indices takes comma-separated integers; got "
-                                 f"'{args.indices}'") from None
-        classes = None if args.classes is None else \
-            [c for c in args.classes.split(",") if c.strip()]
-        path = preview(Path(args.spec), args.beton, args.out, split=args.split, n=args.n,
-                       epoch=args.epoch, device=args.device, columns=args.columns,
-                       zoom=args.zoom, indices=indices, classes=classes, seed=args.seed,
-                       first=args.first)
-    except SpecError as error:  # already FILE:LINE:COL: message
-        print(error, file=sys.stderr)
-        return 1
-    except (ValueError, LoaderError) as error:  # PreviewError, BetonError, a bad device
-        print(f"pureffcv preview: {error}", file=sys.stderr)
-        return 1
+    indices = None
+    if args.indices is not None:
+        try:
+            indices = [int(i) for i in args.indices.split(",") if i.strip()]
+        except ValueError:
+            print(f"pureffcv preview: --indices takes comma-separated integers; got "
+                  f"'{args.indices}'", file=sys.stderr)
+            return 1
+    classes = None if args.classes is None else [c for c in args.classes.split(",") if c.strip()]
+    path = preview(Path(args.spec), args.beton, args.out, split=args.split, n=args.n,
+                   epoch=args.epoch, device=args.device, columns=args.columns, zoom=args.zoom,
+                   indices=indices, classes=classes, seed=args.seed, first=args.first)
     print(f"wrote {path}")
     return 0

@@ -28,8 +28,6 @@ def configure(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from pipelines.beton import BetonError
-
     if args.n < 1:
         print("pureffcv studio: --n must be at least 1", file=sys.stderr)
         return 1
@@ -41,9 +39,6 @@ def run(args) -> int:
     try:
         server = serve(Path(args.spec), args.beton, split=args.split, n=args.n, port=args.port,
                        device=args.device, epoch=args.epoch)
-    except BetonError as error:
-        print(f"pureffcv studio: {error}", file=sys.stderr)
-        return 1
     except OSError as error:  # the port is taken
         print(f"pureffcv studio: cannot listen on 127.0.0.1:{args.port}: {error.strerror}",
               file=sys.stderr)

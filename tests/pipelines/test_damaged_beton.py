@@ -1,7 +1,6 @@
 """A truncated or corrupted .beton is refused before training: every public entry point (the
 Python ``CompiledPipeline.loader``, ``open_beton``, preview, bench, train) gives one line that
 names the file, within seconds, and never hangs."""
-import shutil
 import subprocess
 import sys
 from pathlib import Path

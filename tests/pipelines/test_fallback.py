@@ -2,7 +2,6 @@
 Loader's batches bit for bit; its errors, warning and the FFCV install message."""
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
