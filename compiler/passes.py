@@ -53,7 +53,9 @@ def offers(step: Step, protocol: str) -> bool:
 
 def _family(step: Step) -> Optional[str]:
     """The fusion family a JIT CPU step offers, or None."""
-    part = step.op.fusion_part() if step.stage == "cpu" and step.jit and offers(step, "fusion_part") else None
+    if step.stage != "cpu" or not step.jit or not offers(step, "fusion_part"):
+        return None
+    part = step.op.fusion_part()
     return None if part is None else part.family
 
 
