@@ -16,6 +16,11 @@ import torch
 
 SPECS = sorted(Path(__file__).resolve().parents[2].joinpath("specs").glob("*.yaml"))
 PINS = Path(__file__).with_name("pinned_bytes.json")
+#: pins that depend on what ran before in the process, at cb3f755 as today (found by these
+#: pins, not fixed yet): the hybrid spec's second epoch gives other bytes after a first epoch
+#: through the same CompiledPipeline than from a fresh one, and other bytes again after the
+#: whole test suite ran in the process
+HISTORY_DEPENDENT = {"hybrid_policy.yaml:train:1"}
 
 #: every built-in op with parameters that make it fire and draw (kernel p's at 1.0)
 OP_CASES = {
