@@ -11,7 +11,7 @@ from operations.rng import EpochClock
 from .beton_check import BetonError, check_beton
 from .explain import explain
 from .ir import Plan, Step
-from .lower import lower, source_fields, without_other_fields
+from .lower import lower, per_loader, source_fields, without_other_fields
 from .plan import build_plan
 from .safe_loader import SafeLoader
 from .spec import Spec, SplitSpec, load_spec
@@ -65,7 +65,7 @@ class CompiledPipeline:
                       os_cache=options.os_cache, order=options.order,
                       distributed=options.distributed, seed=ffcv_seed(self.spec.seed),
                       drop_last=options.drop_last, batches_ahead=options.batches_ahead,
-                      pipelines=self.pipelines)
+                      pipelines=per_loader(self.pipelines))
         kwargs.update(overrides)
         if isinstance(kwargs["order"], str):
             kwargs["order"] = OrderOption[kwargs["order"].upper()]

@@ -26,6 +26,20 @@ def lower(plan: Plan, image_field: str = "image", label=None) -> Dict[str, objec
                                                                           transforms=target)}
 
 
+def per_loader(pipelines: Dict[str, object]) -> Dict[str, object]:
+    """A copy of ``pipelines`` that one Loader may consume: FFCV's Loader pops the decoder off
+    the op list it is given (``PipelineSpec.accept_decoder``), so a second Loader built from
+    the same lists would silently decode with FFCV's default decoder instead (full-size
+    images, no crop). The ops themselves are shared."""
+    def copy(pipeline):
+        if isinstance(pipeline, PipelineSpec):
+            return PipelineSpec(pipeline.source, decoder=pipeline.decoder,
+                                transforms=list(pipeline.transforms))
+        return None if pipeline is None else list(pipeline)
+
+    return {name: copy(pipeline) for name, pipeline in pipelines.items()}
+
+
 def label_pipeline(device: str, kind: str = "int") -> List:
     to_device = ToDevice(torch.device(device), non_blocking=True)
     if kind == "int":

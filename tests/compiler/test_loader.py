@@ -48,3 +48,14 @@ def test_compiled_loader_matches_the_hand_written_ffcv_pipeline(small_beton):
         torch.testing.assert_close(mine, reference.float(), atol=1e-5, rtol=1e-5)
     assert torch.equal(torch.cat(ours[1]), torch.cat(theirs[1]))
     assert torch.equal(torch.cat(ours[1]), torch.arange(40) % 4)
+
+
+def test_a_second_loader_of_one_pipeline_gives_the_same_batches(small_beton):
+    """FFCV's Loader pops the decoder off the op list it is given; each Loader gets its own
+    copy, so a second one still crops (it decoded full-size images before) and explain still
+    shows the label decoder."""
+    compiled = compile_spec(SPEC, split="val", device="cpu")
+    first, second = (_batches(compiled.loader(small_beton))[0] for _ in range(2))
+    assert [tuple(b.shape) for b in second] == [(16, 3, 24, 24), (16, 3, 24, 24), (8, 3, 24, 24)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert "label: IntDecoder -> ToTensor" in compiled.explain()
