@@ -82,35 +82,33 @@ def mixed_targets(labels: torch.Tensor, lam: float, num_classes: int,
     return onehot * lam + onehot.flip(0) * (1.0 - lam)
 
 
-#: pairs mixed per step by ``mixup_in_place``: its temporaries hold 2 x this many images
-MIX_CHUNK = 16
-
-
 def mixup_in_place(images: torch.Tensor, lam: float) -> None:
     """``images = lam * images + (1 - lam) * images.flip(0)`` in place, in the images' dtype:
-    pair (i, B-1-i) is mixed through temporaries of at most ``MIX_CHUNK`` images each, never a
-    full batch (an odd batch's middle image is its own partner and stays as is). Each value
-    is ``torch.lerp(partner, image, lam)``, the out-of-place mix's exact arithmetic."""
+    one pair (i, B-1-i) at a time through one image of scratch, never a batch-sized
+    temporary (an odd batch's middle image is its own partner and stays as is). Each value is
+    ``torch.lerp(partner, image, lam)``, the out-of-place mix's exact arithmetic. The scratch
+    image stays in cache: 5x faster on the CPU than the former 16-pair chunks through
+    ``flip`` copies (80 against 411 us per 224 px float32 image, one thread:
+    ``benchmarks/device_batch_ops_bench.py``)."""
     b = images.shape[0]
-    for start in range(0, b // 2, MIX_CHUNK):
-        stop = min(start + MIX_CHUNK, b // 2)
-        head = images[start:stop]
-        tail = images[b - stop:b - start].flip(0)  # a copy: head's partners, in head's order
-        original = head.clone()
-        torch.lerp(tail, original, lam, out=head)
-        torch.lerp(original, tail, lam, out=tail)
-        images[b - stop:b - start] = tail.flip(0)
+    scratch = torch.empty_like(images[0])
+    for i in range(b // 2):
+        image, partner = images[i], images[b - 1 - i]
+        scratch.copy_(image)
+        torch.lerp(partner, scratch, lam, out=image)
+        torch.lerp(scratch, partner, lam, out=partner)
 
 
 def swap_with_partners(boxes: torch.Tensor) -> None:
-    """``boxes[:] = boxes.flip(0)`` in place (a view of the batch), through temporaries of at
-    most ``MIX_CHUNK`` boxes each."""
+    """``boxes[:] = boxes.flip(0)`` in place (a view of the batch), one pair at a time through
+    one box of scratch."""
     b = boxes.shape[0]
-    for start in range(0, b // 2, MIX_CHUNK):
-        stop = min(start + MIX_CHUNK, b // 2)
-        head = boxes[start:stop].clone()
-        boxes[start:stop] = boxes[b - stop:b - start].flip(0)
-        boxes[b - stop:b - start] = head.flip(0)
+    scratch = torch.empty_like(boxes[0])
+    for i in range(b // 2):
+        box, partner = boxes[i], boxes[b - 1 - i]
+        scratch.copy_(box)
+        box.copy_(partner)
+        partner.copy_(scratch)
 
 
 class _Mix(BatchOperation):
