@@ -19,7 +19,11 @@ def affine_warp(src, dst, matrix, fill):
     NEAREST)`` (``matrix`` maps output coordinates to input coordinates, like PIL's data).
 
     Per output row: first each pixel's source offset (one past the image, where a fill pixel
-    is appended, when outside), then one gather pass (see ``pixels``)."""
+    is appended, when outside), then one gather pass (see ``pixels``). The offsets are int32
+    from coordinates clamped into the image (the same bits where they are used): Numba then
+    vectorizes the offset loop, which float64 -> int64 conversions prevent on AVX2 — 1.8x
+    faster per warp (``benchmarks/policy_ops_bench.py``). ``a * (x + 0.5)`` is taken once per
+    column and ``b * (y + 0.5)`` once per row, summed in the same order as before."""
     height, width, channels = src.shape
     out_width = dst.shape[1]
     a, b, c = matrix[0, 0], matrix[0, 1], matrix[0, 2]
@@ -30,13 +34,21 @@ def affine_warp(src, dst, matrix, fill):
     for ch in range(channels):
         source[outside + ch] = fill_value(fill, ch)
     out = flat(dst)
-    where = np.empty(out_width, np.int64)
+    au, du = np.empty(out_width), np.empty(out_width)
+    for x in range(out_width):
+        au[x], du[x] = a * (x + 0.5), d * (x + 0.5)
+    where = np.empty(out_width, np.int32)
+    right, bottom = np.float64(width), np.float64(height)
     for y in range(dst.shape[0]):
+        by, ey = b * (y + 0.5), e * (y + 0.5)
         for x in range(out_width):
-            u = a * (x + 0.5) + b * (y + 0.5) + c
-            v = d * (x + 0.5) + e * (y + 0.5) + f
-            inside = (u >= 0.0) & (u < width) & (v >= 0.0) & (v < height)
-            where[x] = (np.int64(v) * width + np.int64(u)) * channels if inside else outside
+            u = au[x] + by + c
+            v = du[x] + ey + f
+            inside = (u >= 0.0) & (u < right) & (v >= 0.0) & (v < bottom)
+            column = np.int32(min(max(u, 0.0), right - 1.0))
+            line = np.int32(min(max(v, 0.0), bottom - 1.0))
+            offset = (line * np.int32(width) + column) * np.int32(channels)
+            where[x] = offset if inside else np.int32(outside)
         row = out[y * out_width * channels:(y + 1) * out_width * channels]
         if channels == 3:  # unrolled: 1.4x faster than the general loop
             for x in range(out_width):
