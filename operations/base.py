@@ -178,7 +178,7 @@ class PureOperation(Parameterized, Operation):
         dst = np.empty((len(images),) + tuple(query.shape), dtype=query.dtype)
         if self._applier is None:  # compile once per op and binding
             code = self.generate_code()
-            fn = Compiler.compile(code) if getattr(code, "is_parallel", False) else code
+            fn = Compiler.compile(code) if self.stage == "cpu" else code
             self._applier = (fn, getattr(code, "with_indices", False))
         fn, with_indices = self._applier
         if with_indices:

@@ -60,6 +60,7 @@ def key_parts() -> Dict[str, str]:
     import llvmlite
     import llvmlite.binding as llvm
     import numba
+    import numpy
 
     try:
         cpu = llvm.get_host_cpu_name()
@@ -69,7 +70,7 @@ def key_parts() -> Dict[str, str]:
     return {
         "numba": numba.__version__, "llvmlite": llvmlite.__version__,
         "llvm": ".".join(map(str, llvm.llvm_version_info)),
-        "python": "%d.%d" % sys.version_info[:2], "cpu": cpu,
+        "python": "%d.%d" % sys.version_info[:2], "numpy": numpy.__version__, "cpu": cpu,
         "cpu_features": hashlib.sha1(features.encode()).hexdigest()[:12],
         "source": source_digest(SOURCE_PACKAGES),
     }
@@ -83,6 +84,79 @@ def source_digest(packages: Tuple[str, ...] = SOURCE_PACKAGES) -> str:
             digest.update(str(path.relative_to(ROOT)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def function_digest(function) -> str:
+    """A digest of everything ``function`` (a Numba dispatcher or a Python function) runs:
+    its bytecode and constants, its compile options, and recursively every function,
+    dispatcher, array and value it reaches through its globals, closure and defaults. Two
+    functions with one digest compile to the same code for the same argument types, in any
+    process; an edit anywhere below changes it. Values it cannot describe stably (an
+    arbitrary object) enter by type and ``repr``."""
+    digest = hashlib.sha1()
+    _digest_into(digest, function, set())
+    return digest.hexdigest()
+
+
+def _digest_into(digest, value, seen: set) -> None:
+    import numpy as np
+
+    py_func = getattr(value, "py_func", None)
+    if py_func is not None:  # a Numba dispatcher: its options, then its Python function
+        digest.update(repr(sorted(getattr(value, "targetoptions", {}).items())).encode())
+        value = py_func
+    code = getattr(value, "__code__", None)
+    if code is None:
+        if isinstance(value, np.ndarray):
+            digest.update(f"{value.dtype}{value.shape}".encode())
+            digest.update(hashlib.sha1(np.ascontiguousarray(value).view(np.uint8)).digest())
+        elif isinstance(value, (tuple, list)):
+            digest.update(f"{type(value).__name__}{len(value)}".encode())
+            for item in value:
+                _digest_into(digest, item, seen)
+        elif isinstance(value, type(np)):
+            digest.update(f"module {value.__name__}".encode())
+        else:
+            kind = type(value)
+            digest.update(f"{kind.__module__}.{kind.__qualname__}:{value!r}".encode())
+        return
+    if id(value) in seen:
+        digest.update(b"seen " + value.__qualname__.encode())
+        return
+    seen.add(id(value))
+    digest.update(f"{value.__module__}.{value.__qualname__}".encode())
+    _digest_code(digest, code)
+    namespace = getattr(value, "__globals__", {})
+    for name in _names(code):
+        if name in namespace:
+            digest.update(name.encode())
+            _digest_into(digest, namespace[name], seen)
+    for cell in getattr(value, "__closure__", None) or ():
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell (a name assigned after the function was made)
+            contents = None
+        _digest_into(digest, contents, seen)
+    for default in getattr(value, "__defaults__", None) or ():
+        _digest_into(digest, default, seen)
+
+
+def _digest_code(digest, code) -> None:
+    digest.update(code.co_code)
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            _digest_code(digest, const)
+        else:
+            digest.update(repr(const).encode())
+
+
+def _names(code) -> list:
+    """The global names ``code`` and its nested code objects use."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            names += _names(const)
+    return names
 
 
 def cache_key() -> str:

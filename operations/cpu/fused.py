@@ -9,11 +9,11 @@ stream, the sample key, ``derive(key, 1)`` for its maths), so fusing keeps every
 from typing import Sequence
 
 import numpy as np
-from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
 from ..authoring import epoch_reader, gate_check
 from ..base import PureOperation
+from ..pointers import ENTRY_FLAGS, by_pointer
 from ..rng import derive, sample_key, stream_key
 from .pixels import apply_channel_luts, channel_histograms, identity_luts
 from .warp import affine_warp
@@ -101,17 +101,12 @@ class FusedChain(PureOperation):
         for k in reversed(range(len(self.parts))):  # each part's link calls the next one
             part = self.parts[k].fusion_part()
             chain = _link(k, gate_check(part.p, part.gate), self.part_step(part), chain)
-        table_of = self.table_builder(chain)
-        apply_table = self.table_applier()
-        loop = Compiler.get_iterator()
+        run = by_pointer(_step(self.table_builder(chain), self.table_applier()), parallel=True)
 
         def apply(images, dst, indices):
-            keys = streams()
-            for i in loop(images.shape[0]):
-                apply_table(images[i], dst[i], table_of(images[i], keys, indices[i]))
+            run(images.shape[0], images, dst, indices, streams())
             return dst[:images.shape[0]]
 
-        apply.is_parallel = True
         apply.with_indices = True
         return apply
 
@@ -226,6 +221,17 @@ def _stream_keys(clock, positions):
         return keys
 
     return streams
+
+
+def _step(table_of, apply_table):
+    """njit ``step(i, images, dst, indices, keys)`` for image i: its table from the chain
+    and one pass applying it; run in parallel through its cached C entry
+    (``pointers.by_pointer``), so FFCV's closure stays thin."""
+    @njit(**ENTRY_FLAGS)
+    def step(i, images, dst, indices, keys):
+        apply_table(images[i], dst[i], table_of(images[i], keys, indices[i]))
+
+    return step
 
 
 @njit
