@@ -29,25 +29,28 @@ def reflect(i, n):
 def adjust_sharpness(src, dst, factor):
     """PIL ImageEnhance.Sharpness(factor): blend with the 3x3 smooth filter
     [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 (rounded), border pixels unchanged (0 blurred,
-    1 unchanged, 2 sharper). ``src`` and ``dst`` must be different arrays."""
+    1 unchanged, 2 sharper). ``src`` and ``dst`` must be different arrays.
+
+    The sums are float32 (whole numbers below 2**24: exact) and round(total / 13) is
+    floor((2 total + 13) / 26) by a correctly rounded float32 division, exact for these
+    sums: the loop vectorizes, where an integer division by 26 in Numba's 64-bit integers
+    does not."""
     f = np.float32(factor)
     h, w, c = src.shape
     copy_pixels(src, dst)  # the border
     s, d = flat(src), flat(dst)
     row, inner = w * c, (w - 2) * c
-    columns = np.empty(row, np.uint32)  # vertical 3-sums of one row
-    smooth = np.empty(max(inner, 0), np.uint32)
+    columns = np.empty(row, np.float32)  # vertical 3-sums of one row
     for y in range(1, h - 1):
         above, centre, below = s[(y - 1) * row:y * row], s[y * row:(y + 1) * row], s[(y + 1) * row:(y + 2) * row]
         for j in range(row):
-            columns[j] = np.uint32(above[j]) + np.uint32(centre[j]) + np.uint32(below[j])
+            columns[j] = np.float32(above[j]) + np.float32(centre[j]) + np.float32(below[j])
         left, middle, right, value = columns[:inner], columns[c:c + inner], columns[2 * c:], centre[c:c + inner]
-        for j in range(inner):  # unsigned: the division by 26 vectorizes
-            total = left[j] + middle[j] + right[j] + np.uint32(4) * np.uint32(value[j])
-            smooth[j] = (np.uint32(2) * total + np.uint32(13)) // np.uint32(26)  # round(total / 13)
         out = d[y * row + c:(y + 1) * row - c]
         for j in range(inner):
-            out[j] = blend(smooth[j], value[j], f)
+            total = left[j] + middle[j] + right[j] + np.float32(4.0) * np.float32(value[j])
+            smooth = np.floor((np.float32(2.0) * total + np.float32(13.0)) / np.float32(26.0))
+            out[j] = blend(np.int32(smooth), value[j], f)
 
 
 @njit

@@ -34,20 +34,21 @@ OWN_KEY_GATE = Gate(on_kernel_key=True)
 
 @njit(inline='always')
 def luma(r, g, b):
-    """PIL's grey level of an RGB pixel (ITU-R 601-2 luma, fixed point, rounded)."""
-    return (np.int64(r) * 19595 + np.int64(g) * 38470 + np.int64(b) * 7471 + 32768) >> 16
+    """PIL's grey level of an RGB pixel (ITU-R 601-2 luma, fixed point, rounded); int32
+    (the sum stays below 2**24), which vectorizes where int64 does not."""
+    return (np.int32(r) * np.int32(19595) + np.int32(g) * np.int32(38470) +
+            np.int32(b) * np.int32(7471) + np.int32(32768)) >> np.int32(16)
 
 
 @njit(inline='always')
 def blend(degenerate, value, factor):
     """PIL's blend of one channel value: degenerate + factor * (value - degenerate), float32,
-    clipped to [0, 255] and truncated. ``factor`` must already be a float32."""
-    out = np.float32(degenerate) + factor * np.float32(np.int64(value) - np.int64(degenerate))
-    if out <= 0.0:
-        return np.uint8(0)
-    if out >= 255.0:
-        return np.uint8(255)
-    return np.uint8(out)
+    clipped to [0, 255] and truncated. ``factor`` must already be a float32. Branch-free and
+    in float32 (the difference of two levels is exact there), so the pixel loops that call
+    it vectorize: AVX2 converts int32, not Numba's int64, to and from float32 in vectors."""
+    low = np.float32(degenerate)
+    out = low + factor * (np.float32(value) - low)
+    return np.uint8(np.int32(min(max(out, np.float32(0.0)), np.float32(255.0))))
 
 
 @njit(inline='always')
