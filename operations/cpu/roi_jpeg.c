@@ -112,7 +112,8 @@ int pureffcv_roi_decode(const unsigned char *source, uint64_t source_size,
 
 /* Output cell i of a resize from [start, start + count * step) covers the source
  * interval [start + i * step, start + (i + 1) * step): the source samples it overlaps
- * (first[i], taps[i] of them, at most `most`) and their weights (overlap / step). */
+ * (first[i], taps[i] of them, at most `most`) and their weights (overlap / step; 0 for the
+ * `most - taps[i]` after them). */
 static void area_weights(double start, double step, int64_t count, int64_t limit, int64_t most,
                          int64_t *first, int64_t *taps, float *weights) {
     for (int64_t i = 0; i < count; i++) {
@@ -123,6 +124,7 @@ static void area_weights(double start, double step, int64_t count, int64_t limit
         if (hi - lo > most) hi = lo + most;
         first[i] = lo;
         taps[i] = hi - lo;
+        for (int64_t k = 0; k < most; k++) weights[i * most + k] = 0;
         for (int64_t k = lo; k < hi; k++) {
             double left = a > k ? a : k, right = b < k + 1 ? b : k + 1;
             weights[i * most + (k - lo)] = (float)((right - left) / step);
@@ -134,22 +136,26 @@ static void area_weights(double start, double step, int64_t count, int64_t limit
  * height x width x 3 uint8 image source to out_height x out_width x 3 in destination: each
  * output pixel is the mean of the source over its cell, partly covered pixels weighted by
  * the covered fraction (OpenCV's INTER_AREA when shrinking, for boxes that do not fall on
- * pixel edges). For shrinking only (cells at least one pixel). Returns 0, or -1 when out of
- * memory. */
+ * pixel edges). For shrinking only (cells at least one pixel). Per output row, first the
+ * vertical average of its source rows over the box's columns (one flat loop that the
+ * compiler vectorizes), then the horizontal average of that one row over a fixed number of
+ * taps (zero weights past a cell's own: no mispredicted loop exits): 5x faster than
+ * resizing every source row horizontally first with each cell's own tap count
+ * (docs/performance.md). Returns 0, or -1 when out of memory. */
 int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t width, double y0,
                          double y1, double x0, double x1, unsigned char *destination,
                          int64_t out_height, int64_t out_width) {
     double step_y = (y1 - y0) / out_height, step_x = (x1 - x0) / out_width;
     int64_t most_y = (int64_t)ceil(step_y) + 1, most_x = (int64_t)ceil(step_x) + 1;
-    int64_t row_lo = (int64_t)floor(y0), row_hi = (int64_t)ceil(y1);
-    if (row_lo < 0) row_lo = 0;
-    if (row_hi > height) row_hi = height;
-    int64_t rows = row_hi - row_lo;
+    int64_t column_lo = (int64_t)floor(x0), column_hi = (int64_t)ceil(x1);
+    if (column_lo < 0) column_lo = 0;
+    if (column_hi > width) column_hi = width;
+    int64_t values = (column_hi > column_lo ? column_hi - column_lo : 0) * 3;
     int64_t *first_x = malloc(sizeof(int64_t) * 2 * (out_width + out_height));
     float *weights_x = malloc(sizeof(float) * (out_width * most_x + out_height * most_y));
-    float *rows_resized = malloc(sizeof(float) * ((rows > 0 ? rows : 0) + 1) * out_width * 3);
-    if (!first_x || !weights_x || !rows_resized) {
-        free(first_x); free(weights_x); free(rows_resized);
+    float *line = calloc(values + 3 * most_x, sizeof(float)); /* zeros past the box */
+    if (!first_x || !weights_x || !line) {
+        free(first_x); free(weights_x); free(line);
         return -1;
     }
     int64_t *taps_x = first_x + out_width, *first_y = taps_x + out_width,
@@ -157,38 +163,30 @@ int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t wi
     float *weights_y = weights_x + out_width * most_x;
     area_weights(x0, step_x, out_width, width, most_x, first_x, taps_x, weights_x);
     area_weights(y0, step_y, out_height, height, most_y, first_y, taps_y, weights_y);
-    for (int64_t r = 0; r < rows; r++) { /* horizontal: every source row the box needs */
-        const unsigned char *line = source + (row_lo + r) * width * 3;
-        float *resized = rows_resized + r * out_width * 3;
-        for (int64_t j = 0; j < out_width; j++) {
-            float red = 0, green = 0, blue = 0;
-            const float *w = weights_x + j * most_x;
-            const unsigned char *pixel = line + first_x[j] * 3;
-            for (int64_t k = 0; k < taps_x[j]; k++) {
-                red += w[k] * pixel[3 * k];
-                green += w[k] * pixel[3 * k + 1];
-                blue += w[k] * pixel[3 * k + 2];
-            }
-            resized[3 * j] = red;
-            resized[3 * j + 1] = green;
-            resized[3 * j + 2] = blue;
-        }
-    }
-    float *sums = rows_resized + rows * out_width * 3; /* one output row, accumulated */
-    for (int64_t i = 0; i < out_height; i++) { /* vertical */
+    for (int64_t i = 0; i < out_height; i++) {
         const float *w = weights_y + i * most_y;
-        for (int64_t v = 0; v < out_width * 3; v++) sums[v] = 0.5f;
-        for (int64_t k = 0; k < taps_y[i]; k++) {
-            const float *resized = rows_resized + (first_y[i] - row_lo + k) * out_width * 3;
-            for (int64_t v = 0; v < out_width * 3; v++) sums[v] += w[k] * resized[v];
+        for (int64_t v = 0; v < values; v++) line[v] = 0;
+        for (int64_t k = 0; k < taps_y[i]; k++) { /* vertical: the box's columns of each row */
+            const unsigned char *row = source + ((first_y[i] + k) * width + column_lo) * 3;
+            float weight = w[k];
+            for (int64_t v = 0; v < values; v++) line[v] += weight * row[v];
         }
         unsigned char *out = destination + i * out_width * 3;
-        for (int64_t v = 0; v < out_width * 3; v++) {
-            float sum = sums[v];
-            out[v] = sum <= 0 ? 0 : (sum >= 255 ? 255 : (unsigned char)sum);
+        for (int64_t j = 0; j < out_width; j++) { /* horizontal */
+            float red = 0.5f, green = 0.5f, blue = 0.5f;
+            const float *wx = weights_x + j * most_x;
+            const float *pixel = line + (first_x[j] - column_lo) * 3;
+            for (int64_t k = 0; k < most_x; k++) {
+                red += wx[k] * pixel[3 * k];
+                green += wx[k] * pixel[3 * k + 1];
+                blue += wx[k] * pixel[3 * k + 2];
+            }
+            out[3 * j] = red <= 0 ? 0 : (red >= 255 ? 255 : (unsigned char)red);
+            out[3 * j + 1] = green <= 0 ? 0 : (green >= 255 ? 255 : (unsigned char)green);
+            out[3 * j + 2] = blue <= 0 ? 0 : (blue >= 255 ? 255 : (unsigned char)blue);
         }
     }
-    free(first_x); free(weights_x); free(rows_resized);
+    free(first_x); free(weights_x); free(line);
     return 0;
 }
 

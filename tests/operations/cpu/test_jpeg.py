@@ -110,7 +110,7 @@ def test_area_resize_is_the_exact_area_average(box, size):
         assert np.abs(out.astype(int) - expected).max() <= 1
 
 
-@pytest.mark.parametrize("h, w, out, expected", [(300, 300, 160, 8), (320, 320, 160, 4),
+@pytest.mark.parametrize("h, w, out, expected", [(300, 300, 160, 6), (200, 200, 160, 8), (320, 320, 160, 4),
                                                  (330, 700, 160, 4), (200, 700, 96, 4), (200, 800, 48, 2),
                                                  (640, 640, 80, 1), (100, 100, 160, 8)])
 def test_the_scale_is_the_smallest_keeping_the_crop_at_least_the_output(h, w, out, expected):
@@ -140,10 +140,10 @@ def test_crop_resize_stays_close_to_full_decode_and_the_same_resize():
         if scale == 8:
             assert difference.mean() < 0.05, (y, x, h, w, size)
         else:  # coarser cells (8/M source pixels) deviate more where the cut crosses them
-            bound = 2.5 if scale == 4 else 5.0
+            bound = 2.5 if scale >= 4 else 5.0
             assert difference.mean() < bound, (y, x, h, w, size)
             assert np.percentile(difference, 99) < 40, (y, x, h, w, size)
-    assert scales == {1, 2, 4, 8}
+    assert scales == {1, 2, 4, 6, 8}
 
 
 def test_non_jpeg_bytes_are_refused_without_writing():
