@@ -39,6 +39,12 @@ _callers: Dict[tuple, Callable] = {}
 CONSTANT = ["constant"]
 
 
+class KernelTypingError(TypeError):
+    """Numba cannot type a kernel (a user's op, say). Raised in place of Numba's own
+    TypingError, which its overload resolution would replace by "No implementation of
+    function ..." and so lose the reason and the kernel's line."""
+
+
 def by_pointer(function: Callable, constants: Optional[Dict[int, str]] = None,
                parallel: bool = False) -> Callable:
     """An njit-callable taking ``function``'s arguments that calls ``function`` through its
@@ -74,8 +80,11 @@ def _caller(function: Callable, constants: Dict[int, str], parallel: bool) -> Ca
         args = args[0] if len(args) == 1 and isinstance(args[0], types.StarArgTuple) else args
         plan = [CONSTANT if k in constants else _flat(types.unliteral(t))
                 for k, t in enumerate(args)]
-        entry = None if any(p is None for p in plan) else \
-            _entry(function, args, plan, constants, parallel)
+        try:
+            entry = None if any(p is None for p in plan) else \
+                _entry(function, args, plan, constants, parallel)
+        except numba.core.errors.TypingError as error:
+            raise KernelTypingError(str(error)) from error
         if entry is None:
             return _direct(function, parallel)
         namespace = {"entry": entry}
@@ -192,6 +201,15 @@ def _pointer_cast(dtype):
         return types.CPointer(dtype)(address), codegen
 
     return pointer_to
+
+
+_byte_pointer = _pointer_cast(types.uint8)
+
+
+@numba.njit(inline="always")
+def bytes_at(address, size):
+    """The uint8[size] array at ``address`` (memory that the caller keeps alive)."""
+    return numba.carray(_byte_pointer(address), (size,))
 
 
 class _DigestCache(caching.FunctionCache):

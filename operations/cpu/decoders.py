@@ -11,7 +11,6 @@ from typing import Callable, Optional
 
 import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder, SimpleRGBImageDecoder
-from ffcv.libffcv import ctypes_imdecode, memcpy, resize_crop
 from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
@@ -21,24 +20,13 @@ from ..params import AreaRange, AspectRange, Probability, Size
 from ..registry import register_op
 from ..rng import sample_key, uniform
 from ..types import ImageType
+from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at
 from . import jpeg
 from .jpeg import decode_crop_resized
+from .native import decode_jpeg, memcpy, resize_crop
 
 #: torchvision's number of tries before the centre-crop fallback
 ATTEMPTS = 10
-
-
-def _decode_jpeg(source, destination, height, width):
-    """Decode the JPEG bytes ``source`` (height x width) into ``destination`` (libjpeg-turbo)."""
-    ctypes_imdecode(source.ctypes.data, source.size, height, width, destination.ctypes.data,
-                    height, width, 0, 0, 1, 1, False, False)
-
-
-# FFCV's C decode, resize and copy, JIT-compiled once per process (FFCV wraps them anew in
-# every generate_code; with operations.ffcv_patches in place, one dispatcher serves all).
-_DECODE_JPEG = Compiler.compile(_decode_jpeg)
-_RESIZE_CROP = Compiler.compile(resize_crop)
-_MEMCPY = Compiler.compile(memcpy)
 
 
 @njit
@@ -116,41 +104,56 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         raise NotImplementedError
 
     def generate_code(self) -> Callable:
-        jpg = IMAGE_MODES['jpg']
+        """FFCV's decode loop, split in two: this closure reads each sample's address, size
+        and field (cheap, serial), then the per-image work (crop, decode, resize) runs in
+        parallel through a cached C entry (``pointers.by_pointer``)."""
         mem_read = self.memory_read
-        loop = Compiler.get_iterator()
-        decode_jpeg, resize_crop_c = _DECODE_JPEG, _RESIZE_CROP
-        crop = self.get_crop_generator
         batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else _no_stream
-        crop_aware = self.crop_aware and jpeg.AVAILABLE
+        run = by_pointer(_crop_decode_step(self.get_crop_generator,
+                                           self.crop_aware and jpeg.AVAILABLE), parallel=True)
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, temp_storage = my_storage
-            stream = batch_stream()
-            for i in loop(len(batch_indices)):
-                index = batch_indices[i]
-                field = metadata[index]
+            samples = np.empty((len(batch_indices), 5), np.int64)
+            for i in range(len(batch_indices)):
+                field = metadata[batch_indices[i]]
                 image_data = mem_read(field['data_ptr'], storage_state)
-                height = np.uint32(field['height'])
-                width = np.uint32(field['width'])
-                y, x, h, w = crop(sample_key(stream, index), np.int64(height), np.int64(width))
-                if field['mode'] != jpg:
-                    resize_crop_c(image_data.reshape(height, width, 3), y, y + h, x, x + w,
-                                  destination[i])
-                    continue
-                buffer = temp_storage[i].reshape(-1)
-                # only the crop's rows and columns, DCT-scaled; else (no library, or libjpeg
-                # refused the data) the full decode
-                if not (crop_aware and decode_crop_resized(image_data, buffer, np.int64(height),
-                                                           np.int64(width), y, x, h, w,
-                                                           destination[i])):
-                    decode_jpeg(image_data, buffer, height, width)
-                    image = buffer[:3 * height * width].reshape(height, width, 3)
-                    resize_crop_c(image, y, y + h, x, x + w, destination[i])
+                samples[i, 0] = image_data.ctypes.data
+                samples[i, 1] = image_data.size
+                samples[i, 2] = field['height']
+                samples[i, 3] = field['width']
+                samples[i, 4] = field['mode']
+            run(len(batch_indices), samples, batch_indices.astype(np.int64), batch_stream(),
+                temp_storage, destination)
             return destination[:len(batch_indices)]
 
-        decode.is_parallel = True
         return decode
+
+
+def _crop_decode_step(crop, crop_aware: bool):
+    """njit ``step(i, samples, indices, stream, temp_storage, destination)``: sample i's
+    crop box (``crop(key, height, width)``), then its crop-aware decode, or the full decode
+    and FFCV's resize (``crop_aware`` False, a raw image, or a JPEG libjpeg refused)."""
+    jpg = IMAGE_MODES['jpg']
+
+    @njit(**ENTRY_FLAGS)
+    def step(i, samples, indices, stream, temp_storage, destination):
+        image_data = bytes_at(samples[i, 0], samples[i, 1])
+        height, width = samples[i, 2], samples[i, 3]
+        y, x, h, w = crop(sample_key(stream, indices[i]), height, width)
+        if samples[i, 4] != jpg:
+            resize_crop(image_data.reshape(height, width, 3), y, y + h, x, x + w, destination[i])
+            return
+        buffer = temp_storage[i].reshape(-1)
+        # only the crop's rows and columns, DCT-scaled; else (no library, or libjpeg refused
+        # the data) the full decode
+        if not (crop_aware and decode_crop_resized(image_data, buffer, height, width, y, x, h,
+                                                   w, destination[i])):
+            decode_jpeg(image_data, buffer, np.uint32(height), np.uint32(width))
+            image = buffer[:3 * height * width].reshape(height, width, 3)
+            resize_crop(image, y, y + h, x, x + w, destination[i])
+
+    return step
 
 
 @njit
@@ -242,7 +245,6 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
         mem_read = self.memory_read
         jpg = IMAGE_MODES['jpg']
         loop = Compiler.get_iterator()
-        decode_jpeg, memcpy_c = _DECODE_JPEG, _MEMCPY
 
         def decode(batch_indices, destination, metadata, storage_state):
             for i in loop(len(batch_indices)):
@@ -252,7 +254,7 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
                 if field['mode'] == jpg:
                     decode_jpeg(image_data, destination[i], height, width)
                 else:
-                    memcpy_c(image_data, destination[i])
+                    memcpy(image_data, destination[i])
             return destination[:len(batch_indices)]
 
         decode.is_parallel = True

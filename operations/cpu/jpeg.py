@@ -19,13 +19,10 @@ roi_jpeg.c: OpenCV's INTER_AREA, off the pixel grid). At scale 8/8 the resize is
 the bytes are today's, except next to the left and right edges of the decoded columns,
 where chroma upsampling sees the edge of the cropped region.
 """
-import ctypes
-import glob
-import os
-
 import numpy as np
-from ffcv.libffcv import resize_crop
 from numba import njit
+
+from .native import AVAILABLE, area_resize, resize_crop, roi_decode
 
 #: DCT scales tried, smallest first (numerators of M/8): libjpeg-turbo has SIMD IDCTs for
 #: 1, 2 and 4; 6/8 uses a slower C IDCT (a 328 px crop decodes in 1.4x the time of 8/8) but
@@ -33,60 +30,6 @@ from numba import njit
 #: pixels, 1.3-1.4x faster in all for 224 px from 300-450 px crops (docs/performance.md);
 #: 3/8, 5/8 and 7/8 measured slower than the next scale up
 SCALES = (1, 2, 4, 6)
-
-
-def _load():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for path in sorted(glob.glob(os.path.join(here, "_roi_jpeg*.so"))):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        decode = library.pureffcv_roi_decode
-        decode.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
-                           ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                           ctypes.c_int64, ctypes.c_void_p]
-        decode.restype = ctypes.c_int
-        resize = library.pureffcv_area_resize
-        resize.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_double,
-                           ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_void_p,
-                           ctypes.c_int64, ctypes.c_int64]
-        resize.restype = ctypes.c_int
-        return decode, resize
-    return None, None
-
-
-_ROI_DECODE, _AREA_RESIZE = _load()
-#: whether the C library is built and loaded (else decode_crop_resized always returns False)
-AVAILABLE = _ROI_DECODE is not None
-_resize_crop = njit(resize_crop)  # FFCV's (OpenCV INTER_AREA), as the decoders use it
-
-if AVAILABLE:
-    _roi_decode_c, _area_resize_c = _ROI_DECODE, _AREA_RESIZE
-
-    @njit
-    def roi_decode(source, destination, scale, y0, y1, x0, x1, region):
-        """Decode rows [y0, y1) and at least columns [x0, x1) of the JPEG ``source`` scaled by
-        ``scale``/8 into ``destination`` (uint8, flat); ``region`` (int64[4]) receives the
-        first row, rows, first column and columns decoded. 0 on success (see roi_jpeg.c)."""
-        return _roi_decode_c(source.ctypes.data, source.size, destination.ctypes.data,
-                             destination.size, scale, y0, y1, x0, x1, region.ctypes.data)
-
-    @njit
-    def area_resize(image, y0, y1, x0, x1, destination):
-        """Area-average ``image[y0:y1, x0:x1]`` (fractional bounds) into ``destination``
-        (shrinking only): OpenCV's INTER_AREA for a box off the pixel grid. 0 on success."""
-        return _area_resize_c(image.ctypes.data, image.shape[0], image.shape[1], y0, y1, x0, x1,
-                              destination.ctypes.data, destination.shape[0],
-                              destination.shape[1])
-else:
-    @njit
-    def roi_decode(source, destination, scale, y0, y1, x0, x1, region):
-        return -100
-
-    @njit
-    def area_resize(image, y0, y1, x0, x1, destination):
-        return -100
 
 
 @njit(inline="always")
@@ -116,7 +59,7 @@ def decode_crop_resized(source, buffer, height, width, y, x, h, w, destination):
     rows, column, columns = region[1], region[2], region[3]
     block = buffer[:rows * columns * 3].reshape(rows, columns, 3)
     if m == 8:  # the crop is on the pixel grid: FFCV's resize, today's bytes
-        _resize_crop(block, y - y0, y + h - y0, x - column, x + w - column, destination)
+        resize_crop(block, y - y0, y + h - y0, x - column, x + w - column, destination)
         return True
     # the crop in the scaled block's coordinates, off its grid in general
     return area_resize(block, y * m / 8 - y0, (y + h) * m / 8 - y0, x * m / 8 - column,

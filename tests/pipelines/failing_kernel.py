@@ -22,5 +22,5 @@ splits:
 """
 
 #: what the commands print (after "pureffcv <command>: "), up to the kernel's line number
-MESSAGE = ("FFCV's loader thread failed: TypingError: Untyped global name 'object': Cannot "
+MESSAGE = ("FFCV's loader thread failed: KernelTypingError: Untyped global name 'object': Cannot "
            "determine Numba type of <class 'type'> (")

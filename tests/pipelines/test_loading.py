@@ -3,9 +3,9 @@ the thread's own exception as its cause, and the thread's traceback is not print
 import threading
 
 import pytest
-from numba.core.errors import TypingError
 
 from compiler import compile_spec
+from operations.pointers import KernelTypingError
 from pipelines import loading
 from tests.pipelines import failing_kernel
 
@@ -17,7 +17,7 @@ def test_a_failing_loader_thread_raises_in_the_consumer(small_beton, capfd):
         list(loading.epoch(loader))
     assert str(error.value).startswith(failing_kernel.MESSAGE)
     assert "\n" not in str(error.value)
-    assert isinstance(error.value.__cause__, TypingError)
+    assert isinstance(error.value.__cause__, KernelTypingError)
     assert capfd.readouterr().err == ""  # FFCV's thread printed no traceback
     assert threading.active_count() == before  # the thread is gone
 
