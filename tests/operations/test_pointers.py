@@ -1,0 +1,121 @@
+"""operations.pointers: a kernel called through its cached C entry gives the direct call's
+bytes for every kind of argument, and a changed parameter, closure value or callee never
+reuses a stale build, in this process or a later one (operations.cache.function_digest)."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from operations.cache import function_digest
+from operations.pointers import by_pointer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@njit
+def _shift_kernel(src, dst, offset, pair, table, mode):
+    """dst = src + offset + pair[0] * pair[1] + table[channel], or a copy for mode "copy"."""
+    if mode == "copy":
+        dst[:] = src
+        return
+    for y in range(src.shape[0]):
+        for x in range(src.shape[1]):
+            for c in range(src.shape[2]):
+                dst[y, x, c] = src[y, x, c] + offset + pair[0] * pair[1] + table[c]
+
+
+def test_the_entry_gives_the_direct_calls_values_for_scalars_tuples_arrays_and_strings():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 100, (5, 7, 9, 3)).astype(np.float32)
+    table = np.array([1.0, 2.0, 3.0], np.float32)
+    call = by_pointer(_shift_kernel, {4: "add"})
+    copy = by_pointer(_shift_kernel, {4: "copy"})
+    loop = by_pointer(_shift_step, parallel=True)
+
+    @njit
+    def run(images, out, copied, looped):
+        for i in range(images.shape[0]):
+            call(images[i], out[i], 2.5, (2, 3.0), table, "add")
+            copy(images[i], copied[i], 0.0, (0, 0.0), table, "copy")
+        loop(images.shape[0], images, looped, 2.5)
+
+    out, copied, looped = (np.zeros_like(images) for _ in range(3))
+    run(images, out, copied, looped)
+    assert np.array_equal(out, images + 2.5 + 6.0 + table)  # numpy's arithmetic, float32
+    assert np.array_equal(copied, images)
+    assert np.array_equal(looped, images * 2.5)
+
+
+@njit
+def _shift_step(i, images, out, factor):
+    out[i] = images[i] * factor
+
+
+def _closure(value):
+    @njit
+    def kernel(src, dst):
+        dst[:] = src + value
+    return kernel
+
+
+def test_the_digest_follows_closure_values_and_callees_but_not_identity():
+    assert function_digest(_closure(3)) == function_digest(_closure(3))
+    assert function_digest(_closure(3)) != function_digest(_closure(4))
+    assert function_digest(_closure((1, 2))) != function_digest(_closure((1, 3)))
+    assert function_digest(_closure(np.arange(3))) != function_digest(_closure(np.arange(1, 4)))
+
+    def calls(helper):
+        @njit
+        def kernel(src, dst):
+            helper(src, dst)
+        return kernel
+
+    assert function_digest(calls(_closure(1))) != function_digest(calls(_closure(2)))
+
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from numba import njit
+    from operations import pointers
+
+    value = float(sys.argv[1])
+
+    @njit
+    def kernel(src, dst):
+        dst[:] = src + value
+
+    call = pointers.by_pointer(kernel)
+
+    @njit
+    def run(src, dst):
+        call(src, dst)
+
+    src, dst = np.arange(4.0), np.zeros(4)
+    run(src, dst)
+    hits = sum(entry.cache_hits for entry in pointers._entries.values())
+    print(json.dumps({"out": dst.tolist(), "cache_hits": hits}))
+""")
+
+
+def test_a_later_process_loads_the_entry_and_a_changed_value_compiles_anew(tmp_path):
+    env = dict(os.environ, PUREFFCV_CACHE_DIR=str(tmp_path / "cache"), PUREFFCV_CACHE="1",
+               PYTHONPATH=str(ROOT))
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+
+    def child(value):
+        done = subprocess.run([sys.executable, str(script), str(value)], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first, again, changed = child(3), child(3), child(5)
+    assert first == {"out": [3.0, 4.0, 5.0, 6.0], "cache_hits": 0}
+    assert again == {"out": [3.0, 4.0, 5.0, 6.0], "cache_hits": 1}  # loaded, not compiled
+    assert changed == {"out": [5.0, 6.0, 7.0, 8.0], "cache_hits": 0}  # not the stale build
