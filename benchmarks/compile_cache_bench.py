@@ -4,12 +4,8 @@ images/s, with pureffcv's on-disk Numba cache (operations/cache.py) and without 
 Every measurement is a fresh process running the same spec on the same .beton:
 
 - ``uncached``: ``PUREFFCV_CACHE=0``, every kernel compiles (today's behaviour);
-- ``cached``: kernels load from a cache directory filled by the first ``cached`` process
-  (which is reported as ``cache fill``). Kernels declared with ``operations.cache.njit`` are
-  cached as they are; until every kernel module uses it, ``--emulate`` (the default) gives
-  every module-level dispatcher of ``operations`` the cache and the pinned flags (fastmath
-  off, error_model numpy, where the decorator set none) before anything compiles, which is
-  the change proposed in docs/performance.md.
+- ``cached``: the kernels' C entries (``operations/pointers.py``) load from a cache directory
+  filled by the first ``cached`` process (which is reported as ``cache fill``).
 
 The runs alternate (uncached, cached, uncached, cached, ...) so that a slow spell of a shared
 machine hits both; the table reports each run and the median ratios.
@@ -31,36 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "hybrid_policy.yaml"
 
 
-def emulate_cached_kernels() -> int:
-    """Give every module-level, not yet cached dispatcher of ``operations`` the cache and the
-    pinned flags; returns how many. Must run before the first compile."""
-    import importlib
-    import pkgutil
-
-    import operations
-    from numba.core.registry import CPUDispatcher
-    from operations import cache
-
-    cache.install_locator()
-    done = 0
-    for info in pkgutil.walk_packages(operations.__path__, "operations."):
-        try:
-            module = importlib.import_module(info.name)
-        except Exception:
-            continue
-        values = list(vars(module).values())
-        values += [getattr(v, "kernel", None) for v in values if isinstance(v, type)]
-        for value in values:
-            if (isinstance(value, CPUDispatcher) and not value.overloads
-                    and value._cache.__class__.__name__ == "NullCache"
-                    and value.py_func.__closure__ is None):
-                for name, flag in cache.PINNED_FLAGS.items():
-                    value.targetoptions.setdefault(name, flag)
-                value.enable_caching()
-                done += 1
-    return done
-
-
 def child(args) -> None:
     """One measurement in this (fresh) process; prints one JSON line."""
     started = time.perf_counter()
@@ -70,7 +36,6 @@ def child(args) -> None:
     from compiler import compile_spec
     from pipelines.loading import epoch
 
-    emulated = emulate_cached_kernels() if args.mode == "cached" and args.emulate else 0
     imported = time.perf_counter() - started
     compiled = compile_spec(args.spec, device="cpu")
     loader = compiled.loader(args.beton, batch_size=args.batch_size, num_workers=args.workers,
@@ -85,7 +50,7 @@ def child(args) -> None:
         times.append(time.perf_counter() - t0)
     print(json.dumps({"mode": args.mode, "import_s": imported, "first_epoch_s": times[0],
                       "steady_images_per_s": count / statistics.median(times[1:]),
-                      "images": count, "emulated_dispatchers": emulated}))
+                      "images": count}))
 
 
 def measure(mode: str, args, cache_dir: str) -> dict:
@@ -93,7 +58,7 @@ def measure(mode: str, args, cache_dir: str) -> dict:
                PUREFFCV_CACHE="1" if mode == "cached" else "0")
     command = [sys.executable, __file__, "--child", mode, "--beton", args.beton, "--spec",
                str(args.spec), "--epochs", str(args.epochs), "--workers", str(args.workers),
-               "--batch-size", str(args.batch_size)] + ([] if args.emulate else ["--no-emulate"])
+               "--batch-size", str(args.batch_size)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{done.stderr[-3000:]}")
@@ -119,8 +84,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="per process; the first compiles")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--no-emulate", dest="emulate", action="store_false",
-                        help="cache only the kernels declared with operations.cache.njit")
     parser.add_argument("--child", choices=("cached", "uncached"), help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

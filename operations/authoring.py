@@ -22,13 +22,13 @@ import inspect
 from functools import lru_cache
 from typing import Callable, Optional
 
-from numba import njit, objmode
+from numba import njit
 
 from .base import FusionPart, Gate, PureOperation
 from .cpu.pixels import apply_channel_luts, apply_lut, channel_histograms, copy_pixels
 from .cpu.warp import affine_warp
 from .params import Probability
-from .pointers import ENTRY_FLAGS, by_pointer, string_positions
+from .pointers import ENTRY_FLAGS, by_pointer, int64_at, string_positions
 from .cpu.values import Fill
 from .rng import bernoulli, derive, sample_key, stream_key
 from .types import ImageType
@@ -193,15 +193,13 @@ def derived_kernel(form: str, maths, fast_kernel=None):
 # --- the one keyed batch loop --------------------------------------------------------------
 
 def epoch_reader(clock):
-    """An njit function ``() -> epoch`` reading the clock in object mode: one GIL acquisition,
-    so call it once per batch, outside the parallel loop."""
-    read_epoch = clock.read
+    """An njit function ``() -> epoch`` reading the clock's epoch through its address (no
+    GIL, no object mode; call it once per batch)."""
+    address = clock.address
 
     @njit
     def read():
-        with objmode(epoch="int64"):
-            epoch = read_epoch()
-        return epoch
+        return int64_at(address)
 
     return read
 

@@ -21,7 +21,6 @@ replacements build new read-only types with the same meaning (including FFCV's O
 which leaves the two uint64 arrays mutable, and the OS-cache reader's return type, which the
 mutation made read-only) and touch no shared object.
 """
-import warnings
 import weakref
 
 import numba as nb
@@ -97,16 +96,9 @@ def _epoch_iterator_init(self, loader, order):
         lease.owner = weakref.ref(self)
 
 
-#: the object-mode epoch read of every keyed op (``authoring.epoch_reader``) runs once per
-#: batch, outside the parallel loop: Numba's warning that object mode does not run in
-#: parallel is expected there and says nothing to a user
-OBJMODE_WARNING = "Code running in object mode won't allow parallel"
-
-
 def apply() -> None:
-    """Install the corrections (once per process; later calls do nothing) and silence the
-    one expected Numba warning of keyed ops. Call before building an FFCV Loader over
-    pureffcv ops (``compiler.compile_spec`` does)."""
+    """Install the corrections (once per process; later calls do nothing). Call before
+    building an FFCV Loader over pureffcv ops (``compiler.compile_spec`` does)."""
     if getattr(Graph, "_pureffcv_patched", False):
         return
     OSCacheManager.state_type = property(_os_cache_state_type)
@@ -114,5 +106,4 @@ def apply() -> None:
     ProcessCacheManager.state_type = property(_process_cache_state_type)
     Graph.allocate_memory = _allocate_memory
     EpochIterator.__init__ = _epoch_iterator_init
-    warnings.filterwarnings("ignore", message=OBJMODE_WARNING)
     Graph._pureffcv_patched = True

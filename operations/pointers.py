@@ -15,8 +15,10 @@ puts the kernel behind a C entry point instead:
 
 The entry is compiled with the flags of FFCV's ``Compiler`` (``fastmath``, ``error_model``
 ``numpy``), which every kernel was compiled with before, so the bytes do not change.
-Arguments that are neither arrays (C-contiguous) nor numbers nor tuples of them, and
-functions whose entry cannot be cached, keep the direct call.
+Arguments that are neither arrays (C-contiguous) nor numbers nor tuples of them nor strings
+keep the direct call (compiled in every process; a ``parallel`` loop then runs on one
+thread). An entry Numba cannot cache (one that calls a ctypes function, say) is compiled in
+every process.
 """
 import hashlib
 from functools import lru_cache
@@ -203,13 +205,19 @@ def _pointer_cast(dtype):
     return pointer_to
 
 
-_byte_pointer = _pointer_cast(types.uint8)
+_byte_pointer, _int64_pointer = _pointer_cast(types.uint8), _pointer_cast(types.int64)
 
 
 @numba.njit(inline="always")
 def bytes_at(address, size):
     """The uint8[size] array at ``address`` (memory that the caller keeps alive)."""
     return numba.carray(_byte_pointer(address), (size,))
+
+
+@numba.njit(inline="always")
+def int64_at(address):
+    """The int64 at ``address`` as it is now (memory that the caller keeps alive)."""
+    return numba.carray(_int64_pointer(address), (1,))[0]
 
 
 class _DigestCache(caching.FunctionCache):
