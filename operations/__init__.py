@@ -1,9 +1,15 @@
 """pureffcv operations: per-sample CPU ops (Numba), device ops (torch/cupy), keyed RNG,
 the op registry and the authoring API for custom ops. Knows FFCV, Numba and torch; no YAML.
 
-Importing it registers the built-in ops and changes nothing else; FFCV's corrections are
-installed by ``ffcv_patches.apply()``, which the compiler calls."""
-from .authoring import affine, channel_map, cpu_op, point_map
+Importing it registers the built-in ops and gives the Numba functions that importing FFCV
+compiles pureffcv's on-disk cache (``cache.cache_foreign_dispatchers``), and changes nothing
+else; FFCV's corrections are installed by ``ffcv_patches.apply()``, which the compiler
+calls."""
+from .cache import cache_foreign_dispatchers
+
+cache_foreign_dispatchers()  # before anything imports FFCV
+
+from .authoring import affine  # noqa: E402  (after the cache), channel_map, cpu_op, point_map
 from .base import FusionPart, Gate, PureOperation, Stage
 from .errors import PureffcvError
 from .params import Ascending, FloatRange, Named, PositiveInt, Probability, Range, Size

@@ -226,11 +226,34 @@ def _locator_class():
 
 
 def _ours(py_file: str) -> bool:
+    if Path(py_file).resolve() in _foreign_files:
+        return True
     try:
         relative = Path(py_file).resolve().relative_to(ROOT)
     except (ValueError, OSError):
         return False
     return relative.parts[:1] and relative.parts[0] in PACKAGES
+
+
+#: Numba's own dispatchers that importing FFCV compiles (its ``IMAGE_MODES = numba.typed.Dict()``:
+#: 4-6 s in every process on 2 cores), by module
+FOREIGN_DISPATCHERS = {"numba.typed.typeddict": ("_make_dict", "_setitem", "_getitem")}
+_foreign_files = set()
+
+
+def cache_foreign_dispatchers() -> None:
+    """Give ``FOREIGN_DISPATCHERS`` pureffcv's cache (this key's directory, emptied by
+    ``clear``) before FFCV is imported; idempotent, and nothing where caching is off."""
+    import importlib
+
+    if not enabled() or _foreign_files:
+        return
+    install_locator()
+    for name, functions in FOREIGN_DISPATCHERS.items():
+        module = importlib.import_module(name)
+        _foreign_files.add(Path(module.__file__).resolve())
+        for function in functions:
+            getattr(module, function).enable_caching()
 
 
 _installed = None
