@@ -30,8 +30,6 @@ SPEC = ROOT / "specs" / "hybrid_policy.yaml"
 def child(args) -> None:
     """One measurement in this (fresh) process; prints one JSON line."""
     started = time.perf_counter()
-    import numpy as np
-
     import operations  # noqa: F401  (FFCV patches first)
     from compiler import compile_spec
     from pipelines.loading import epoch

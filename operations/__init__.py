@@ -9,7 +9,7 @@ from .cache import cache_foreign_dispatchers
 
 cache_foreign_dispatchers()  # before anything imports FFCV
 
-from .authoring import affine  # noqa: E402  (after the cache), channel_map, cpu_op, point_map
+from .authoring import affine, channel_map, cpu_op, point_map  # noqa: E402  (after the cache)
 from .base import FusionPart, Gate, PureOperation, Stage
 from .errors import PureffcvError
 from .params import Ascending, FloatRange, Named, PositiveInt, Probability, Range, Size

@@ -22,7 +22,7 @@ where chroma upsampling sees the edge of the cropped region.
 import numpy as np
 from numba import njit
 
-from .native import AVAILABLE, area_resize, resize_crop, roi_decode
+from .native import AVAILABLE, area_resize, resize_crop, roi_decode  # noqa: F401 (re-exported)
 
 #: DCT scales tried, smallest first (numerators of M/8): libjpeg-turbo has SIMD IDCTs for
 #: 1, 2 and 4; 6/8 uses a slower C IDCT (a 328 px crop decodes in 1.4x the time of 8/8) but

@@ -1,14 +1,11 @@
 """operations/cache.py: the cache key follows everything that changes the code, a changed
 parameter or source never reuses a stale build, the flags are pinned whoever compiles first,
 and the cache can be measured and emptied."""
-import importlib.util
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from operations import cache
