@@ -101,9 +101,9 @@ def _caller(function: Callable, constants: Dict[int, str], parallel: bool) -> Ca
 # --- flattening -----------------------------------------------------------------------------
 
 def _flat(t) -> Optional[list]:
-    """How one argument of type ``t`` travels: a list of (path, C type) leaves, where path is
-    the index path into the argument and the C type a Numba scalar type, or an array marker;
-    None when the type cannot travel by pointer."""
+    """How one argument of type ``t`` travels: a list of (path, type) leaves, path being the
+    index path into the argument and type a Numba scalar type or a C-contiguous array type
+    (its address and extents travel); None when the argument cannot travel through C."""
     if isinstance(t, SCALARS):
         return [((), t)]
     if isinstance(t, types.NoneType):
@@ -161,7 +161,8 @@ def _source(name: str, plan, argument_types, constants: Dict[int, str], parallel
             if isinstance(leaf, types.Array):
                 dims = [f"a{k}_{j}_{d}" for d in range(leaf.ndim)]
                 flat_names += [f"a{k}_{j}"] + dims
-                passed += [f"{access}.ctypes.data"] + [f"{access}.shape[{d}]" for d in range(leaf.ndim)]
+                passed.append(f"{access}.ctypes.data")
+                passed += [f"{access}.shape[{d}]" for d in range(leaf.ndim)]
             else:
                 flat_names.append(f"a{k}_{j}")
                 passed.append(access)
