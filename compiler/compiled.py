@@ -1,5 +1,6 @@
 """The result of compiling one split: FFCV pipelines, a Loader factory, the epoch clock."""
 import os
+import warnings
 from typing import Dict, List, Union
 
 import torch
@@ -67,6 +68,7 @@ class CompiledPipeline:
                       drop_last=options.drop_last, batches_ahead=options.batches_ahead,
                       pipelines=per_loader(self.pipelines))
         kwargs.update(overrides)
+        kwargs["num_workers"] = usable_workers(kwargs["num_workers"])
         if isinstance(kwargs["order"], str):
             kwargs["order"] = OrderOption[kwargs["order"].upper()]
         return kwargs
@@ -139,3 +141,24 @@ def compile_spec(spec_or_path: Union[Spec, str, os.PathLike], split: str = "trai
     clock = EpochClock(spec.seed, epoch)
     plan = build_plan(split_spec, resolve_device(device), clock, optimize)
     return CompiledPipeline(spec, split_spec, plan, clock)
+
+
+class WorkersWarning(UserWarning):
+    """A loader asked for more worker threads than this machine runs."""
+
+
+def usable_workers(requested: int) -> int:
+    """``requested`` FFCV worker threads, at most the threads Numba runs here
+    (``NUMBA_NUM_THREADS``: the machine's cores unless set). FFCV hands the number to
+    ``numba.set_num_threads``, which refuses more, so a spec written for a 16-core server
+    would not open its data on a laptop; a larger request warns and uses every thread."""
+    import numba
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    if requested > limit:
+        warnings.warn(WorkersWarning(
+            f"pureffcv: num_workers {requested} is more than the {limit} threads this machine "
+            f"runs; using {limit}"), stacklevel=3)
+        return limit
+    return requested
+

@@ -59,3 +59,21 @@ def test_a_second_loader_of_one_pipeline_gives_the_same_batches(small_beton):
     assert [tuple(b.shape) for b in second] == [(16, 3, 24, 24), (16, 3, 24, 24), (8, 3, 24, 24)]
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert "label: IntDecoder -> ToTensor" in compiled.explain()
+
+
+def test_more_workers_than_the_machine_runs_warns_and_uses_every_thread(small_beton):
+    """FFCV hands num_workers to numba.set_num_threads, which refuses more threads than
+    NUMBA_NUM_THREADS: a spec written for a bigger machine still opens its data here."""
+    import numba
+    import pytest
+
+    from compiler.compiled import WorkersWarning
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    compiled = compile_spec(SPEC.replace("num_workers: 1", f"num_workers: {limit + 6}"),
+                            split="val", device="cpu")
+    with pytest.warns(WorkersWarning, match=f"num_workers {limit + 6} is more than the {limit} "
+                                            f"threads this machine runs; using {limit}"):
+        loader = compiled.loader(small_beton)
+    assert loader.num_workers == limit
+    assert sum(1 for _ in loader) == 3  # it runs: 40 samples, batch 16
