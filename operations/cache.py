@@ -126,11 +126,16 @@ def _digest_into(digest, value, seen: set) -> None:
     seen.add(id(value))
     digest.update(f"{value.__module__}.{value.__qualname__}".encode())
     _digest_code(digest, code)
-    namespace = getattr(value, "__globals__", {})
-    for name in _names(code):
+    namespace, names = getattr(value, "__globals__", {}), _names(code)
+    for name in names:
         if name in namespace:
             digest.update(name.encode())
             _digest_into(digest, namespace[name], seen)
+            if isinstance(namespace[name], type(np)):  # helpers called as module.helper
+                for attribute in names:
+                    helper = getattr(namespace[name], attribute, None)
+                    if hasattr(helper, "py_func"):
+                        _digest_into(digest, helper, seen)
     for cell in getattr(value, "__closure__", None) or ():
         try:
             contents = cell.cell_contents

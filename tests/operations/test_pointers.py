@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,19 @@ def test_the_digest_follows_closure_values_and_callees_but_not_identity():
         return kernel
 
     assert function_digest(calls(_closure(1))) != function_digest(calls(_closure(2)))
+
+    helpers = types.ModuleType("lab_helpers")  # a helper called as module.helper
+    kernel = _module_caller(helpers)
+    helpers.shift = _closure(1)
+    before = function_digest(kernel)
+    helpers.shift = _closure(2)
+    assert function_digest(kernel) != before
+
+
+def _module_caller(module):
+    namespace = {"lab_helpers": module, "njit": njit}
+    exec("@njit\ndef kernel(src, dst):\n    lab_helpers.shift(src, dst)\n", namespace)
+    return namespace["kernel"]
 
 
 CHILD = textwrap.dedent("""
