@@ -15,21 +15,22 @@ Deviation from a full decode + the same crop and resize (``docs/performance.md``
 numbers): a DCT-scaled decode approximates the area average of the full decode over each
 8/M x 8/M cell (a low-pass, not exactly that average), and the resize from it is a second
 area average, over the crop's exact (fractional) box in the scaled image (``area_resize`` in
-roi_jpeg.c: OpenCV's INTER_AREA, off the pixel grid). At scale 8/8 the resize is FFCV's and
-the bytes are today's, except next to the left and right edges of the decoded columns,
-where chroma upsampling sees the edge of the cropped region.
+roi_jpeg.c: OpenCV's INTER_AREA, off the pixel grid). At scale 8/8 a crop that shrinks is
+resized by ``area_resize`` too (within one level of OpenCV's INTER_AREA, 5x faster), one that
+enlarges by FFCV's resize; both give today's bytes within that level, except next to the left
+and right edges of the decoded columns, where chroma upsampling sees the edge of the cropped
+region.
 """
 import numpy as np
 from numba import njit
 
 from .native import AVAILABLE, area_resize, resize_crop, roi_decode  # noqa: F401 (re-exported)
 
-#: DCT scales tried, smallest first (numerators of M/8): libjpeg-turbo has SIMD IDCTs for
-#: 1, 2 and 4; 6/8 uses a slower C IDCT (a 328 px crop decodes in 1.4x the time of 8/8) but
-#: then resizes through ``area_resize`` instead of OpenCV's INTER_AREA from a third fewer
-#: pixels, 1.3-1.4x faster in all for 224 px from 300-450 px crops (docs/performance.md);
-#: 3/8, 5/8 and 7/8 measured slower than the next scale up
-SCALES = (1, 2, 4, 6)
+#: DCT scales tried, smallest first (numerators of M/8): the ones libjpeg-turbo has SIMD
+#: IDCTs for. 3/8, 5/8, 6/8 and 7/8 run a plain C IDCT: a 328 px crop decodes in 1.2-1.4x
+#: the time at 8/8, more than ``area_resize`` then saves on the smaller image (6/8 + resize
+#: 224 px centre crops 1.3x slower than 8/8 + resize, docs/performance.md)
+SCALES = (1, 2, 4)
 
 
 @njit(inline="always")
@@ -58,9 +59,10 @@ def decode_crop_resized(source, buffer, height, width, y, x, h, w, destination):
         return False
     rows, column, columns = region[1], region[2], region[3]
     block = buffer[:rows * columns * 3].reshape(rows, columns, 3)
-    if m == 8:  # the crop is on the pixel grid: FFCV's resize, today's bytes
+    out_h, out_w = destination.shape[0], destination.shape[1]
+    if m == 8 and (h < out_h or w < out_w):  # enlarging: FFCV's resize, today's bytes
         resize_crop(block, y - y0, y + h - y0, x - column, x + w - column, destination)
         return True
-    # the crop in the scaled block's coordinates, off its grid in general
+    # shrinking: the crop in the scaled block's coordinates (off its grid unless m is 8)
     return area_resize(block, y * m / 8 - y0, (y + h) * m / 8 - y0, x * m / 8 - column,
                        (x + w) * m / 8 - column, destination) == 0

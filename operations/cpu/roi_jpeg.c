@@ -14,6 +14,8 @@
  */
 #include <Python.h>
 
+#include <emmintrin.h>
+
 #include <math.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -132,16 +134,55 @@ static void area_weights(double start, double step, int64_t count, int64_t limit
     }
 }
 
+/* One output row's vertical pass: line[v] = sum over k < taps of w[k] * row0[k * stride + v]
+ * (the box's columns of the `taps` source rows from row0 on), summed in tap order. Inlined
+ * with a constant `taps` below, so the loop over v is a plain loop the compiler vectorizes. */
+static inline __attribute__((always_inline)) void vertical(const unsigned char *row0,
+                                                           int64_t stride, const float *w,
+                                                           int64_t taps, int64_t values,
+                                                           float *line) {
+    for (int64_t v = 0; v < values; v++) {
+        float sum = 0;
+        for (int64_t k = 0; k < taps; k++) sum += w[k] * row0[k * stride + v];
+        line[v] = sum;
+    }
+}
+
+/* One output row's horizontal pass: output pixel j is 0.5 + the sum over k < most of
+ * weights[j * most + k] times line's pixel first[j] - column_lo + k, truncated to uint8
+ * (saturating). Red, green and blue travel together in one SSE register (a fourth lane
+ * rides along, hence line's spare float at its end); three of its four bytes are stored. */
+static inline __attribute__((always_inline)) void horizontal(const float *line, int64_t column_lo,
+                                                             const int64_t *first,
+                                                             const float *weights, int64_t most,
+                                                             int64_t out_width,
+                                                             unsigned char *out) {
+    for (int64_t j = 0; j < out_width; j++) {
+        const float *w = weights + j * most;
+        const float *pixel = line + (first[j] - column_lo) * 3;
+        __m128 sum = _mm_set1_ps(0.5f);
+        for (int64_t k = 0; k < most; k++) {
+            sum = _mm_add_ps(sum, _mm_mul_ps(_mm_set1_ps(w[k]), _mm_loadu_ps(pixel + 3 * k)));
+        }
+        __m128i value = _mm_cvttps_epi32(sum);
+        value = _mm_packus_epi16(_mm_packs_epi32(value, value), value);
+        int32_t rgb = _mm_cvtsi128_si32(value);
+        memcpy(out + 3 * j, &rgb, 3);
+    }
+}
+
 /* Area-average resize of the box [y0, y1) x [x0, x1) (fractional source coordinates) of the
  * height x width x 3 uint8 image source to out_height x out_width x 3 in destination: each
  * output pixel is the mean of the source over its cell, partly covered pixels weighted by
- * the covered fraction (OpenCV's INTER_AREA when shrinking, for boxes that do not fall on
- * pixel edges). For shrinking only (cells at least one pixel). Per output row, first the
- * vertical average of its source rows over the box's columns (one flat loop that the
- * compiler vectorizes), then the horizontal average of that one row over a fixed number of
- * taps (zero weights past a cell's own: no mispredicted loop exits): 5x faster than
- * resizing every source row horizontally first with each cell's own tap count
- * (docs/performance.md). Returns 0, or -1 when out of memory. */
+ * the covered fraction (OpenCV's INTER_AREA when shrinking, within one level on the pixel
+ * grid, and off it too). For shrinking only (cells at least one pixel). Per output row, first
+ * the vertical average of its source rows over the box's columns, then the horizontal average
+ * of that one row over a fixed number of taps (zero weights past a cell's own: no mispredicted
+ * loop exits); both passes are specialised for the common tap counts. Compiled for AVX2 and
+ * for plain x86-64, chosen at load time (the same float operations: the same bytes); 5x faster
+ * than OpenCV's INTER_AREA from 328 to 224 px (docs/performance.md). Returns 0, or -1 when out
+ * of memory. */
+__attribute__((target_clones("avx2", "default")))
 int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t width, double y0,
                          double y1, double x0, double x1, unsigned char *destination,
                          int64_t out_height, int64_t out_width) {
@@ -153,7 +194,8 @@ int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t wi
     int64_t values = (column_hi > column_lo ? column_hi - column_lo : 0) * 3;
     int64_t *first_x = malloc(sizeof(int64_t) * 2 * (out_width + out_height));
     float *weights_x = malloc(sizeof(float) * (out_width * most_x + out_height * most_y));
-    float *line = calloc(values + 3 * most_x, sizeof(float)); /* zeros past the box */
+    /* zeros past the box: the taps past a cell's own, and the horizontal pass's fourth lane */
+    float *line = calloc(values + 3 * most_x + 1, sizeof(float));
     if (!first_x || !weights_x || !line) {
         free(first_x); free(weights_x); free(line);
         return -1;
@@ -163,27 +205,23 @@ int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t wi
     float *weights_y = weights_x + out_width * most_x;
     area_weights(x0, step_x, out_width, width, most_x, first_x, taps_x, weights_x);
     area_weights(y0, step_y, out_height, height, most_y, first_y, taps_y, weights_y);
+    int64_t stride = width * 3;
     for (int64_t i = 0; i < out_height; i++) {
+        const unsigned char *row0 = source + first_y[i] * stride + column_lo * 3;
         const float *w = weights_y + i * most_y;
-        for (int64_t v = 0; v < values; v++) line[v] = 0;
-        for (int64_t k = 0; k < taps_y[i]; k++) { /* vertical: the box's columns of each row */
-            const unsigned char *row = source + ((first_y[i] + k) * width + column_lo) * 3;
-            float weight = w[k];
-            for (int64_t v = 0; v < values; v++) line[v] += weight * row[v];
+        switch (taps_y[i]) {
+        case 1: vertical(row0, stride, w, 1, values, line); break;
+        case 2: vertical(row0, stride, w, 2, values, line); break;
+        case 3: vertical(row0, stride, w, 3, values, line); break;
+        case 4: vertical(row0, stride, w, 4, values, line); break;
+        default: vertical(row0, stride, w, taps_y[i], values, line);
         }
         unsigned char *out = destination + i * out_width * 3;
-        for (int64_t j = 0; j < out_width; j++) { /* horizontal */
-            float red = 0.5f, green = 0.5f, blue = 0.5f;
-            const float *wx = weights_x + j * most_x;
-            const float *pixel = line + (first_x[j] - column_lo) * 3;
-            for (int64_t k = 0; k < most_x; k++) {
-                red += wx[k] * pixel[3 * k];
-                green += wx[k] * pixel[3 * k + 1];
-                blue += wx[k] * pixel[3 * k + 2];
-            }
-            out[3 * j] = red <= 0 ? 0 : (red >= 255 ? 255 : (unsigned char)red);
-            out[3 * j + 1] = green <= 0 ? 0 : (green >= 255 ? 255 : (unsigned char)green);
-            out[3 * j + 2] = blue <= 0 ? 0 : (blue >= 255 ? 255 : (unsigned char)blue);
+        switch (most_x) {
+        case 2: horizontal(line, column_lo, first_x, weights_x, 2, out_width, out); break;
+        case 3: horizontal(line, column_lo, first_x, weights_x, 3, out_width, out); break;
+        case 4: horizontal(line, column_lo, first_x, weights_x, 4, out_width, out); break;
+        default: horizontal(line, column_lo, first_x, weights_x, most_x, out_width, out);
         }
     }
     free(first_x); free(weights_x); free(line);

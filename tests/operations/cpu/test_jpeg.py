@@ -110,7 +110,25 @@ def test_area_resize_is_the_exact_area_average(box, size):
         assert np.abs(out.astype(int) - expected).max() <= 1
 
 
-@pytest.mark.parametrize("h, w, out, expected", [(300, 300, 160, 6), (200, 200, 160, 8), (320, 320, 160, 4),
+@pytest.mark.parametrize("shrink", [1.0, 1.07, 1.5, 2.0, 2.6, 3.3, 4.8, 7.5])
+def test_area_resize_is_the_exact_area_average_for_every_tap_count(shrink):
+    """Random boxes whose cells span 1 to 8 source pixels: every specialised tap count of
+    the vertical and horizontal passes, and the generic ones past them."""
+    image = structured_image(90, 120, seed=7)
+    rng = np.random.default_rng(int(shrink * 100))
+    for _ in range(6):
+        out_h, out_w = int(rng.integers(3, 80 / shrink + 4)), int(rng.integers(3, 110 / shrink + 4))
+        h, w = min(out_h * shrink, 90.0), min(out_w * shrink, 120.0)
+        out_h, out_w = max(1, int(h / shrink)), max(1, int(w / shrink))
+        y0, x0 = rng.uniform(0, 90 - h), rng.uniform(0, 120 - w)
+        out = np.zeros((out_h, out_w, 3), np.uint8)
+        assert jpeg.area_resize(image, y0, y0 + h, x0, x0 + w, out) == 0
+        rows, cols = area_matrix(y0, y0 + h, out_h, 90), area_matrix(x0, x0 + w, out_w, 120)
+        reference = np.einsum("iy,yxc,jx->ijc", rows, image.astype(np.float64), cols)
+        assert np.abs(out - reference).max() <= 0.51 + 1e-3, (y0, h, x0, w, out_h, out_w)
+
+
+@pytest.mark.parametrize("h, w, out, expected", [(300, 300, 160, 8), (200, 200, 160, 8), (320, 320, 160, 4),
                                                  (330, 700, 160, 4), (200, 700, 96, 4), (200, 800, 48, 2),
                                                  (640, 640, 80, 1), (100, 100, 160, 8)])
 def test_the_scale_is_the_smallest_keeping_the_crop_at_least_the_output(h, w, out, expected):
@@ -143,7 +161,7 @@ def test_crop_resize_stays_close_to_full_decode_and_the_same_resize():
             bound = 2.5 if scale >= 4 else 5.0
             assert difference.mean() < bound, (y, x, h, w, size)
             assert np.percentile(difference, 99) < 40, (y, x, h, w, size)
-    assert scales == {1, 2, 4, 6, 8}
+    assert scales == {1, 2, 4, 8}
 
 
 def test_non_jpeg_bytes_are_refused_without_writing():
