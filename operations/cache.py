@@ -6,20 +6,16 @@ index by the compile flags a callee *inherits* from the caller that first compil
 (``fastmath``, ``error_model``: numba/core/cpu.py ``inherit_if_not_set``), and a caller's
 entry does not notice a callee edited in another file. So a cached kernel keeps whichever
 variant was compiled first, in whatever context, for every later process
-(docs/performance.md, "Numba's on-disk cache"). Two rules make caching safe here:
-
-- every cached dispatcher pins its flags (``njit`` below: ``fastmath=False`` and
-  ``error_model="numpy"`` unless the caller of ``njit`` sets them), so the build does not
-  depend on who compiled it first;
-- the cache directory's name is a key of everything else that changes the code: Numba,
-  llvmlite and LLVM versions, Python, the CPU name and features, and a digest of every
-  source file of the ``operations`` package (an edit of any op or helper starts a fresh
-  directory, so no cached caller keeps a stale callee).
+(docs/performance.md, "Numba's on-disk cache"). pureffcv therefore caches only C entries
+(``operations/pointers.py``), each compiled with fixed flags (``pointers.ENTRY_FLAGS``) and
+indexed by ``function_digest`` of everything it runs, and the cache directory's name is a key
+of everything else that changes the code: Numba, llvmlite and LLVM versions, Python, the CPU
+name and features, and a digest of every source file of the ``operations`` package.
 
 The location is ``$PUREFFCV_CACHE_DIR`` or ``~/.cache/pureffcv/numba`` (``$XDG_CACHE_HOME``
-respected); ``PUREFFCV_CACHE=0`` turns caching off (``njit`` then never caches). Only
-functions defined in pureffcv's own packages go there (``install_locator``); other Numba
-caches stay where Numba puts them. FFCV's per-batch closures are compiled by FFCV
+respected); ``PUREFFCV_CACHE=0`` turns caching off. Only functions defined in pureffcv's own
+packages (and ``FOREIGN_DISPATCHERS``) go there (``install_locator``); other Numba caches stay
+where Numba puts them. FFCV's per-batch closures are compiled by FFCV
 (``Compiler.compile``) without ``cache``; they are cheap when the kernels they call are
 loaded from this cache.
 """
@@ -37,8 +33,6 @@ PACKAGES = ("operations", "compiler", "pipelines")
 #: packages whose sources the key digests (the kernels and every helper they call)
 SOURCE_PACKAGES = ("operations",)
 ROOT = Path(__file__).resolve().parent.parent
-#: the flags every cached dispatcher pins (see the module docstring)
-PINNED_FLAGS = {"fastmath": False, "error_model": "numpy"}
 
 
 def enabled() -> bool:
@@ -274,18 +268,3 @@ def install_locator():
         CacheImpl._locator_classes.insert(0, _installed)
     return _installed
 
-
-def njit(*args, **options):
-    """``numba.njit`` with pureffcv's cache: ``cache=True`` (unless ``PUREFFCV_CACHE=0`` or
-    the caller passes ``cache``) and ``PINNED_FLAGS`` for the flags not given. Use it for
-    module-level kernels and their helpers; closures over values (FFCV's batch loops) cannot
-    be cached by Numba and should stay plain ``numba.njit``/``Compiler.compile``."""
-    import numba
-
-    install_locator()
-    options.setdefault("cache", enabled())
-    for name, value in PINNED_FLAGS.items():
-        options.setdefault(name, value)
-    if args and callable(args[0]) and len(args) == 1:
-        return numba.njit(**options)(args[0])
-    return numba.njit(*args, **options)

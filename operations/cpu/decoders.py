@@ -5,7 +5,8 @@ cannot seed; these decoders compute each sample's crop from the keyed RNG instea
 (``random_resized_crop_box``), so a crop depends only on (seed, epoch, position, sample index).
 The crop is drawn first; a JPEG is then decoded crop-aware (``operations.cpu.jpeg``: only the
 rows and columns the crop needs, at the smallest DCT scale keeping it at least the output
-size), others as is; the resize is FFCV's (OpenCV INTER_AREA).
+size), others as is; the resize is an area average (OpenCV's INTER_AREA: FFCV's, or
+``area_resize`` where the crop shrinks).
 """
 from typing import Callable, Optional
 
@@ -175,7 +176,8 @@ class RandomResizedCrop(_CropDecoder):
     DCT scale M/8 (1/8, 1/4, 1/2) that keeps the crop at least ``size``, then an area resize
     of the crop's exact box (``operations.cpu.jpeg``). At 1/2 this moves the output by about
     1.5 levels on average (max ~60) from a full decode and the same resize, about what the
-    INTER_AREA resize itself differs from an exact area average (docs/performance.md).
+    INTER_AREA resize itself differs from an exact area average (docs/performance.md); at
+    8/8 it is within one level of it but next to the decoded columns' edges.
     """
 
     def __init__(self, size: Size, scale: AreaRange = (0.08, 1.0),
@@ -206,7 +208,8 @@ class CenterCrop(_CropDecoder):
     DCT scale M/8 (1/8, 1/4, 1/2) that keeps the crop at least ``size``, then an area resize
     of the crop's exact box (``operations.cpu.jpeg``). At 1/2 this moves the output by about
     1.5 levels on average (max ~60) from a full decode and the same resize, about what the
-    INTER_AREA resize itself differs from an exact area average (docs/performance.md).
+    INTER_AREA resize itself differs from an exact area average (docs/performance.md); at
+    8/8 it is within one level of it but next to the decoded columns' edges.
     """
 
     keyed = False
