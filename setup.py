@@ -5,4 +5,4 @@ it the decoders fall back to FFCV's full decode (operations/cpu/jpeg.py)."""
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("operations.cpu._roi_jpeg", sources=["operations/cpu/roi_jpeg.c"],
-                             libraries=["jpeg"], extra_compile_args=["-O3"])])
+                             libraries=["jpeg"], extra_compile_args=["-O3", "-ffp-contract=off"])])

@@ -14,7 +14,15 @@
  */
 #include <Python.h>
 
+/* x86-64: SSE2 for the resize's horizontal pass, and an AVX2 clone of the resize; elsewhere
+ * (ARM, say) plain C with the same float operations, so the same bytes */
+#if defined(__x86_64__) && !defined(PUREFFCV_PORTABLE)
 #include <emmintrin.h>
+#define PUREFFCV_SSE 1
+#define PUREFFCV_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define PUREFFCV_CLONES
+#endif
 
 #include <math.h>
 #include <setjmp.h>
@@ -150,8 +158,8 @@ static inline __attribute__((always_inline)) void vertical(const unsigned char *
 
 /* One output row's horizontal pass: output pixel j is 0.5 + the sum over k < most of
  * weights[j * most + k] times line's pixel first[j] - column_lo + k, truncated to uint8
- * (saturating). Red, green and blue travel together in one SSE register (a fourth lane
- * rides along, hence line's spare float at its end); three of its four bytes are stored. */
+ * (saturating). With SSE, red, green and blue travel together in one register (a fourth lane
+ * rides along, hence line's spare float at its end) and three of its four bytes are stored. */
 static inline __attribute__((always_inline)) void horizontal(const float *line, int64_t column_lo,
                                                              const int64_t *first,
                                                              const float *weights, int64_t most,
@@ -160,6 +168,7 @@ static inline __attribute__((always_inline)) void horizontal(const float *line, 
     for (int64_t j = 0; j < out_width; j++) {
         const float *w = weights + j * most;
         const float *pixel = line + (first[j] - column_lo) * 3;
+#ifdef PUREFFCV_SSE
         __m128 sum = _mm_set1_ps(0.5f);
         for (int64_t k = 0; k < most; k++) {
             sum = _mm_add_ps(sum, _mm_mul_ps(_mm_set1_ps(w[k]), _mm_loadu_ps(pixel + 3 * k)));
@@ -168,6 +177,13 @@ static inline __attribute__((always_inline)) void horizontal(const float *line, 
         value = _mm_packus_epi16(_mm_packs_epi32(value, value), value);
         int32_t rgb = _mm_cvtsi128_si32(value);
         memcpy(out + 3 * j, &rgb, 3);
+#else
+        for (int64_t c = 0; c < 3; c++) {
+            float sum = 0.5f;
+            for (int64_t k = 0; k < most; k++) sum = sum + w[k] * pixel[3 * k + c];
+            out[3 * j + c] = sum <= 0 ? 0 : (sum >= 255 ? 255 : (unsigned char)sum);
+        }
+#endif
     }
 }
 
@@ -178,11 +194,11 @@ static inline __attribute__((always_inline)) void horizontal(const float *line, 
  * grid, and off it too). For shrinking only (cells at least one pixel). Per output row, first
  * the vertical average of its source rows over the box's columns, then the horizontal average
  * of that one row over a fixed number of taps (zero weights past a cell's own: no mispredicted
- * loop exits); both passes are specialised for the common tap counts. Compiled for AVX2 and
- * for plain x86-64, chosen at load time (the same float operations: the same bytes); 5x faster
+ * loop exits); both passes are specialised for the common tap counts. On x86-64 compiled for
+ * AVX2 and for plain x86-64, chosen at load time (no FMA: the same bytes either way); 5x faster
  * than OpenCV's INTER_AREA from 328 to 224 px (docs/performance.md). Returns 0, or -1 when out
  * of memory. */
-__attribute__((target_clones("avx2", "default")))
+PUREFFCV_CLONES
 int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t width, double y0,
                          double y1, double x0, double x1, unsigned char *destination,
                          int64_t out_height, int64_t out_width) {
