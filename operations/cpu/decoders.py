@@ -177,7 +177,7 @@ class RandomResizedCrop(_CropDecoder):
     of the crop's exact box (``operations.cpu.jpeg``). At 1/2 this moves the output by about
     1.5 levels on average (max ~60) from a full decode and the same resize, about what the
     INTER_AREA resize itself differs from an exact area average (docs/performance.md); at
-    8/8 it is within one level of it but next to the decoded columns' edges.
+    8/8 it is within one level of it except next to the decoded columns' edges.
     """
 
     def __init__(self, size: Size, scale: AreaRange = (0.08, 1.0),
@@ -209,7 +209,7 @@ class CenterCrop(_CropDecoder):
     of the crop's exact box (``operations.cpu.jpeg``). At 1/2 this moves the output by about
     1.5 levels on average (max ~60) from a full decode and the same resize, about what the
     INTER_AREA resize itself differs from an exact area average (docs/performance.md); at
-    8/8 it is within one level of it but next to the decoded columns' edges.
+    8/8 it is within one level of it except next to the decoded columns' edges.
     """
 
     keyed = False
