@@ -8,11 +8,11 @@ rows and columns the crop needs, at the smallest DCT scale keeping it at least t
 size), others as is; the resize is an area average (OpenCV's INTER_AREA: FFCV's, or
 ``area_resize`` where the crop shrinks).
 """
+from functools import lru_cache
 from typing import Callable, Optional
 
 import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder, SimpleRGBImageDecoder
-from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
 from ..authoring import batch_stream_reader
@@ -108,27 +108,40 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         """FFCV's decode loop, split in two: this closure reads each sample's address, size
         and field (cheap, serial), then the per-image work (crop, decode, resize) runs in
         parallel through a cached C entry (``pointers.by_pointer``)."""
-        mem_read = self.memory_read
+        read_samples = _sample_reader(self.memory_read)
         batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else _no_stream
         run = by_pointer(_crop_decode_step(self.get_crop_generator,
                                            self.crop_aware and jpeg.AVAILABLE), parallel=True)
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, temp_storage = my_storage
-            samples = np.empty((len(batch_indices), 5), np.int64)
-            for i in range(len(batch_indices)):
-                field = metadata[batch_indices[i]]
-                image_data = mem_read(field['data_ptr'], storage_state)
-                samples[i, 0] = image_data.ctypes.data
-                samples[i, 1] = image_data.size
-                samples[i, 2] = field['height']
-                samples[i, 3] = field['width']
-                samples[i, 4] = field['mode']
+            samples = read_samples(batch_indices, metadata, storage_state)
             run(len(batch_indices), samples, batch_indices.astype(np.int64), batch_stream(),
                 temp_storage, destination)
             return destination[:len(batch_indices)]
 
         return decode
+
+
+def _sample_reader(mem_read) -> Callable:
+    """njit ``read(batch_indices, metadata, storage_state)``: one int64 row per sample,
+    (address, size, height, width, mode) of its stored image (``mem_read``: FFCV's reader of
+    this field's storage). Serial and cheap; the per-image work then runs behind an entry."""
+
+    @njit
+    def read(batch_indices, metadata, storage_state):
+        samples = np.empty((len(batch_indices), 5), np.int64)
+        for i in range(len(batch_indices)):
+            field = metadata[batch_indices[i]]
+            image_data = mem_read(field['data_ptr'], storage_state)
+            samples[i, 0] = image_data.ctypes.data
+            samples[i, 1] = image_data.size
+            samples[i, 2] = field['height']
+            samples[i, 3] = field['width']
+            samples[i, 4] = field['mode']
+        return samples
+
+    return read
 
 
 def _crop_decode_step(crop, crop_aware: bool):
@@ -244,21 +257,32 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
         return ImageType(height=None, width=None) if image is None else image.but(dtype="uint8")
 
     def generate_code(self) -> Callable:
-        """FFCV's decode loop, with the process-wide decode and copy functions."""
-        mem_read = self.memory_read
-        jpg = IMAGE_MODES['jpg']
-        loop = Compiler.get_iterator()
+        """FFCV's decode loop: this closure reads each sample's address, size and field, then
+        the decodes run in parallel through a cached C entry (as the crop decoders')."""
+        read_samples = _sample_reader(self.memory_read)
+        run = by_pointer(_decode_step(), parallel=True)
 
         def decode(batch_indices, destination, metadata, storage_state):
-            for i in loop(len(batch_indices)):
-                field = metadata[batch_indices[i]]
-                image_data = mem_read(field['data_ptr'], storage_state)
-                height, width = field['height'], field['width']
-                if field['mode'] == jpg:
-                    decode_jpeg(image_data, destination[i], height, width)
-                else:
-                    memcpy(image_data, destination[i])
+            run(len(batch_indices), read_samples(batch_indices, metadata, storage_state),
+                destination)
             return destination[:len(batch_indices)]
 
-        decode.is_parallel = True
         return decode
+
+
+@lru_cache(maxsize=None)
+def _decode_step():
+    """njit ``step(i, samples, destination)``: sample i decoded (JPEG) or copied (raw) as is
+    into ``destination[i]``."""
+    jpg = IMAGE_MODES['jpg']
+
+    @njit(**ENTRY_FLAGS)
+    def step(i, samples, destination):
+        image_data = bytes_at(samples[i, 0], samples[i, 1])
+        if samples[i, 4] == jpg:
+            decode_jpeg(image_data, destination[i], np.uint32(samples[i, 2]),
+                        np.uint32(samples[i, 3]))
+        else:
+            memcpy(image_data, destination[i])
+
+    return step

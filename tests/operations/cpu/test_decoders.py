@@ -105,6 +105,20 @@ def test_center_crop_and_plain_decode(raw_beton, images):
     assert np.array_equal(load(raw_beton, get_op("decode")()), np.stack(images))
 
 
+def test_plain_decode_of_jpegs_is_opencvs_decode_of_the_same_bytes(tmp_path, images):
+    """``decode`` on JPEG samples (its C entry's JPEG branch) against OpenCV decoding what
+    FFCV's writer stores (OpenCV's encoder, BGR, quality 90): the same pixels up to the IDCT
+    (FFCV's fast integer one against OpenCV's accurate one), each in its own slot."""
+    jpeg_beton = write_beton(tmp_path / "plain.beton", images, range(6), write_mode="jpg")
+    out = load(jpeg_beton, get_op("decode")()).astype(int)
+    for index, image in enumerate(images):
+        _, stored = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                                 [cv2.IMWRITE_JPEG_QUALITY, 90])
+        reference = cv2.cvtColor(cv2.imdecode(stored, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        difference = np.abs(out[index] - reference)
+        assert difference.mean() < 2 and difference.max() <= 8, (index, difference.max())
+
+
 def test_output_types_and_parameters():
     assert get_op("random_resized_crop")(size=[10, 20]).output_type(None) == ImageType(10, 20)
     assert get_op("center_crop")(size=7).output_type(None) == ImageType(7, 7)
