@@ -82,15 +82,35 @@ def mixed_targets(labels: torch.Tensor, lam: float, num_classes: int,
     return onehot * lam + onehot.flip(0) * (1.0 - lam)
 
 
+def all_pairs_at_once(images: torch.Tensor) -> bool:
+    """Whether to mix every pair in one step (a GPU: a few kernel launches per batch, with two
+    half-batch temporaries) rather than one pair at a time (the CPU: one image of scratch that
+    stays in cache, but ~3 launches per pair, ~96 per batch of 64, on a GPU)."""
+    return images.device.type != "cpu"
+
+
+def _partners(images: torch.Tensor) -> torch.Tensor:
+    """Indices of the second half's images, pair (i, B-1-i) by pair: B-1, B-2, ..."""
+    b = images.shape[0]
+    return torch.arange(b - 1, b - 1 - b // 2, -1, device=images.device)
+
+
 def mixup_in_place(images: torch.Tensor, lam: float) -> None:
-    """``images = lam * images + (1 - lam) * images.flip(0)`` in place, in the images' dtype:
-    one pair (i, B-1-i) at a time through one image of scratch, never a batch-sized
-    temporary (an odd batch's middle image is its own partner and stays as is). Each value is
-    ``torch.lerp(partner, image, lam)``, the out-of-place mix's exact arithmetic. The scratch
-    image stays in cache: 5x faster on the CPU than the former 16-pair chunks through
-    ``flip`` copies (80 against 411 us per 224 px float32 image, one thread:
+    """``images = lam * images + (1 - lam) * images.flip(0)`` in place, in the images' dtype,
+    never a batch-sized temporary (an odd batch's middle image is its own partner and stays
+    as is). Each value is ``torch.lerp(partner, image, lam)``, the out-of-place mix's exact
+    arithmetic, whichever way ``all_pairs_at_once`` chooses. One pair at a time through one
+    image of scratch is 5x faster on the CPU than the former 16-pair chunks through ``flip``
+    copies (80 against 411 us per 224 px float32 image, one thread:
     ``benchmarks/device_batch_ops_bench.py``)."""
     b = images.shape[0]
+    if all_pairs_at_once(images):
+        front, partners = images[:b // 2], _partners(images)
+        back = images.index_select(0, partners)
+        mixed_back = torch.lerp(front, back, lam)
+        torch.lerp(back, front, lam, out=front)
+        images.index_copy_(0, partners, mixed_back)
+        return
     scratch = torch.empty_like(images[0])
     for i in range(b // 2):
         image, partner = images[i], images[b - 1 - i]
@@ -100,9 +120,15 @@ def mixup_in_place(images: torch.Tensor, lam: float) -> None:
 
 
 def swap_with_partners(boxes: torch.Tensor) -> None:
-    """``boxes[:] = boxes.flip(0)`` in place (a view of the batch), one pair at a time through
-    one box of scratch."""
+    """``boxes[:] = boxes.flip(0)`` in place (a view of the batch): all pairs at once or one
+    at a time through one box of scratch (``all_pairs_at_once``)."""
     b = boxes.shape[0]
+    if all_pairs_at_once(boxes):
+        front, partners = boxes[:b // 2], _partners(boxes)
+        back = boxes.index_select(0, partners)
+        boxes.index_copy_(0, partners, front.clone())
+        front.copy_(back)
+        return
     scratch = torch.empty_like(boxes[0])
     for i in range(b // 2):
         box, partner = boxes[i], boxes[b - 1 - i]

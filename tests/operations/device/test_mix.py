@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from operations import EpochClock, ImageType, OpTypeError, get_op
+from operations.device import mix
 from operations.device.mix import Cutmix, Mixup, MixupCutmix, beta, cutmix_box, mixed_targets
 
 B = 8  # labels 0..7, each paired with 7 - i: lam is readable from the targets
@@ -146,6 +147,21 @@ def test_refusals():
     assert get_op("mixup_cutmix").stage == "batch"
 
 
+@pytest.mark.parametrize("size", [1, 2, 9, 16])
+def test_all_pairs_at_once_gives_the_bytes_of_one_pair_at_a_time(size, monkeypatch):
+    images = torch.rand(size, 3, 8, 12, generator=torch.Generator().manual_seed(size))
+    images = images.to(torch.float16).contiguous(memory_format=torch.channels_last)
+    results = {}
+    for at_once in (False, True):
+        monkeypatch.setattr(mix, "all_pairs_at_once", lambda images: at_once)
+        blended, swapped = images.clone(), images.clone()
+        mix.mixup_in_place(blended, 0.37)
+        mix.swap_with_partners(swapped[..., 2:7, 3:11])
+        results[at_once] = blended, swapped
+    assert all(torch.equal(a, b) for a, b in zip(results[False], results[True]))
+    assert torch.equal(results[True][1][..., 2:7, 3:11], images.flip(0)[..., 2:7, 3:11])
+
+
 def test_temporal_repeat_is_an_expand_view():
     images, labels = batch(), torch.arange(B)
     op = get_op("temporal_repeat")(steps=4)
@@ -157,11 +173,13 @@ def test_temporal_repeat_is_an_expand_view():
 
 
 
+@pytest.mark.parametrize("at_once", [False, True])  # the CPU's way, a GPU's way
 @pytest.mark.parametrize("size", [1, 7, 8, 37, 40])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_mixing_is_in_place_and_equals_the_out_of_place_maths(size, dtype):
-    """Odd batches and batches of several chunks: the values of the out-of-place maths
-    (float64 here), written into the images' own memory, in their own dtype."""
+def test_mixing_is_in_place_and_equals_the_out_of_place_maths(size, dtype, at_once, monkeypatch):
+    """Odd and even batches, pair by pair or all pairs at once: the values of the out-of-place
+    maths (float64 here), written into the images' own memory, in their own dtype."""
+    monkeypatch.setattr(mix, "all_pairs_at_once", lambda images: at_once)
     generator = torch.Generator().manual_seed(size)
     images = torch.rand(size, 3, 6, 10, generator=generator).to(dtype)
     images = images.contiguous(memory_format=torch.channels_last)
