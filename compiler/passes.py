@@ -14,8 +14,9 @@ and asks ops only through their protocols (``operations.base.PureOperation``: ``
 - ``fuse_adjacent_device_ops``: two adjacent device ops of which one absorbs the other
   (normalize and flip) become one kernel.
 - ``lower_device_ops``: on a CPU device, the leading device ops that have a JIT equivalent
-  (normalize, normalize_flip, device_random_erasing on uint8 or with a constant) run per image
-  in FFCV's parallel JIT stage instead of serially on the batch; the same bytes.
+  (normalize, normalize_flip, flip on uint8, device_random_erasing on uint8 or with a
+  constant) run per image in FFCV's parallel JIT stage instead of serially on the batch; the
+  same bytes. ``explain`` notes why the others stay.
 
 Measured with benchmarks/fusion_bench.py (64 photo crops of 160 px, one thread, 2-core machine):
 five point maps 2,600 -> 7,900 images/s (3.0x), three affine ops 3,300 -> 8,000 (2.4-2.8x).
@@ -114,10 +115,20 @@ def lower_device_ops(plan: Plan, clock: EpochClock) -> Plan:
             if step.stage == "device" and offers(step, "jit_equivalent") else None
         if jit is None:
             break
-        why = "lowered: the device is the CPU, so it runs per image in the parallel JIT stage"
-        lowered.append(replace(step, op=jit, stage="cpu",
-                               note=f"{step.note}; {why}" if step.note else why))
-    return replace(plan, steps=head + lowered + crossing + after[len(lowered):])
+        lowered.append(_noted(replace(step, op=jit, stage="cpu"), "lowered: the device is the "
+                              "CPU, so it runs per image in the parallel JIT stage"))
+    staying = after[len(lowered):]
+    if staying and staying[0].stage == "device":  # say why the rest stays on the batch
+        first = staying[0]
+        staying = [_noted(first, f"not lowered: no per-image equivalent with the same bytes "
+                                 f"on {first.input.dtype} images, so it runs on the batch")] + \
+            [_noted(step, f"not lowered: after {first.name}, which runs on the batch")
+             if step.stage == "device" else step for step in staying[1:]]
+    return replace(plan, steps=head + lowered + crossing + staying)
+
+
+def _noted(step: Step, why: str) -> Step:
+    return replace(step, note=f"{step.note}; {why}" if step.note else why)
 
 
 PASSES: List[Callable[[Plan, EpochClock], Plan]] = [fuse_point_maps, fuse_affine,

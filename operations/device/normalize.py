@@ -10,6 +10,7 @@ from typing import Dict, Literal, Optional
 
 import torch
 
+from ..cpu.geometry import horizontal_flip
 from ..cpu.normalize import JitNormalizeFlip
 from ..normalization import MeanParam, StdParam, lookup_table
 from ..params import Probability
@@ -73,7 +74,9 @@ class Flip(DeviceOperation):
     Randomness: sample ``i`` flips iff ``uniform(sample_key(stream_key(seed, epoch,
     position), i), GATE_DRAW) < p`` — the same decision the CPU ``horizontal_flip`` at the
     same position makes. Any dtype; the output is channels_last. Like torchvision's
-    RandomHorizontalFlip, per image (not per batch).
+    RandomHorizontalFlip, per image (not per batch). Next to ``normalize`` it fuses with it;
+    on a CPU device, alone on uint8 images, it runs per image in the JIT stage as that
+    ``horizontal_flip``.
     """
 
     def __init__(self, p: Probability = 0.5):
@@ -85,6 +88,16 @@ class Flip(DeviceOperation):
 
     def absorb(self, other):
         return other.absorb(self) if isinstance(other, Normalize) else None
+
+    def jit_equivalent(self, image: ImageType):
+        """The CPU ``horizontal_flip`` at this op's position: the same decision per sample
+        (its gate draw), on uint8 images. None for floats (a flip after normalization that
+        was not fused with it)."""
+        if image.dtype != "uint8":
+            return None
+        twin = horizontal_flip(p=self.params["p"])
+        twin.bind(self.clock, self.position)
+        return twin
 
 
 @register_op("normalize")

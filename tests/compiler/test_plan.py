@@ -91,6 +91,49 @@ def test_on_the_cpu_normalize_runs_in_the_jit_stage_without_to_device():
     assert [s.name for s in bf16.plan.stage("boundary")] == ["to_tensor", "to_torch_image"]
 
 
+UINT8_DEVICE_OPS = """\
+version: 1
+seed: 5
+splits:
+  train:
+    image:
+      decode: {random_resized_crop: {size: 16}}
+      device:
+        dtype: float32
+        ops: [{flip: {p: 0.5}}, {device_random_erasing: {p: 0.5, value: random}}]
+"""
+
+
+def test_on_the_cpu_a_flip_and_erasing_on_uint8_run_in_the_jit_stage_with_the_same_bytes():
+    """No normalize to fuse with: the flip becomes the CPU horizontal_flip, the erasing the
+    CPU random_erasing, each making the device op's decisions (checked against the device
+    ops on one batch)."""
+    on_cpu = compile_spec(UINT8_DEVICE_OPS, device="cpu").plan.steps
+    assert [(s.name, type(s.op).__name__, s.stage) for s in on_cpu[1:3]] == [
+        ("flip", "HorizontalFlip", "cpu"), ("device_random_erasing", "RandomErasing", "cpu")]
+    assert all(s.note.startswith("lowered:") for s in on_cpu[1:3])
+    on_gpu = compile_spec(UINT8_DEVICE_OPS, device="cuda").plan.stage("device")
+    images = np.random.default_rng(0).integers(0, 256, (24, 16, 16, 3), dtype=np.uint8)
+    indices = np.arange(200, 224)
+    jit = on_cpu[2].op.apply(on_cpu[1].op.apply(images, indices), indices)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2)
+    device = on_gpu[1].op.apply(on_gpu[0].op.apply(batch, indices), indices)
+    assert np.array_equal(jit, device.permute(0, 2, 3, 1).numpy())
+    assert 0 < (jit != images).any(axis=(1, 2, 3)).sum() < len(images)  # some changed, not all
+
+
+def test_explain_says_why_device_ops_stay_on_the_batch():
+    text = UINT8_DEVICE_OPS.replace(
+        "ops: [{flip: {p: 0.5}}, {device_random_erasing: {p: 0.5, value: random}}]",
+        "ops: [{normalize: {}}, {device_random_erasing: {value: mean}}, {flip: {}}]")
+    steps = compile_spec(text, device="cpu").plan.steps
+    staying = [(s.name, s.stage, s.note) for s in steps if s.stage == "device"]
+    assert staying == [
+        ("device_random_erasing", "device", "not lowered: no per-image equivalent with the same "
+                                            "bytes on float32 images, so it runs on the batch"),
+        ("flip", "device", "not lowered: after device_random_erasing, which runs on the batch")]
+
+
 def test_label_pipeline():
     label = compile_spec(SPEC, device="cpu").pipelines["label"]
     assert [type(op).__name__ for op in label] == ["IntDecoder", "ToTensor", "Squeeze", "ToDevice"]
