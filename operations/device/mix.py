@@ -96,13 +96,13 @@ def _partners(images: torch.Tensor) -> torch.Tensor:
 
 
 def mixup_in_place(images: torch.Tensor, lam: float) -> None:
-    """``images = lam * images + (1 - lam) * images.flip(0)`` in place, in the images' dtype,
-    never a batch-sized temporary (an odd batch's middle image is its own partner and stays
-    as is). Each value is ``torch.lerp(partner, image, lam)``, the out-of-place mix's exact
-    arithmetic, whichever way ``all_pairs_at_once`` chooses. One pair at a time through one
-    image of scratch is 5x faster on the CPU than the former 16-pair chunks through ``flip``
-    copies (80 against 411 us per 224 px float32 image, one thread:
-    ``benchmarks/device_batch_ops_bench.py``)."""
+    """``images = lam * images + (1 - lam) * images.flip(0)`` in place, in the images' dtype
+    (an odd batch's middle image is its own partner and stays as is). Each value is
+    ``torch.lerp(partner, image, lam)``, the out-of-place mix's exact arithmetic, whichever
+    way ``all_pairs_at_once`` chooses: on a GPU all pairs through two half-batch temporaries,
+    on the CPU one pair at a time through one image of scratch, 5x faster there than the
+    former 16-pair chunks through ``flip`` copies (80 against 411 us per 224 px float32 image,
+    one thread: ``benchmarks/device_batch_ops_bench.py``)."""
     b = images.shape[0]
     if all_pairs_at_once(images):
         front, partners = images[:b // 2], _partners(images)
