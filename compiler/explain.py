@@ -34,11 +34,16 @@ def explain(compiled) -> str:
              f"seed {compiled.spec.seed}", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     label = " -> ".join(_op_text(op) for op in compiled.pipelines["label"])
+    from .compiled import thread_limit  # compiled.py imports this module
+
     options = compiled.split.loader
+    workers, limit = options.num_workers, thread_limit()
+    if workers > limit:
+        workers = f"{workers} (this machine runs {limit}: uses {limit})"
     lines += ["", f"label: {label}",
               f"loader: batch_size {options.batch_size}, order {options.order}, drop_last "
               f"{show(options.drop_last)}, os_cache {show(options.os_cache)}, num_workers "
-              f"{options.num_workers}, batches_ahead {options.batches_ahead}, distributed "
+              f"{workers}, batches_ahead {options.batches_ahead}, distributed "
               f"{show(options.distributed)}"]
     return "\n".join(lines)
 

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
+
 from compiler import compile_spec
 from pipelines.cli import main
 
@@ -26,7 +28,8 @@ splits:
 """
 
 
-def test_explain_table(tmp_path):
+def test_explain_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 16)  # any machine: 2 workers fit
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC)
     lines = compile_spec(path, device="cpu").explain().splitlines()
@@ -48,6 +51,14 @@ def test_explain_table(tmp_path):
         "loader: batch_size 32, order random, drop_last true, os_cache true, num_workers 2, "
         "batches_ahead 3, distributed false",
     ]
+
+
+def test_explain_says_when_the_machine_runs_fewer_workers(tmp_path, monkeypatch):
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC)
+    last = compile_spec(path, device="cpu").explain().splitlines()[-1]
+    assert "num_workers 2 (this machine runs 1: uses 1), batches_ahead" in last
 
 
 def test_check_reports_every_problem_of_every_file(tmp_path, capsys):
