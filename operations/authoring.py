@@ -216,15 +216,21 @@ def batch_stream_reader(clock, position: int):
     return batch_stream
 
 
+@njit(inline="always")
+def gate_fires(key, kernel_key, p, on_kernel_key, draw):
+    """The one probability gate: whether an op with probability ``p`` applies to the sample
+    of ``key`` (``base.Gate``: the draw ``draw`` of the kernel key or of the sample key)."""
+    return p >= 1.0 or bernoulli(kernel_key if on_kernel_key else key, draw, p)
+
+
 def gate_check(p: float, gate: Gate):
-    """njit ``fires(sample key, kernel key) -> bool``: the one probability gate."""
-    gated, on_kernel_key, draw = p < 1.0, gate.on_kernel_key, gate.draw
+    """njit ``fires(sample key, kernel key) -> bool``: ``gate_fires`` with this op's
+    probability and gate compiled in (the fused chains' links)."""
+    on_kernel_key, draw = gate.on_kernel_key, gate.draw
 
     @njit(inline="always")
     def fires(key, kernel_key):
-        if not gated:
-            return True
-        return bernoulli(kernel_key if on_kernel_key else key, draw, p)
+        return gate_fires(key, kernel_key, p, on_kernel_key, draw)
 
     return fires
 
@@ -266,7 +272,7 @@ def sample_step(kernel, otherwise=unchanged):
     def step(i, images, dst, indices, stream, p, on_kernel_key, draw, *args):
         key = sample_key(stream, indices[i])
         kernel_key = derive(key, 1)
-        if p >= 1.0 or bernoulli(kernel_key if on_kernel_key else key, draw, p):
+        if gate_fires(key, kernel_key, p, on_kernel_key, draw):
             kernel(images[i], dst[i], kernel_key, *args)
         else:
             otherwise(images[i], dst[i], *args)

@@ -106,6 +106,3 @@ class EpochClock:
     def address(self) -> int:
         """Where the epoch is (int64), for as long as this clock lives."""
         return self._epoch.ctypes.data
-
-    def read(self) -> int:
-        return self.epoch
