@@ -14,7 +14,7 @@ import torch
 import operations  # noqa: F401  (registers the ops)
 from operations import EpochClock
 from operations.device import rng
-from operations.device.erasing import DeviceRandomErasing, erasing_boxes
+from operations.cpu.erasing import RandomErasingOnDevice, erasing_boxes
 from operations.device.mix import Cutmix, Mixup, cutmix_box
 
 
@@ -70,7 +70,7 @@ def main() -> None:
           f"us per image (median of {args.repeats})")
     print(f"{'op':<24}{'whole batch':>12}{'in place':>10}{'speed-up':>10}")
     for value in ("zero", "mean"):
-        op = DeviceRandomErasing(p=0.5, value=value)
+        op = RandomErasingOnDevice(p=0.5, value=value)
         op.bind(EpochClock(0, 0), 1)
         step = op.generate_code()
         old = median_us(lambda: whole_batch_erasing(op, images, indices), args.repeats, b)

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from operations.device.normalize import NormalizeFlip  # noqa: E402
 from operations.device.stage import TORCH_DTYPES  # noqa: E402
+from operations.ffcv_api import Compiler  # noqa: E402  (FFCV's, or its stand-in without FFCV)
 from operations.normalization import MEAN, STD  # noqa: E402
 
 
@@ -124,6 +125,8 @@ def measure(device: torch.device, batch_size: int, size: int, repeats: int, dtyp
     try:
         variants["ffcv_normalize_flip"] = (
             ffcv_normalize_then_flip(images, flips, MEAN["imagenet"], STD["imagenet"], dtype), moved)
+    except ImportError as exc:  # a GPU node without FFCV
+        skipped["ffcv_normalize_flip"] = f"FFCV is not importable ({exc})"
     except (RuntimeError, TypeError, ValueError) as exc:
         skipped["ffcv_normalize_flip"] = str(exc)
 
@@ -142,10 +145,39 @@ def measure(device: torch.device, batch_size: int, size: int, repeats: int, dtyp
             "results": results, "speedups": ratios, "skipped": skipped}
 
 
+def header(result: dict) -> str:
+    """A device benchmark's first report line: the device, the batch and the repeats."""
+    return (f"{result['device_name']} ({result['device']}), batch {result['batch_size']} x 3 x "
+            f"{result['size']} x {result['size']} uint8 -> {result['dtype']}, median of "
+            f"{result['repeats']}")
+
+
+def batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every device benchmark takes: device, batch size, image size, repeats,
+    output dtype and --json."""
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--dtype", choices=sorted(TORCH_DTYPES.keys() - {"uint8"}),
+                        default="float16")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def open_device(name: str, program: str):
+    """``torch.device(name)``, or None after one line on stderr when it cannot run here."""
+    try:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("CUDA is not available here")
+    except (RuntimeError, ValueError) as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        return None
+    return device
+
+
 def report(result: dict) -> str:
-    lines = [f"{result['device_name']} ({result['device']}), batch {result['batch_size']} x 3 x "
-             f"{result['size']} x {result['size']} uint8 -> {result['dtype']}, median of "
-             f"{result['repeats']}"]
+    lines = [header(result)]
     for name, row in result["results"].items():
         lines.append(f"  {name:22s} {row['ms']:9.2f} ms  {row['GB/s']:8.2f} GB/s  "
                      f"{100 * row['fraction_of_copy']:6.1f}% of copy")
@@ -158,24 +190,13 @@ def report(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=10)
+    batch_arguments(parser)
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="CPU threads for Numba and torch (FFCV's import sets both to 1)")
-    parser.add_argument("--dtype", choices=sorted(TORCH_DTYPES.keys() - {"uint8"}), default="float16")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    try:
-        device = torch.device(args.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("CUDA is not available here")
-    except (RuntimeError, ValueError) as exc:
-        print(f"device_bench: {exc}", file=sys.stderr)
+    device = open_device(args.device, "device_bench")
+    if device is None:
         return 1
-    from ffcv.pipeline.compiler import Compiler
-
     Compiler.set_num_threads(args.threads)  # numba and torch alike, as a Loader does
     result = measure(device, args.batch_size, args.size, args.repeats, args.dtype)
     print(json.dumps(result, indent=2) if args.json else report(result))

@@ -11,19 +11,18 @@ import numpy as np
 from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
-from operations.cpu import policies
+from operations.cpu import policies, policy_ops
 
-#: a mid-range magnitude per op code (the op's cost hardly depends on it)
-MAGNITUDES = {policies.SHEAR_X: 0.5, policies.SHEAR_Y: 0.5, policies.TRANSLATE_X: 10.0,
-              policies.TRANSLATE_Y: 10.0, policies.ROTATE: 30.0, policies.BRIGHTNESS: 0.3,
-              policies.COLOR: 0.3, policies.CONTRAST: 0.3, policies.SHARPNESS: 0.3,
-              policies.POSTERIZE: 4.0, policies.SOLARIZE: 128.0}
+#: a mid-range magnitude per op (the op's cost hardly depends on it)
+MAGNITUDES = {"ShearX": 0.5, "ShearY": 0.5, "TranslateX": 10.0, "TranslateY": 10.0,
+              "Rotate": 30.0, "Brightness": 0.3, "Color": 0.3, "Contrast": 0.3,
+              "Sharpness": 0.3, "Posterize": 4.0, "Solarize": 128.0}
 
 
 @njit
 def repeat(code, magnitude, src, dst, calls):
     for _ in range(calls):
-        policies.apply_policy_op(code, magnitude, src, dst, 0)
+        policy_ops.apply_policy_op(code, magnitude, src, dst, 0)
 
 
 def photo_like(size: int) -> np.ndarray:
@@ -44,8 +43,8 @@ def main() -> None:
     out = np.empty_like(image)
     print(f"{args.size} px, one core, us per image (best of {args.repeats} x {args.calls})")
     total = 0.0
-    for code, name in enumerate(policies.OP_NAMES[:len(policies.TRIVIAL_AUGMENT_WIDE)]):
-        magnitude = MAGNITUDES.get(code, 0.0)
+    for code, name in enumerate(policy_ops.OP_NAMES[:len(policies.TRIVIAL_AUGMENT_WIDE)]):
+        magnitude = MAGNITUDES.get(name, 0.0)
         repeat(code, magnitude, image, out, 1)
         best = np.inf
         for _ in range(args.repeats):

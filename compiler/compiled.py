@@ -1,7 +1,6 @@
 """The result of compiling one split: FFCV pipelines, a Loader factory, the epoch clock."""
 import os
-import warnings
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 
@@ -12,10 +11,13 @@ from operations.rng import EpochClock
 from .beton_check import BetonError, check_beton
 from .explain import explain
 from .ir import Plan, Step
-from .lower import lower, per_loader, source_fields, without_other_fields
+from .lower import bind_fields, lower, ops_of, per_loader, source_fields, without_other_fields
 from .plan import build_plan
+from .quasi_random import DistributedQuasiRandom
+from .reader import load_spec
 from .safe_loader import SafeLoader
-from .spec import Spec, SplitSpec, load_spec
+from .spec import Spec, SplitSpec
+from .workers import usable_workers
 
 
 class CompiledPipeline:
@@ -49,6 +51,26 @@ class CompiledPipeline:
     def batch_ops(self) -> List:
         return [step.op for step in self.plan.batch]
 
+    @property
+    def image_field(self) -> str:
+        """The .beton field the image pipeline reads (the spec's ``image: {field: ...}``)."""
+        return self.split.image.field
+
+    @property
+    def label_field(self) -> str:
+        """The .beton field the label pipeline reads (the spec's ``label: {field: ...}``)."""
+        return self.split.label.field
+
+    @property
+    def label_ops(self) -> List:
+        return ops_of(self.pipelines["label"])
+
+    def bind(self, image: Optional[List], label: Optional[List]) -> Dict[str, object]:
+        """Other op lists (a partial image pipeline, a plain decoder) as a pipelines dict for
+        ``loader(pipelines=...)``, reading this split's fields: every tool that builds its own
+        pipelines goes through this, never through the names ``image`` and ``label``."""
+        return bind_fields(image, label, self.image_field, self.label_field)
+
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: the same epoch gives the same draws every time it starts
         (the batch ops' counters restart too)."""
@@ -71,6 +93,8 @@ class CompiledPipeline:
         kwargs["num_workers"] = usable_workers(kwargs["num_workers"])
         if isinstance(kwargs["order"], str):
             kwargs["order"] = OrderOption[kwargs["order"].upper()]
+        if kwargs["order"] is OrderOption.QUASI_RANDOM and kwargs["distributed"]:
+            kwargs["order"] = DistributedQuasiRandom()  # FFCV has none (libffcv/ffcv #92)
         return kwargs
 
     def loader(self, beton_path: Union[str, os.PathLike], **overrides):
@@ -141,29 +165,3 @@ def compile_spec(spec_or_path: Union[Spec, str, os.PathLike], split: str = "trai
     clock = EpochClock(spec.seed, epoch)
     plan = build_plan(split_spec, resolve_device(device), clock, optimize)
     return CompiledPipeline(spec, split_spec, plan, clock)
-
-
-class WorkersWarning(UserWarning):
-    """A loader asked for more worker threads than this machine runs."""
-
-
-def thread_limit() -> int:
-    """The most FFCV worker threads this machine runs (``NUMBA_NUM_THREADS``)."""
-    import numba
-
-    return numba.config.NUMBA_NUM_THREADS
-
-
-def usable_workers(requested: int) -> int:
-    """``requested`` FFCV worker threads, at most the threads Numba runs here
-    (``NUMBA_NUM_THREADS``: the machine's cores unless set). FFCV hands the number to
-    ``numba.set_num_threads``, which refuses more, so a spec written for a 16-core server
-    would not open its data on a laptop; a larger request warns and uses every thread."""
-    limit = thread_limit()
-    if requested > limit:
-        warnings.warn(WorkersWarning(
-            f"pureffcv: num_workers {requested} is more than the {limit} threads this machine "
-            f"runs; using {limit}"), stacklevel=3)
-        return limit
-    return requested
-

@@ -9,8 +9,10 @@ import inspect
 import sys
 from pathlib import Path
 
-from operations import available_ops, get_op
+from operations import available_ops
+from operations.registry import backends, deprecated_names
 
+from .plan import SECTION_OF_STAGE
 from .validate import describe, op_params, show
 
 BEGIN = "<!-- BEGIN GENERATED OP REFERENCE (python -m compiler.docs) -->"
@@ -24,21 +26,32 @@ STAGE_TITLES = {"decoder": "Decoders (`image.decode`)", "cpu": "CPU ops (`image.
 def op_reference() -> str:
     """Markdown: every built-in op by stage, with its parameters and its docstring (ops that
     tests or ``imports:`` registered in this process are not pureffcv's to document)."""
-    ops = {name: get_op(name) for name in available_ops()}
-    ops = {name: op for name, op in ops.items() if op.__module__.startswith("operations.")}
+    ops = {name: backends(name) for name in available_ops()}
+    ops = {name: found for name, found in ops.items()
+           if all(op.__module__.startswith("operations.") for op in found.values())}
     lines = []
     for stage in STAGE_ORDER:
-        names = [n for n, op in ops.items() if getattr(op, "stage", "cpu") == stage]
+        names = [n for n, found in ops.items() if stage in found]
         if not names:
             continue
         lines += [f"### {STAGE_TITLES[stage]}", ""]
         for name in names:
-            lines += _op_section(name, ops[name])
+            lines += _op_section(name, ops[name][stage], [s for s in ops[name] if s != stage])
+    aliases = sorted(deprecated_names().items())
+    if aliases:
+        lines += ["### Deprecated names", "",
+                  "Still accepted; `pureffcv check` warns once per file with the new spelling.", "",
+                  "| old name | write instead |", "|---|---|"]
+        lines += [f"| `{old}` | `{alias.name}` ({SECTION_OF_STAGE[alias.stage]}) |" for old, alias in aliases]
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _op_section(name: str, op: type) -> list:
+def _op_section(name: str, op: type, other_stages=()) -> list:
     lines = [f"#### `{name}`", ""]
+    if other_stages:
+        lines += ["Also in " + ", ".join(f"`{SECTION_OF_STAGE[s]}`" for s in other_stages) +
+                  " (the same name; the section picks the backend).", ""]
     params = op_params(op)
     if params:
         lines += ["| parameter | type | default |", "|---|---|---|"]

@@ -35,6 +35,18 @@ class SpecError(PureffcvError):
         return f"{self.pos}: {self.message}"
 
 
+@dataclass(frozen=True)
+class SpecWarning:
+    """Something in a spec that works but should change (a deprecated op name): ``str()``
+    is ``FILE:LINE:COL: warning: message``. ``pureffcv check`` prints it; it fails nothing."""
+
+    pos: Pos
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pos}: warning: {self.message}"
+
+
 class SpecErrors(SpecError):
     """Every mistake found in a spec; ``str()`` is one line per error, in file order.
 

@@ -2,6 +2,7 @@
 
 from .ir import Step
 from .validate import show
+from .workers import thread_limit
 
 
 def runs_on(step: Step) -> str:
@@ -33,14 +34,13 @@ def explain(compiled) -> str:
     lines = [f"split '{plan.split}' of {compiled.spec.file}: device {plan.device}, "
              f"seed {compiled.spec.seed}", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    label = " -> ".join(_op_text(op) for op in compiled.pipelines["label"])
-    from .compiled import thread_limit  # compiled.py imports this module
-
+    label = " -> ".join(_op_text(op) for op in compiled.label_ops)
     options = compiled.split.loader
     workers, limit = options.num_workers, thread_limit()
     if workers > limit:
         workers = f"{workers} (this machine runs {limit}: uses {limit})"
-    lines += ["", f"label: {label}",
+    lines += ["", f"fields: image from '{compiled.image_field}', label from "
+                  f"'{compiled.label_field}'", f"label: {label}",
               f"loader: batch_size {options.batch_size}, order {options.order}, drop_last "
               f"{show(options.drop_last)}, os_cache {show(options.os_cache)}, num_workers "
               f"{workers}, batches_ahead {options.batches_ahead}, distributed "

@@ -13,17 +13,34 @@ def lower(plan: Plan, image_field: str = "image", label=None) -> Dict[str, objec
     """``{'image': ..., 'label': ...}``: the plan's image steps in order, and the label
     pipeline: for ``int`` labels IntDecoder -> ToTensor -> Squeeze -> ToDevice (int64 of shape
     (B,)); for ``multi_hot`` / ``float`` vectors NDArrayDecoder -> ToTensor -> ToDevice ((B, C)
-    in the stored dtype). The outputs are always called ``image`` and ``label``; when the
-    spec reads other .beton fields (``image: {field: img}``, ``label: {field: target}``) they
-    are FFCV ``PipelineSpec``s with those fields as sources."""
+    in the stored dtype), bound to the .beton's fields by ``bind_fields``."""
     label_field = "label" if label is None else label.field
     kind = "int" if label is None else label.type
-    image = [step.op for step in plan.steps]
-    target = label_pipeline(plan.device, kind)
-    return {"image": image if image_field == "image" else PipelineSpec(image_field,
-                                                                         transforms=image),
-            "label": target if label_field == "label" else PipelineSpec(label_field,
-                                                                          transforms=target)}
+    return bind_fields([step.op for step in plan.steps], label_pipeline(plan.device, kind),
+                       image_field, label_field)
+
+
+def bind_fields(image: Optional[List], label: Optional[List], image_field: str = "image",
+                label_field: str = "label") -> Dict[str, object]:
+    """Op lists for the image and the label as a pipelines dict reading the .beton fields
+    ``image_field`` and ``label_field``: the one field resolution every loader uses. The
+    outputs are always called ``image`` and ``label``; a field of another name
+    (``image: {field: img}``) is an FFCV ``PipelineSpec`` with that field as its source. A
+    None op list switches the output off."""
+    def bound(ops, output, field):
+        if ops is None or field == output:
+            return ops
+        return PipelineSpec(field, transforms=ops)
+
+    return {"image": bound(image, "image", image_field),
+            "label": bound(label, "label", label_field)}
+
+
+def ops_of(pipeline) -> List:
+    """The op list of one pipelines-dict entry (a list or a ``PipelineSpec``)."""
+    if pipeline is None:
+        return []
+    return list(pipeline.transforms) if isinstance(pipeline, PipelineSpec) else list(pipeline)
 
 
 def per_loader(pipelines: Dict[str, object]) -> Dict[str, object]:

@@ -17,6 +17,7 @@ from operations.base import state_of
 from operations.rng import EpochClock
 from operations.boundary import Float16FromBits
 from operations.device.stage import dtype_name
+from operations.registry import backends
 from operations.types import ImageType, OpTypeError
 
 from .errors import ErrorList, first_line
@@ -45,7 +46,9 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
             continue
         if hasattr(op, "bind"):
             op.bind(clock, position)
-        steps.append(Step(spec.name, op, spec.stage, spec.pos, position))
+            op.origin = f"{spec.pos}: op '{spec.name}'"  # what a kernel error names
+        steps.append(Step(spec.name, op, spec.stage, spec.pos, position,
+                          note=backend_note(spec)))
     errors.raise_if_any()
     image = [s for s in steps if s.stage in ("decoder", "cpu")] + boundary(device) + \
             [s for s in steps if s.stage == "device"]
@@ -61,6 +64,14 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
     check_raw_ops(plan, errors)
     errors.raise_if_any()
     return plan
+
+
+def backend_note(spec: OpSpec) -> str:
+    """Which backend of an op that has several runs, and why (``explain`` shows it)."""
+    name = getattr(spec.op_class, "op_name", None)
+    if name is None or ":" in spec.name or len(backends(name)) < 2:
+        return ""
+    return f"{spec.stage} backend: written in {SECTION_OF_STAGE[spec.stage]}"
 
 
 def boundary(device: str) -> List[Step]:

@@ -35,7 +35,13 @@ _previous_hook = threading.excepthook
 
 
 class LoaderError(PureffcvError, RuntimeError):
-    """FFCV's loader thread stopped with an error; ``str()`` is one line."""
+    """FFCV's loader thread stopped with an error; ``str()`` is one line: a pureffcv error's
+    own (a kernel's, ``operations.kernel_errors``: it starts with the op's position), or
+    what FFCV's thread died of."""
+
+    def __init__(self, message: str, located: bool = False):
+        super().__init__(message)
+        self.located = located
 
 
 class SafeLoader(Loader):
@@ -98,7 +104,8 @@ def batches(iterator) -> Iterator:
             while not q._qsize():  # the unlocked size: this thread holds the queue's lock
                 if not iterator.is_alive():
                     error = _guarded.get(iterator)
-                    raise LoaderError(_message(error)) from error
+                    raise LoaderError(_message(error), getattr(error, "located", False)) \
+                        from error
                 q.not_empty.wait(timeout=1.0)
         try:
             batch = next(iterator)
@@ -141,6 +148,8 @@ def summary(error: BaseException) -> str:
 def _message(error: Optional[BaseException]) -> str:
     if error is None:
         return "FFCV's loader thread stopped before the end of the epoch"
+    if isinstance(error, PureffcvError):
+        return str(error)
     return f"FFCV's loader thread failed: {summary(error)}"
 
 

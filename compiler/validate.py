@@ -88,15 +88,16 @@ def dataclass_params(cls: type) -> Dict[str, Param]:
 
 
 def _resolved_hints(op_class: type) -> dict:
-    """Type hints of ``__init__`` with string annotations evaluated (``from __future__ import
-    annotations`` in a custom op's module); generated signatures (``cpu_op``) included."""
+    """Type hints of the op's signature with string annotations evaluated (``from __future__
+    import annotations`` in a custom op's module); declared ops' signatures included."""
     init = op_class.__init__
     try:
         hints = typing.get_type_hints(init, include_extras=True)
     except Exception:
         hints = {}
     module_globals = vars(sys.modules.get(op_class.__module__, typing))
-    for name, p in inspect.signature(init).parameters.items():
+    signature = op_class.signature() if hasattr(op_class, "signature") else inspect.signature(init)
+    for name, p in signature.parameters.items():
         if name not in hints and isinstance(p.annotation, str):
             try:
                 hints[name] = eval(p.annotation, module_globals)  # noqa: S307 (the op's own code)

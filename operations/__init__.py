@@ -2,10 +2,10 @@
 the op registry and the authoring API for custom ops. Knows FFCV, Numba and torch; no YAML.
 
 Importing it registers the built-in ops and gives the Numba functions that importing FFCV
-compiles pureffcv's on-disk cache (``cache.cache_foreign_dispatchers``), and changes nothing
+compiles pureffcv's on-disk cache (``cache_locator.cache_foreign_dispatchers``), and changes nothing
 else; FFCV's corrections are installed by ``ffcv_patches.apply()``, which the compiler
 calls."""
-from .cache import cache_foreign_dispatchers
+from .cache_locator import cache_foreign_dispatchers
 
 cache_foreign_dispatchers()  # before anything imports FFCV
 

@@ -7,11 +7,8 @@ from typing import Any, Callable, ClassVar, Dict, Literal, NamedTuple, Optional,
 
 import numpy as np
 import torch
-from ffcv.pipeline.allocation_query import AllocationQuery
-from ffcv.pipeline.compiler import Compiler
-from ffcv.pipeline.operation import Operation
-from ffcv.pipeline.state import State
 
+from .ffcv_api import AllocationQuery, Compiler, Operation, State
 from .params import constraints_of
 from .rng import GATE_DRAW, EpochClock
 from .types import ImageType, storage_dtype
@@ -30,6 +27,15 @@ class Gate(NamedTuple):
 
     on_kernel_key: bool = False
     draw: int = GATE_DRAW
+
+
+#: The gates the built-in ops use, spelled once (an op names its gate in its declaration,
+#: and its device backend reads it from there): the default, on the sample key;
+SAMPLE_KEY_GATE = Gate()
+#: torchvision's RandomSolarize, RandomPosterize, RandomGrayscale, ... draw p on the op's key;
+OWN_KEY_GATE = Gate(on_kernel_key=True)
+#: torchvision's RandomErasing draws its p first: draw 0 of the op's own key.
+FIRST_DRAW_GATE = Gate(on_kernel_key=True, draw=0)
 
 
 class FusionPart(NamedTuple):
@@ -67,15 +73,14 @@ def resolved(annotation, value):
 
 def _binding_init(init: Callable) -> Callable:
     """Wrap an op's ``__init__`` so that the outermost call binds its arguments against the
-    signature, once: defaults applied, named constants resolved, lists as tuples, stored in
-    ``self.params``; ``init`` then runs on those values. Calls from subclasses' ``super()``
-    pass through."""
-    signature = inspect.signature(init)
-
+    op's ``signature()``, once: defaults applied, named constants resolved, lists as tuples,
+    stored in ``self.params``; ``init`` then runs on those values. Calls from subclasses'
+    ``super()`` pass through."""
     @functools.wraps(init)
     def __init__(self, *args, **values):
         if "params" in self.__dict__:  # an inner super().__init__: bound already
             return init(self, *args, **values)
+        signature = type(self).signature()
         bound = signature.bind(self, *args, **values)
         bound.apply_defaults()
         self.params = {name: resolved(signature.parameters[name].annotation, value)
@@ -102,9 +107,15 @@ class Parameterized:
             cls.__init__ = _binding_init(init)
 
     @classmethod
+    def signature(cls) -> inspect.Signature:
+        """The signature values are bound against (``self`` first): ``__init__``'s, unless a
+        class says otherwise (a declared op's is its declaration's)."""
+        return inspect.signature(cls.__init__)
+
+    @classmethod
     def parameters(cls) -> Dict[str, inspect.Parameter]:
         """The user-facing parameters: name -> inspect.Parameter (what a spec may set)."""
-        sig = inspect.signature(cls.__init__)
+        sig = cls.signature()
         return {n: p for n, p in sig.parameters.items()
                 if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
@@ -125,6 +136,9 @@ class PureOperation(Parameterized, Operation):
     #: defaults until the compiler binds the op: seed 0, epoch 0, stream 0
     clock: EpochClock = EpochClock()
     position: int = 0
+    #: where the op was written, ``FILE:LINE:COL: op 'name'`` (the compiler sets it; a
+    #: kernel error starts with it: ``operations.kernel_errors``)
+    origin: str = ""
     _applier = None  # (compiled batch function, takes indices) once ``apply`` has run
 
     def __init__(self):

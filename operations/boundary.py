@@ -3,9 +3,8 @@ from dataclasses import replace
 from typing import Callable, Optional, Tuple
 
 import torch
-from ffcv.pipeline.allocation_query import AllocationQuery
-from ffcv.pipeline.operation import Operation
-from ffcv.pipeline.state import State
+
+from .ffcv_api import AllocationQuery, Operation, State
 
 
 class Float16FromBits(Operation):

@@ -1,3 +1,8 @@
-"""Importing this module registers every built-in op (``operations/__init__`` does)."""
-from .cpu import colour, decoders, erasing, filters, geometry, normalize, policies, tone  # noqa: F401
-from .device import erasing as device_erasing, mix, normalize as device_normalize, temporal  # noqa: F401
+"""Importing this module registers every built-in op (``operations/__init__`` does); the
+decoders only where FFCV imports (they subclass FFCV's and call its C library)."""
+from .cpu import colour, erasing, filters, geometry, normalize, policies, tone  # noqa: F401
+from .device import mix, normalize as device_normalize, temporal  # noqa: F401
+from .ffcv_api import FFCV_MISSING
+
+if FFCV_MISSING is None:
+    from .cpu import decoders  # noqa: F401

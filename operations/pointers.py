@@ -9,7 +9,8 @@ puts the kernel behind a C entry point instead:
 - the entry is a ``cfunc`` over flat scalars (each array becomes its address and shape, each
   tuple its items), compiled once per function and argument types and kept in pureffcv's
   on-disk cache (``operations.cache``) under a digest of everything the function runs
-  (``cache.function_digest``: its code, its callees' code and the values it closes over), so
+  (``code_digest.function_digest``: its code, its callees' code and the values it closes
+  over) and the entry's flags, so
   a second process loads it in milliseconds and an edited kernel never reuses a stale build;
 - the caller compiles only a call to that address.
 
@@ -17,19 +18,29 @@ The entry is compiled with the flags of FFCV's ``Compiler`` (``fastmath``, ``err
 ``numpy``), which every kernel was compiled with before, so the bytes do not change.
 Arguments that are neither arrays (C-contiguous) nor numbers nor tuples of them nor strings
 keep the direct call (compiled in every process; a ``parallel`` loop then runs on one
-thread). An entry Numba cannot cache (one that calls a ctypes function, say) is compiled in
-every process.
+thread), and say so once (``SerialFallbackWarning``). An entry Numba cannot cache (one that
+calls a ctypes function, say) is compiled in every process.
+
+An exception cannot cross a C entry (Numba would leave it set behind the caller's back: a
+``SystemError`` without the kernel's message). So a parallel entry runs each sample's call
+under ``try`` (``_guarded``), flags the samples that raised, and returns the first one; the
+op then replays that sample directly from Python (``replay``) to get the exception itself,
+with its message (``operations.kernel_errors``).
 """
 import hashlib
+import warnings
+from contextlib import nullcontext
 from functools import lru_cache
 from typing import Callable, Dict, List, Optional
 
 import numba
+import numpy as np
 from numba import types
-from numba.core import ccallback, caching
+from numba.core import ccallback
 from numba.extending import intrinsic, overload
 
-from . import cache
+from . import cache, cache_locator, compile_flags, numba_private
+from .code_digest import function_digest
 
 #: FFCV's Compiler flags (ffcv/pipeline/compiler.py), the ones every kernel ran with before
 ENTRY_FLAGS = {"fastmath": True, "error_model": "numpy"}
@@ -41,6 +52,11 @@ _callers: Dict[tuple, Callable] = {}
 CONSTANT = ["constant"]
 
 
+class SerialFallbackWarning(UserWarning):
+    """An argument cannot travel through a C entry: the kernel runs by a direct call, serially
+    and compiled in every process."""
+
+
 class KernelTypingError(TypeError):
     """Numba cannot type a kernel (a user's op, say). Raised in place of Numba's own
     TypingError, which its overload resolution would replace by "No implementation of
@@ -48,24 +64,33 @@ class KernelTypingError(TypeError):
 
 
 def by_pointer(function: Callable, constants: Optional[Dict[int, str]] = None,
-               parallel: bool = False) -> Callable:
+               parallel: bool = False, names: Optional[Callable[[int], str]] = None) -> Callable:
     """An njit-callable taking ``function``'s arguments that calls ``function`` through its
-    cached C entry (returns nothing: for kernels that write into an output array).
+    cached C entry (for kernels that write into an output array).
 
     - ``constants``: strings cannot travel through C; the value of each string argument by
       position, compiled into the entry (the caller still passes them).
     - ``parallel``: the caller's first argument is a count n, and the entry runs
       ``function(i, *the other arguments)`` for i in ``prange(n)``. (The loop must be in the
       entry: Numba cannot hand a tuple argument to a parallel loop, so the entry rebuilds
-      tuples inside it.)
+      tuples inside it.) It returns the first i whose call raised, -1 if none did: replay
+      that one with ``replay`` for the exception.
+    - ``names``: ``names(k) -> "op 'x', parameter 'y'"``, what argument k is, for the
+      warning an argument that cannot travel through C gives (default: its position).
 
     One per function and options, kept for the process."""
     constants = dict(sorted((constants or {}).items()))
     key = (id(function), tuple(constants.items()), parallel)
     caller = _callers.get(key)
     if caller is None:
-        caller = _callers[key] = _caller(function, constants, parallel)
+        caller = _callers[key] = _caller(function, constants, parallel, names)
     return caller
+
+
+def replay(function: Callable, i: int, args: tuple) -> None:
+    """Run sample ``i`` of a parallel ``by_pointer(function)`` call with arguments ``args``
+    (the count first) directly, from Python: raises what it raised behind the entry."""
+    function(i, *args[1:])
 
 
 def string_positions(args: tuple, first: int) -> Dict[int, str]:
@@ -74,7 +99,8 @@ def string_positions(args: tuple, first: int) -> Dict[int, str]:
     return {first + k: value for k, value in enumerate(args) if isinstance(value, str)}
 
 
-def _caller(function: Callable, constants: Dict[int, str], parallel: bool) -> Callable:
+def _caller(function: Callable, constants: Dict[int, str], parallel: bool,
+            names: Optional[Callable[[int], str]]) -> Callable:
     call = _direct(function, parallel)  # what Python runs; Numba compiles the overload
 
     @overload(call, jit_options=ENTRY_FLAGS)
@@ -88,8 +114,10 @@ def _caller(function: Callable, constants: Dict[int, str], parallel: bool) -> Ca
         except numba.core.errors.TypingError as error:
             raise KernelTypingError(str(error)) from error
         if entry is None:
+            k = next(k for k, p in enumerate(plan) if p is None)
+            _warn_serial(function, names(k) if names else f"argument {k}", args[k])
             return _direct(function, parallel)
-        namespace = {"entry": entry}
+        namespace = {"entry": entry, "np": np, "first_failure": first_failure}
         source = _source("trampoline", plan, args, constants, parallel, caller=True)
         exec(compile(source, __file__, "exec"), namespace)
         return namespace["trampoline"]
@@ -123,9 +151,10 @@ def _flat(t) -> Optional[list]:
     return None
 
 
-def _c_types(plan) -> List:
-    """The entry's flat scalar signature: an array is its address then its extents."""
-    flat = []
+def _c_types(plan, parallel: bool) -> List:
+    """The entry's flat scalar signature: an array is its address then its extents (a
+    parallel entry's first: the address of its flags of failed samples)."""
+    flat = [types.uintp] if parallel else []
     for leaves in plan:
         for _, leaf in ([] if leaves is CONSTANT else leaves):
             flat += [types.uintp] + [types.intp] * leaf.ndim if isinstance(leaf, types.Array) \
@@ -133,8 +162,23 @@ def _c_types(plan) -> List:
     return flat
 
 
+_warned = set()
+
+
+def _warn_serial(function, what: str, argument_type) -> None:
+    """Say once per function and argument that the kernel runs by the direct call."""
+    if (id(function), what) in _warned:
+        return
+    _warned.add((id(function), what))
+    warnings.warn(SerialFallbackWarning(
+        f"pureffcv: {what} is a {argument_type}, which cannot travel through a C entry (only "
+        f"C-contiguous arrays, numbers, strings and tuples of numbers can): the kernel runs "
+        f"serially, compiled in every process"), stacklevel=2)
+
+
 def _direct(function: Callable, parallel: bool) -> Callable:
-    """The caller's implementation where no entry can be built: the plain call."""
+    """The caller's implementation where no entry can be built: the plain call (a parallel
+    one returns the first i whose call raised, -1 if none, as the entry does)."""
     if not parallel:
         def direct(*args):
             function(*args)
@@ -142,8 +186,36 @@ def _direct(function: Callable, parallel: bool) -> Callable:
 
     def direct_loop(*args):
         for i in range(args[0]):
-            function(i, *args[1:])
+            try:
+                function(i, *args[1:])
+            except Exception:
+                return i
+        return -1
     return direct_loop
+
+
+@numba.njit(**ENTRY_FLAGS)
+def first_failure(failed) -> int:
+    """The first index flagged in ``failed``, -1 if none is."""
+    for i in range(failed.shape[0]):
+        if failed[i]:
+            return i
+    return -1
+
+
+@lru_cache(maxsize=None)
+def _guarded(function, arity: int):
+    """njit ``guarded(i, failed, a0, ..., a<arity-1>)``: ``function(i, a0, ...)``, and
+    ``failed[i] = 1`` if it raised (the exception itself cannot leave the entry). Spelled
+    out, not ``*args``: Numba cannot compile a star call inside ``try``."""
+    names = ", ".join(f"a{k}" for k in range(arity))
+    namespace = {"function": function}
+    exec(compile(f"def guarded(i, failed, {names}):\n"
+                 f"    try:\n"
+                 f"        function(i, {names})\n"
+                 f"    except Exception:\n"
+                 f"        failed[i] = 1\n", __file__, "exec"), namespace)
+    return numba.njit(**ENTRY_FLAGS)(namespace["guarded"])
 
 
 def _source(name: str, plan, argument_types, constants: Dict[int, str], parallel: bool,
@@ -167,12 +239,18 @@ def _source(name: str, plan, argument_types, constants: Dict[int, str], parallel
                 flat_names.append(f"a{k}_{j}")
                 passed.append(access)
         rebuilt.append(_rebuild(k, leaves, t))
+    if caller and parallel:
+        return (f"def {name}(*args):\n"
+                f"    failed = np.zeros(args[0], np.uint8)\n"
+                f"    entry({', '.join(['failed.ctypes.data'] + passed)})\n"
+                f"    return first_failure(failed)\n")
     if caller:
         return f"def {name}(*args):\n    entry({', '.join(passed)})\n"
     if parallel:
-        return (f"def {name}({', '.join(flat_names)}):\n"
+        return (f"def {name}({', '.join(['failed_at'] + flat_names)}):\n"
+                f"    failed = carray(pointer_to_uint8(failed_at), ({rebuilt[0]},))\n"
                 f"    for i in prange({rebuilt[0]}):\n"
-                f"        function({', '.join(['i'] + rebuilt[1:])})\n")
+                f"        guarded({', '.join(['i', 'failed'] + rebuilt[1:])})\n")
     return (f"def {name}({', '.join(flat_names)}):\n"
             f"    function({', '.join(rebuilt)})\n")
 
@@ -221,19 +299,6 @@ def int64_at(address):
     return numba.carray(_int64_pointer(address), (1,))[0]
 
 
-class _DigestCache(caching.FunctionCache):
-    """Numba's function cache, indexed by ``cache.function_digest`` of what the entry runs
-    instead of the entry's bytecode and closure (which hold no information here: every
-    entry's code is generated)."""
-
-    def __init__(self, py_func, digest: str):
-        super().__init__(py_func)
-        self._digest = digest
-
-    def _index_key(self, sig, codegen):
-        return (sig, codegen.magic_tuple(), (self._digest,))
-
-
 def _entry(function, argument_types, plan, constants: Dict[int, str], parallel: bool) -> Callable:
     """The ctypes function of ``function``'s cached entry for these argument types and
     options (built once per process)."""
@@ -241,23 +306,29 @@ def _entry(function, argument_types, plan, constants: Dict[int, str], parallel: 
     built = _entries.get((id(function), signature))
     if built is not None:
         return built.ctypes
-    digest = hashlib.sha1(repr((cache.function_digest(function), signature,
+    flags = dict(ENTRY_FLAGS, parallel=parallel)
+    guarded = _guarded(function, len(argument_types) - 1) if parallel else None
+    compile_flags.pin(guarded if parallel else function, flags)  # before the digest reads them
+    digest = hashlib.sha1(repr((function_digest(function), signature, sorted(flags.items()),
                                 cache.cache_key())).encode()).hexdigest()[:20]
     name = f"entry_{digest}"
     namespace = {"__name__": __name__, "function": function, "carray": numba.carray,
-                 "prange": numba.prange}
+                 "prange": numba.prange, "guarded": guarded,
+                 "pointer_to_uint8": _pointer_cast(types.uint8)}
     for leaves in plan:
         for _, leaf in ([] if leaves is CONSTANT else leaves):
             if isinstance(leaf, types.Array):
                 namespace[f"pointer_to_{leaf.dtype}"] = _pointer_cast(leaf.dtype)
     source = _source(name, plan, argument_types, constants, parallel, caller=False)
     exec(compile(source, __file__, "exec"), namespace)
-    entry = ccallback.CFunc(namespace[name], (tuple(_c_types(plan)), types.void), {},
-                            dict(ENTRY_FLAGS, parallel=parallel))
+    on_disk = None
     if cache.enabled():
-        cache.install_locator()
-        entry._cache = _DigestCache(namespace[name], digest)
-    entry.compile()
+        cache_locator.install_locator()
+        on_disk = numba_private.DigestIndexedCache(namespace[name], digest)
+    with cache.build_lock(name) if on_disk is not None else nullcontext():
+        # processes starting together: one compiles, the others wait and load
+        entry = numba_private.c_entry(namespace[name], tuple(_c_types(plan, parallel)), types.void,
+                                      flags, on_disk)
     _entries[(id(function), signature)] = entry  # its machine code lives as long as the process
     return entry.ctypes
 

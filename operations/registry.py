@@ -1,18 +1,23 @@
-"""The op registry: name -> op class, from built-ins, imported modules, entry points and
-dotted paths (``my_lab.augment:Posterize2``)."""
+"""The op registry: name -> the op's backends (one class per stage), from built-ins, imported
+modules, entry points and dotted paths (``my_lab.augment:Posterize2``).
+
+One name per op whatever the stage: an op with a CPU (Numba) and a device (torch) backend
+registers both under one name, and the spec section it is written in picks one
+(``get_op(name, stage)``). Old names stay as deprecated aliases (``deprecated_names``),
+which resolve to the new name's backend and which ``pureffcv check`` reports."""
 import difflib
 import importlib
 from importlib.metadata import entry_points
-from typing import Dict, Iterable, List, Optional
-
-from ffcv.pipeline.operation import Operation
+from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from .authoring import cpu_op
 from .errors import PureffcvError
+from .ffcv_api import Operation
 
 ENTRY_POINT_GROUP = "pureffcv.operations"
 
-_REGISTRY: Dict[str, type] = {}
+#: name -> {stage: backend class}, each op's backends in the order they were registered
+_REGISTRY: Dict[str, Dict[str, type]] = {}
 _loaded_entry_points = False
 #: "distribution (entry point): error" of each plugin whose entry point failed to load
 _entry_point_failures: List[str] = []
@@ -22,12 +27,26 @@ class UnknownOpError(PureffcvError, LookupError):
     """No op of that name; the message lists the closest names."""
 
 
+class Alias(NamedTuple):
+    """An old op name: the op it now spells (``name``) and, where the old name meant one
+    backend of it, that backend's stage."""
+
+    name: str
+    stage: Optional[str] = None
+
+
+#: old name -> the name to write instead (``deprecated_alias``)
+_ALIASES: Dict[str, Alias] = {}
+
+
 def register_op(name: str, *, stage: Optional[str] = None):
     """Register an op under ``name`` (decorator).
 
     Accepts a ``PureOperation`` subclass, a raw FFCV ``Operation`` subclass (give ``stage``
     when it is not a per-sample CPU op), or a per-sample kernel
     ``f(image_in, image_out, rng, **params)`` which is turned into an op by ``cpu_op``.
+    Registering a class of another stage under a name adds that backend to the op (its
+    parameters must be the first backend's: one declaration).
     """
     def decorate(obj):
         op = obj if isinstance(obj, type) else cpu_op(obj)
@@ -38,14 +57,26 @@ def register_op(name: str, *, stage: Optional[str] = None):
             op.stage = stage
         elif not hasattr(op, "stage"):
             op.stage = "cpu"
-        existing = _REGISTRY.get(name)
+        backends = _REGISTRY.setdefault(name, {})
+        _check_same_parameters(name, op, backends.values())
+        existing = backends.get(op.stage)
         if existing is not None and existing is not op and _origin(existing) != _origin(op):
             raise ValueError(f"op name '{name}' is already registered by {_origin(existing)}")
-        _REGISTRY[name] = op
+        backends[op.stage] = op
         op.op_name = name
         return op
 
     return decorate
+
+
+def _check_same_parameters(name: str, op: type, others) -> None:
+    """A second backend of an op takes the first one's parameters (one declaration)."""
+    for other in others:
+        if other.stage != op.stage and hasattr(other, "parameters") and hasattr(op, "parameters") \
+                and set(other.parameters()) != set(op.parameters()):
+            raise TypeError(f"register_op('{name}'): the {op.stage} backend's parameters "
+                            f"({', '.join(op.parameters())}) are not the {other.stage} backend's "
+                            f"({', '.join(other.parameters())})")
 
 
 def _origin(op) -> str:
@@ -69,24 +100,52 @@ def _load_entry_points() -> None:
             _entry_point_failures.append(f"{plugin}: {type(exc).__name__}: {exc}")
 
 
+def register_alias(old: str, new: str, stage: Optional[str] = None) -> None:
+    """Keep the old name ``old`` working as a deprecated spelling of ``new`` (of its
+    ``stage`` backend when given)."""
+    _ALIASES[old] = Alias(new, stage)
+
+
+def deprecated_alias(name: str) -> Optional[Alias]:
+    """The op an old, deprecated name now spells, or None for a current name."""
+    return _ALIASES.get(name)
+
+
+def deprecated_names() -> Dict[str, Alias]:
+    """Every deprecated name and what it now spells."""
+    return dict(_ALIASES)
+
+
 def available_ops() -> List[str]:
-    """All registered op names, sorted."""
+    """All registered op names (current spellings, not deprecated aliases), sorted."""
     _load_entry_points()
     return sorted(_REGISTRY)
 
 
-def get_op(name: str) -> type:
-    """The op class for ``name``, or for a dotted path ``package.module:Attribute``."""
+def backends(name: str) -> Dict[str, type]:
+    """The backends of op ``name``: stage -> class, in the order they were registered."""
+    get_op(name)  # loads plugins; unknown names raise
+    return dict(_REGISTRY[_ALIASES[name].name if name in _ALIASES else name])
+
+
+def get_op(name: str, stage: Optional[str] = None) -> type:
+    """The op class for ``name`` (or a dotted path ``package.module:Attribute``): its
+    backend for ``stage`` (decoder, cpu, device, batch) when it has one, else the backend it
+    registered first (the planner then says where the op belongs). A deprecated name gives
+    the backend it used to mean."""
     if ":" in name:
         return _load_dotted(name)
+    if name in _ALIASES:
+        name, stage = _ALIASES[name].name, _ALIASES[name].stage or stage
     if name not in _REGISTRY:
         _load_entry_points()
     try:
-        return _REGISTRY[name]
+        found = _REGISTRY[name]
     except KeyError:
         failed = f" (plugins that failed to load: {'; '.join(_entry_point_failures)})" \
             if _entry_point_failures else ""
         raise UnknownOpError(f"unknown op '{name}'{did_you_mean(name, _REGISTRY)}{failed}") from None
+    return found.get(stage) or next(iter(found.values()))
 
 
 def did_you_mean(word: str, choices: Iterable[str], what: str = "") -> str:

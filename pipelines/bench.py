@@ -6,7 +6,9 @@ ops; + transfer) whose differences give the per-stage cost, then optional baseli
 (``torch_hybrid``: the same decoder followed by per-image torch ops, the correct-but-slow
 hybrid; ``ffcv_decode``: FFCV's own decoder for the same crop, RandomResizedCrop or CenterCrop,
 with ToTensor and ToTorchImage, the floor FFCV users compare against; ``dataloader``: a plain
-PyTorch DataLoader decoding the source images with PIL).
+PyTorch DataLoader decoding the source images with PIL; ``dali``: NVIDIA DALI's CPU pipeline
+doing the hybrid policy's work on the same JPEG bytes, where ``nvidia.dali`` is importable,
+``pipelines/dali_baseline.py``).
 
 Each variant's first epoch (Numba compiling every op, then one epoch) is timed apart from the
 steady epochs; ``compile_s`` is the first epoch minus one steady epoch.
@@ -16,13 +18,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from . import loading
+from . import dali_baseline, loading
 
 #: prefixes of the image pipeline, cumulative: each adds one stage to the previous; the full
 #: pipeline (variant "pipeline") adds the device ops and batch ops
 STAGE_PREFIXES = ("decode", "cpu_ops", "transfer")
 #: the baselines ``compare`` can name (``pureffcv bench --compare``)
-BASELINES = ("torch_hybrid", "ffcv_decode", "dataloader")
+BASELINES = ("torch_hybrid", "ffcv_decode", "dataloader", "dali")
 
 
 @dataclass
@@ -144,14 +146,13 @@ def time_variants(variants: List[Variant], epochs: int, progress: bool = True) -
 
 def _loader_batches(compiled, beton: str, image_steps: int, options: dict):
     """A batch source over a prefix of the compiled image pipeline."""
-    from ffcv.fields.decoders import IntDecoder
     from ffcv.transforms import ToTensor
 
-    pipeline = compiled.pipelines["image"][:image_steps]
+    pipeline = [step.op for step in compiled.plan.steps][:image_steps]
     if not any(isinstance(op, ToTensor) for op in pipeline):
         pipeline = pipeline + [ToTensor()]
-    loader = compiled.loader(beton, pipelines={"image": pipeline,
-                                               "label": [IntDecoder(), ToTensor()]}, **options)
+    loader = compiled.loader(beton, pipelines=compiled.bind(pipeline, compiled.label_ops),
+                             **options)
 
     def batches(epoch):
         compiled.set_epoch(epoch)
@@ -183,13 +184,25 @@ def ffcv_decoder(decoder):
 
 def _ffcv_decode_batches(compiled, beton: str, options: dict):
     """FFCV's decoder for the split's crop + ToTensor + ToTorchImage: no augmentation."""
-    from ffcv.fields.decoders import IntDecoder
     from ffcv.transforms import ToTensor, ToTorchImage
 
     pipeline = [ffcv_decoder(compiled.decoder.op), ToTensor(), ToTorchImage()]
-    loader = compiled.loader(beton, pipelines={"image": pipeline,
-                                               "label": [IntDecoder(), ToTensor()]}, **options)
+    loader = compiled.loader(beton, pipelines=compiled.bind(pipeline, compiled.label_ops),
+                             **options)
     return lambda epoch: loading.epoch(loader)
+
+
+def _dali_batches(compiled, beton: str, report: "BenchReport"):
+    """DALI's CPU pipeline for the split's random-resized crop (its size, scale, ratio)."""
+    from operations.cpu.decoders import RandomResizedCrop
+
+    decoder = compiled.decoder.op
+    if not isinstance(decoder, RandomResizedCrop):
+        raise ValueError(f"--compare dali needs a random_resized_crop decoder, not "
+                         f"{type(decoder).__name__}")
+    return dali_baseline.dali_batches(beton, decoder.output_size[0], decoder.params["scale"],
+                                      decoder.params["ratio"], report.batch_size,
+                                      report.num_workers, seed=compiled.spec.seed)
 
 
 def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto",
@@ -212,6 +225,9 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
         raise ValueError(f"unknown baseline '{unknown[0]}'; use {' or '.join(BASELINES)}")
     if "dataloader" in compare and images_dir is None:
         raise ValueError("--compare dataloader needs --images DIR (the source image folder)")
+    if "dali" in compare and not dali_baseline.available():
+        raise ValueError("--compare dali needs NVIDIA DALI (pip install nvidia-dali-cuda130: "
+                         "it runs CPU pipelines without a GPU)")
     options = {"order": "random", "drop_last": False}
     if num_workers is not None:
         options["num_workers"] = num_workers
@@ -262,6 +278,8 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
         variants.append(Variant("ffcv_decode", _ffcv_decode_batches(compiled, beton, options)))
     if "dataloader" in compare:
         variants.append(Variant("dataloader", folder_batches))
+    if "dali" in compare:
+        variants.append(Variant("dali", _dali_batches(reference, beton, report)))
     report.variants = time_variants(variants, epochs, progress)
     return report
 

@@ -21,6 +21,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 
 from operations.errors import PureffcvError
 
+from .class_maps import names_by_label
+
 
 class PredictionError(PureffcvError, ValueError):
     """The predictions cannot be written as asked; ``str()`` is one line."""
@@ -38,23 +40,6 @@ class LastCheckpoint(ModelCheckpoint):
     @property
     def state_key(self) -> str:
         return "pureffcv.LastCheckpoint"
-
-
-def class_names(beton: Optional[str]) -> Optional[Dict[int, str]]:
-    """label -> class name from the ``OUT.classes.json`` that ``pureffcv convert`` writes
-    beside ``OUT.beton``; None when there is none."""
-    from .convert import sidecar
-
-    if beton is None:
-        return None
-    path = sidecar(Path(beton), ".classes.json")
-    if not path.is_file():
-        return None
-    try:
-        mapping = json.loads(path.read_text())
-        return {int(label): str(name) for name, label in mapping.items()}
-    except (ValueError, TypeError, AttributeError):
-        return None
 
 
 def check_output(path: str) -> None:
@@ -128,7 +113,7 @@ class PredictionWriter(BasePredictionWriter):
         self.written: Optional[Path] = None
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
-        names = class_names(self.beton)
+        names = names_by_label(self.beton) or None
         outputs = predictions[0] if predictions and isinstance(predictions[0], list) \
             else predictions
         rows = prediction_rows(outputs, names)

@@ -4,6 +4,7 @@ Batches arrive on the device, normalized, in channels_last (the spec's device st
 are class indices (B,) or, after mixup/cutmix, class probabilities (B, C).
 """
 import time
+import warnings
 from typing import Literal, Optional
 
 import lightning.pytorch as pl
@@ -14,7 +15,7 @@ from torchmetrics.classification import (MulticlassAccuracy, MultilabelAveragePr
                                          MultilabelF1Score)
 
 from .models import build_resnet
-from .schedules import ScheduleName, lr_factor
+from .schedules import ScheduleName, linear_scaling_lr, lr_factor
 
 
 def as_class_indices(labels: torch.Tensor) -> torch.Tensor:
@@ -40,6 +41,10 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+class ScheduleChangeWarning(UserWarning):
+    """A resumed run's schedule spans another ``max_epochs`` than the checkpoint's run."""
+
+
 class ImageClassifier(pl.LightningModule):
     """A ResNet classifier with the ImageNet training recipe knobs.
 
@@ -48,7 +53,8 @@ class ImageClassifier(pl.LightningModule):
     - ``num_classes``: outputs of ``fc``; checked against the data before training.
     - ``optimizer``: sgd (momentum, optional nesterov) or adamw; ``weight_decay`` skips BN
       parameters and biases.
-    - ``lr``: the peak/base rate; ``schedule``: step (``step_length``, ``step_ratio``),
+    - ``lr``: the peak/base rate; None (default): Goyal et al.'s linear scaling rule, 0.1 x
+      global batch / 256 for SGD (1e-3 for AdamW), ``schedules.linear_scaling_lr``; ``schedule``: step (``step_length``, ``step_ratio``),
       cosine (``warmup_epochs``) or triangular (``peak_epoch``), evaluated every step at the
       fractional epoch (see ``pipelines.schedules``); the run length is the trainer's
       ``max_epochs``.
@@ -61,7 +67,7 @@ class ImageClassifier(pl.LightningModule):
 
     def __init__(self, arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet50",
                  num_classes: int = 1000, width: int = 64, blurpool: bool = False,
-                 optimizer: Literal["sgd", "adamw"] = "sgd", lr: float = 0.5,
+                 optimizer: Literal["sgd", "adamw"] = "sgd", lr: Optional[float] = None,
                  momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 5e-5,
                  schedule: ScheduleName = "triangular", peak_epoch: float = 2.0,
                  step_length: int = 30, step_ratio: float = 0.1, warmup_epochs: float = 0.0,
@@ -94,7 +100,7 @@ class ImageClassifier(pl.LightningModule):
     def lr_at(self, epoch: float) -> float:
         """The learning rate at a fractional epoch."""
         h = self.hparams
-        return h.lr * lr_factor(h.schedule, epoch, self.trainer.max_epochs,
+        return self.base_lr() * lr_factor(h.schedule, epoch, self.trainer.max_epochs,
                                 step_length=h.step_length, step_ratio=h.step_ratio,
                                 warmup_epochs=h.warmup_epochs, peak_epoch=h.peak_epoch)
 
@@ -106,11 +112,9 @@ class ImageClassifier(pl.LightningModule):
         if 0 < batches < self.trainer.log_every_n_steps:
             self.trainer.log_every_n_steps = batches
 
-    def on_train_epoch_start(self):
-        self._epoch_start = time.perf_counter()
-        self._epoch_images = 0
-
     def on_train_batch_start(self, batch, batch_idx: int):
+        if self._epoch_start is None:  # not on_train_epoch_start: a mid-epoch resume skips it
+            self._epoch_start, self._epoch_images = time.perf_counter(), 0
         batches = max(int(self.trainer.num_training_batches), 1)
         lr = self.lr_at(self.current_epoch + batch_idx / batches)
         for group in self.optimizers().optimizer.param_groups:
@@ -128,16 +132,51 @@ class ImageClassifier(pl.LightningModule):
         return loss
 
     def on_train_epoch_end(self):
+        """Log the epoch's images/s, counted from its first batch in this process (a resumed
+        epoch: from where it resumed)."""
+        if self._epoch_start is None:  # no batch ran in this process
+            return
         elapsed = time.perf_counter() - self._epoch_start
         images = self._epoch_images * self.trainer.world_size
         self.log("train/images_per_sec", images / max(elapsed, 1e-9))
+        self._epoch_start = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["pureffcv_max_epochs"] = self.trainer.max_epochs
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Warn when a resumed run changes what its schedule is computed from: cosine and
+        triangular schedules span ``max_epochs``, so the same epoch gets another rate and the
+        run differs from an uninterrupted one (docs/lightning.md, "Resuming")."""
+        saved = checkpoint.get("pureffcv_max_epochs")
+        trainer = self._trainer
+        if trainer is None or saved is None or self.hparams.schedule == "step" \
+                or saved == trainer.max_epochs:
+            return
+        warnings.warn(ScheduleChangeWarning(
+            f"pureffcv: resuming with max_epochs {trainer.max_epochs}, but the checkpoint's run "
+            f"had {saved}: the {self.hparams.schedule} schedule is computed from max_epochs, so "
+            f"this run's learning rates differ from an uninterrupted run's (resume with "
+            f"--trainer.max_epochs {saved} for an exact continuation)"), stacklevel=2)
+
+    def base_lr(self) -> float:
+        """``lr``, or with none given the linear scaling rule for this run's global batch
+        (the data module's training batch per process times the processes; 256 when the
+        data module does not say)."""
+        if self.hparams.lr is not None:
+            return self.hparams.lr
+        datamodule = getattr(self.trainer, "datamodule", None)
+        per_process = datamodule.train_batch_size() if hasattr(datamodule, "train_batch_size") \
+            else 256
+        return linear_scaling_lr(per_process * self.trainer.world_size, self.hparams.optimizer)
 
     def configure_optimizers(self):
         h = self.hparams
         groups = parameter_groups(self.model, h.weight_decay)
         if h.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=h.lr)
-        return torch.optim.SGD(groups, lr=h.lr, momentum=h.momentum, nesterov=h.nesterov)
+            return torch.optim.AdamW(groups, lr=self.base_lr())
+        return torch.optim.SGD(groups, lr=self.base_lr(), momentum=h.momentum,
+                               nesterov=h.nesterov)
 
     # ----- evaluation -----------------------------------------------------------------------
     def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -197,5 +236,7 @@ class ImageClassifier(pl.LightningModule):
         top = probabilities.topk(self.predict_top_k, dim=1)
         stored = labels.reshape(labels.shape[0], -1) if labels.ndim > 1 or self.multilabel \
             else as_class_indices(labels)
-        return {"index": indices.cpu(), "label": stored.cpu(),
+        # a copy: on the CPU ``.cpu()`` is the loader's own batch buffer, which FFCV refills
+        # batches_ahead + 2 batches later (the first rows then carried later batches' labels)
+        return {"index": indices.cpu(), "label": stored.cpu().clone(),
                 "classes": top.indices.cpu(), "probabilities": top.values.cpu()}

@@ -12,10 +12,11 @@ import sys
 from typing import List, Optional
 
 from .commands import (bench, cache, check, convert, demo, doctor, explain, fit, predict,
-                       preview, stats, studio, test, train, validate)
+                       preview, specs, stats, studio, test, train, validate)
 
 #: the subcommands, in the order ``pureffcv --help`` lists them
-COMMANDS = {"convert": convert, "doctor": doctor, "check": check, "explain": explain,
+COMMANDS = {"convert": convert, "doctor": doctor, "specs": specs, "check": check,
+            "explain": explain,
             "preview": preview, "stats": stats, "bench": bench, "fit": fit, "validate": validate,
             "test": test, "predict": predict, "train": train, "demo": demo, "studio": studio,
             "cache": cache}

@@ -4,9 +4,9 @@ What it takes care of (each an FFCV or Lightning trap):
 
 - Loaders are built in the ``*_dataloader`` hooks, after the process group exists, on the
   rank's own device (``ToDevice`` targets ``trainer.strategy.root_device``).
-- Training under DDP uses FFCV's ``distributed=True`` (each rank a disjoint shard per epoch).
-  FFCV has no distributed ``quasi_random`` order: such a spec falls back to ``random`` with a
-  warning that says so.
+- Training under DDP uses FFCV's ``distributed=True`` (each rank a disjoint shard per epoch);
+  ``order: quasi_random`` then reads each rank's own pages (``compiler.quasi_random``: FFCV
+  has no distributed quasi-random order).
 - Validation never uses ``distributed=True``, which pads shards with duplicated samples: each
   rank reads its own contiguous slice of the data set in order, and the classifier's metric
   states are summed over ranks, so every sample counts exactly once.
@@ -18,175 +18,23 @@ What it takes care of (each an FFCV or Lightning trap):
 - User mistakes (missing or unreadable .beton, spec errors, plan errors, a class count that
   does not match the model, the image-folder fallback under several processes) are one-line
   errors before any training.
+
+Its parts by concept: ``pipelines.epochs`` (what Lightning iterates each epoch),
+``pipelines.data_checks`` (the data against the model and spec), ``pipelines.missing_betons``
+(image folders converted on rank 0, or read through the fallback).
 """
 import os
-import warnings
 from pathlib import Path
 from typing import Callable, List, Optional
 
 import lightning.pytorch as pl
-import torch
 
-from operations.errors import PureffcvError
-
-from . import loading
+from . import class_maps
+from .data_checks import (DataError, beton_labels, check_batches, check_vector_target,
+                          open_reader, warn_if_empty)
+from .epochs import EpochLoader, FallbackEpochs, IndexedBatches, epoch_to_run
+from .missing_betons import convert_missing, shared_class_map
 from .progressive import ProgressiveResizing
-
-
-class DataError(PureffcvError, ValueError):
-    """A problem with the data files or their fit to the model; ``str()`` is one line."""
-
-
-class EpochLoader:
-    """An FFCV Loader that Lightning iterates once per epoch and may stop early.
-
-    Each ``iter(loader)`` starts an ``EpochIterator`` thread that FFCV never joins when
-    iteration stops before the end (ffcv #345, #393): it blocks forever on its full output
-    queue, holding its batch buffers. Here ``iter`` first closes the previous iterator
-    (``pipelines.loading.close``), so threads and memory stay flat, and an error in the thread
-    raises ``loading.LoaderError`` instead of leaving the epoch waiting. ``before_epoch(loader)``
-    returns the epoch about to run and prepares the pipeline for it; the Loader's own epoch
-    counter, which seeds FFCV's random orders, is set to the same.
-    """
-
-    def __init__(self, loader, before_epoch: Callable[[object], int]):
-        self.loader = loader
-        self.before_epoch = before_epoch
-        # not ``_iterator``: Lightning sets a loader's ``_iterator`` to None when it resets
-        # a torch DataLoader, which would lose the thread this class must join
-        self._epoch_iterator = None
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        self.close()
-        self.loader.next_epoch = self.before_epoch(self.loader)
-        # FFCV allocates the epoch's batch buffers here and fills them in place from its
-        # thread: they must not be inference tensors (Lightning validates in inference mode)
-        with torch.inference_mode(False):
-            self._epoch_iterator = loading.start(self.loader)
-        return loading.batches(self._epoch_iterator)
-
-    def close(self) -> None:
-        """Stop and join the running epoch's thread, if any, and release its buffers."""
-        iterator, self._epoch_iterator = self._epoch_iterator, None
-        if iterator is not None:
-            loading.close(iterator)
-
-
-class FallbackEpochs:
-    """A FallbackLoader that sets the pipeline's epoch before every pass, like EpochLoader."""
-
-    def __init__(self, loader, before_epoch: Callable[[], None]):
-        self.loader = loader
-        self.before_epoch = before_epoch
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        self.before_epoch()
-        return iter(self.loader)
-
-
-class IndexedBatches:
-    """An evaluation loader's ``(images, labels)`` batches as ``(images, labels, indices)``,
-    ``indices`` the samples' positions in the .beton (the loader reads ``start``, ``start +
-    1``, ... in order)."""
-
-    def __init__(self, loader, start: int):
-        self.loader, self.start = loader, start
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        position = self.start
-        for images, labels in self.loader:
-            count = images.shape[0]
-            yield images, labels, torch.arange(position, position + count)
-            position += count
-
-    def close(self) -> None:
-        self.loader.close()
-
-
-class SmallDataWarning(UserWarning):
-    """A split yields no batches."""
-
-
-def warn_if_empty(loader, compiled):
-    """``loader``, after a warning naming the split, its sample count and the fix when it
-    yields no batch (fewer samples than one batch, with drop_last)."""
-    if len(loader) == 0:
-        batch = loader.batch_size
-        count = len(loader.indices) if hasattr(loader, "indices") else len(loader.dataset)
-        warnings.warn(SmallDataWarning(
-            f"pureffcv: {compiled.split.name}: {count} sample(s), fewer than "
-            f"one batch of {batch} with drop_last: no training batches; lower "
-            f"--data.batch_size or set drop_last: false in the spec's loader"), stacklevel=2)
-    return loader
-
-
-def epoch_to_run(trainer) -> int:
-    """The training epoch the Trainer is about to run. Not ``trainer.current_epoch`` (the
-    epochs *completed*): a run resumed from a checkpoint written after an epoch's last batch
-    (``last.ckpt``) starts its next epoch before that counter catches up, and would replay the
-    previous epoch's order and draws. Lightning's own sampler epoch is the one used here."""
-    return int(trainer.fit_loop.epoch_progress.current.processed)
-
-
-def launcher_rank() -> int:
-    """This process's global rank as the launcher set it (torchrun's RANK, SLURM_PROCID,
-    Lightning's LOCAL_RANK for its own children), 0 when none is set."""
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 0
-
-
-def beton_labels(path: str, field: str = "label", image_field: Optional[str] = None):
-    """The integer labels stored in a .beton's ``field`` (an IntField; read from its
-    metadata, no decoding); raises DataError when the file is missing, unreadable, lacks the
-    field (or ``image_field``), has no samples, or the field holds no integers."""
-    reader = open_reader(path, (field,) + ((image_field,) if image_field else ()))
-    from ffcv.fields import IntField
-
-    if not isinstance(reader.handlers[field], IntField):
-        raise DataError(f"{path}: field '{field}' is a {type(reader.handlers[field]).__name__}, "
-                        f"not an IntField; for vector targets write label: {{field: {field}, "
-                        f"type: multi_hot (or float), num_classes: N}} in the spec")
-    return reader.metadata[f"f{reader.field_names.index(field)}"]
-
-
-def open_reader(path: str, fields=()):
-    """FFCV's Reader of ``path`` with ``fields`` present; DataError (one line) otherwise."""
-    from .beton import BetonError, open_beton
-
-    try:
-        return open_beton(path, tuple(fields))
-    except BetonError as exc:
-        raise DataError(str(exc)) from None
-
-
-def check_vector_target(path: str, label, image_field: str, num_classes: Optional[int]) -> None:
-    """A ``multi_hot`` / ``float`` target: an NDArrayField of shape (num_classes,) holding the
-    right dtype, whose length the model's outputs match; DataError otherwise."""
-    from ffcv.fields import NDArrayField
-
-    reader = open_reader(path, (label.field, image_field))
-    handler = reader.handlers[label.field]
-    if not isinstance(handler, NDArrayField):
-        raise DataError(f"{path}: field '{label.field}' is a {type(handler).__name__}; a "
-                        f"{label.type} target is an NDArrayField of shape "
-                        f"({label.num_classes},)")
-    if tuple(handler.shape) != (label.num_classes,):
-        raise DataError(f"{path}: field '{label.field}' has shape {tuple(handler.shape)}, but "
-                        f"the spec's label num_classes is {label.num_classes}")
-    if num_classes is not None and num_classes != label.num_classes:
-        raise DataError(f"{path}: targets have {label.num_classes} entries but the model's "
-                        f"num_classes is {num_classes}; set it to {label.num_classes}")
 
 
 class FFCVDataModule(pl.LightningDataModule):
@@ -257,6 +105,9 @@ class FFCVDataModule(pl.LightningDataModule):
         if stage in ("test", "predict") and self._eval_path(stage) is None:
             option = "test_path" if stage == "test" else "predict_path"
             raise DataError(f"no {stage} data: set data.{option} (--data.{option} FILE.beton)")
+        class_maps.check_agree([(role, path) for role, path in self._betons()
+                                if Path(path).is_file()])
+        shared_class_map(self._sources(stage, spec))  # a folder's classes against the .betons'
         for split, path, folder in self._sources(stage, spec):
             if path is None and folder is None:
                 continue
@@ -270,6 +121,9 @@ class FFCVDataModule(pl.LightningDataModule):
             if path is None:
                 continue
             label, image_field = spec.split(split).label, spec.split(split).image.field
+            if stage == "fit" and split == self.train_split:
+                check_batches(path, spec.split(split).loader, self.batch_size,
+                              (image_field, label.field))
             if multilabel is not None and multilabel != (label.type == "multi_hot"):
                 raise DataError(
                     f"{self.spec}: the {split} label type is {label.type} but the model's "
@@ -295,6 +149,14 @@ class FFCVDataModule(pl.LightningDataModule):
                 raise DataError(f"{self.spec}: progressive resizing needs a resizing train "
                                 f"decoder (random_resized_crop), not '{decoder.name}'")
 
+    def train_batch_size(self) -> int:
+        """The training batch per process: ``batch_size``, else the spec's train loader's."""
+        from compiler import load_spec
+
+        if self.batch_size is not None:
+            return self.batch_size
+        return load_spec(Path(self.spec)).split(self.train_split).loader.batch_size
+
     def _sources(self, stage: str = "fit", spec=None):
         """(split, .beton, image folder) of each source a trainer ``stage`` reads."""
         if stage in ("test", "predict"):
@@ -303,6 +165,14 @@ class FFCVDataModule(pl.LightningDataModule):
             return ((self.val_split, self.val_path, self.val_folder),)
         return ((self.train_split, self.train_path, self.train_folder),
                 (self.val_split, self.val_path, self.val_folder))
+
+    def _betons(self):
+        """(role, path) of every .beton this module was given, for the class-map check."""
+        return [(role, path) for role, path in (("train", self.train_path),
+                                                ("val", self.val_path),
+                                                ("test", self.test_path),
+                                                ("predict", self.predict_path))
+                if path is not None]
 
     def _eval_path(self, stage: str) -> Optional[str]:
         if stage == "test":
@@ -327,31 +197,10 @@ class FFCVDataModule(pl.LightningDataModule):
         return not self.convert and use_fallback(path, folder)
 
     def convert_missing(self, rank: Optional[int] = None, timeout_s: float = 24 * 3600) -> None:
-        """With ``convert``: turn each image folder whose .beton is missing into that .beton.
-        Only global rank 0 (``rank``; default: from the launcher's environment, RANK,
-        SLURM_PROCID or LOCAL_RANK) converts; other ranks wait until the file appears
-        (``convert`` renames a finished file into place, so its existence means done)."""
-        import time
-
-        from .convert import convert
-        from .fallback import use_fallback
-
-        if not self.convert:
-            return
-        rank = launcher_rank() if rank is None else rank
-        for split, path, folder in self._sources():
-            if path is None or not use_fallback(path, folder):
-                continue
-            if rank == 0:
-                print(f"{split}: converting {folder} -> {path}", flush=True)
-                convert(folder, path)
-                continue
-            deadline = time.monotonic() + timeout_s
-            while not Path(path).is_file():
-                if time.monotonic() > deadline:
-                    raise DataError(f"{path}: rank {rank} waited {timeout_s:.0f} s for rank 0 "
-                                    f"to convert {folder}")
-                time.sleep(1.0)
+        """With ``convert``: turn each image folder whose .beton is missing into that .beton
+        (``pipelines.missing_betons.convert_missing``: rank 0 converts, the others wait)."""
+        if self.convert:
+            convert_missing(self._sources(), rank, timeout_s)
 
     def prepare_data(self) -> None:
         """``convert_missing`` (Lightning runs this before ``setup``; a no-op when the CLI
@@ -391,7 +240,7 @@ class FFCVDataModule(pl.LightningDataModule):
         if workers < 1:  # the spec's "all cores"
             workers = min(4, os.cpu_count() or 1)
         loader = FallbackLoader(compiled, folder, batch_size=batch_size, num_workers=workers,
-                                shuffle=shuffle)
+                                shuffle=shuffle, classes=shared_class_map(self._sources()))
         return FallbackEpochs(loader, before_epoch)
 
     def train_dataloader(self):
@@ -405,11 +254,6 @@ class FFCVDataModule(pl.LightningDataModule):
         overrides = self._overrides(compiled, self.batch_size)
         if self.trainer.world_size > 1:
             overrides["distributed"] = True
-            if compiled.split.loader.order == "quasi_random":
-                warnings.warn("FFCV has no distributed quasi_random order: training with "
-                              "order random instead (each rank reads a disjoint random shard)",
-                              stacklevel=2)
-                overrides["order"] = "random"
         loader = warn_if_empty(compiled.loader(self.train_path, **overrides), compiled)
 
         def start_epoch(loader) -> int:

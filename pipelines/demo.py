@@ -6,7 +6,7 @@
 3. Train a small ResNet-18 (width 16) on the CPU (or the GPU, if there is one) for a few
    epochs and report validation accuracy, images/s and where the run is.
 
-Cache layout (``$PUREFFCV_CACHE``, default ``~/.cache/pureffcv``)::
+Data layout (``$PUREFFCV_DATA``, default ``~/.cache/pureffcv``)::
 
     demo/<size>/images/{train,val}/<class>/*.jpg   demo/<size>/{train,val}.beton
     runs/demo-<size>-<time>/   (logs, checkpoints, preview.png)
@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from compiler.shipped import shipped_spec
+
 from .demo_data import PHOTOS, build_demo_images, cache_dir
 
-DEMO_SPEC = Path(__file__).resolve().parents[1] / "specs" / "demo.yaml"
+DEMO_SPEC = shipped_spec("demo")  # package data: found wherever pureffcv is installed
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ scikit-image's wheel (no network), as ImageFolder trees of 200-400 px JPEGs.
 The task is "which photo did this crop come from?": small, real, learnable in minutes on a CPU.
 """
 import os
+import warnings
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -15,10 +16,24 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
           "immunohistochemistry", "stereo_motorcycle", "retina")
 
 
+#: values of PUREFFCV_CACHE that switch the kernel cache (operations.cache), not folders
+SWITCH_VALUES = ("0", "1", "on", "off", "true", "false", "yes", "no")
+
+
 def cache_dir() -> Path:
-    """Where demo data and runs live: $PUREFFCV_CACHE, else ~/.cache/pureffcv."""
-    root = os.environ.get("PUREFFCV_CACHE") or Path.home() / ".cache" / "pureffcv"
-    return Path(root)
+    """Where demo data and runs live: $PUREFFCV_DATA, else ~/.cache/pureffcv.
+
+    PUREFFCV_CACHE is the kernel cache's on/off switch; it named this folder too before, and a
+    folder in it still works, with a deprecation warning."""
+    if os.environ.get("PUREFFCV_DATA"):
+        return Path(os.environ["PUREFFCV_DATA"])
+    old = os.environ.get("PUREFFCV_CACHE", "")
+    if old and old.strip().lower() not in SWITCH_VALUES:
+        warnings.warn("PUREFFCV_CACHE as the demo's data folder is deprecated: set "
+                      "PUREFFCV_DATA (PUREFFCV_CACHE=0 switches the kernel cache off)",
+                      FutureWarning, stacklevel=2)
+        return Path(old)
+    return Path.home() / ".cache" / "pureffcv"
 
 
 def load_photo(name: str) -> np.ndarray:

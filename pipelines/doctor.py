@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, List
 
+from .commands.cache import human
+
 FFCV_BUILD = ("apt-get install pkg-config libopencv-dev libturbojpeg0-dev, then "
               "pip install --no-build-isolation ffcv==1.0.2 (or: make install)")
 
@@ -119,6 +121,29 @@ def check_numba() -> Check:
                                 f"({source})")
 
 
+def check_numba_internals() -> Check:
+    """The Numba internals the C entries and their cache use (``operations.numba_private``):
+    a failure when one is missing; a note when the installed version is outside the range
+    they were checked against (setup.cfg's pin) but they are all there."""
+    try:
+        from operations import numba_private
+    except Exception as exc:
+        return Check("numba internals", False, f"cannot import: {exc}".splitlines()[0],
+                     "pip install numba (see setup.cfg for the range)")
+    missing, outside = numba_private.missing(), numba_private.outside_checked_range()
+    pins = [f"{name}>={first},<{excluded}"
+            for name, (first, excluded) in numba_private.CHECKED.items()]
+    checked = ", ".join(pins)
+    fix = "pip install " + " ".join(f"'{pin}'" for pin in pins)
+    if missing:
+        return Check("numba internals", False, "missing: " + "; ".join(missing), fix)
+    if outside:
+        return Check("numba internals", False, "outside the checked range: " +
+                     "; ".join(outside) + " (every private API is present)", fix,
+                     required=False)
+    return Check("numba internals", True, f"within the checked range ({checked})")
+
+
 def check_torch() -> Check:
     found = _import("torch", "torch", "pip install torch (CPU: pip install torch==2.13.0)")
     if not found.ok:
@@ -187,15 +212,15 @@ def check_numba_cache() -> Check:
         return Check("numba cache", False, "off (PUREFFCV_CACHE=0): every process compiles",
                      required=False)
     nbytes, files = cache.size()
-    return Check("numba cache", True, f"{cache.cache_dir()} ({cache.human(nbytes)} in {files} "
+    return Check("numba cache", True, f"{cache.cache_dir()} ({human(nbytes)} in {files} "
                  f"files under {cache.cache_root()}; `pureffcv cache clear` empties it)",
                  required=False)
 
 
 CHECKS: List[Callable[[], Check]] = [
     check_python, check_ffcv, check_ffcv_extension, check_image_libraries, check_numba,
-    check_numba_cache, check_torch, check_cuda_devices, check_cupy, check_lightning,
-    check_no_torchvision, check_pillow,
+    check_numba_internals, check_numba_cache, check_torch, check_cuda_devices, check_cupy,
+    check_lightning, check_no_torchvision, check_pillow,
 ]
 
 

@@ -23,7 +23,7 @@ DataModule does, after the batch reaches the device.
 import math
 import warnings
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -32,7 +32,10 @@ from numba import njit
 from operations.errors import PureffcvError
 from operations.rng import sample_key, stream_key
 
-from .convert import ConversionError, read_rgb, scan_image_folder
+from .convert.errors import ConversionError
+from .convert.folders import scan_image_folder
+from .convert.images import read_rgb, readable
+from .worker_processes import torch_worker_init
 
 
 class FallbackError(PureffcvError, ValueError):
@@ -71,12 +74,8 @@ def readable_images(paths: List[str], labels: List[int], workers: int = 1):
     """(paths, labels, skipped (path, reason) pairs): every image decoded once, as ``pureffcv
     convert`` does, and the unreadable ones left out, so that sample ``i`` here is sample
     ``i`` of the .beton that convert would write from the same folder."""
-    from .convert import _check_all
-
-    checked = _check_all(paths, min(workers, len(paths)))
-    skipped = [(path, reason) for path, (_, reason) in zip(paths, checked) if reason]
-    keep = [i for i, (_, reason) in enumerate(checked) if reason is None]
-    return [paths[i] for i in keep], [labels[i] for i in keep], skipped
+    paths, labels, skipped, _ = readable(paths, labels, workers)
+    return paths, labels, skipped
 
 
 def warn_skipped(folder, skipped: List[Tuple[str, str]], kept: int) -> None:
@@ -94,7 +93,9 @@ class FallbackLoader:
 
     - ``compiled``: a ``compiler.CompiledPipeline``; its clock gives the epoch (call
       ``compiled.set_epoch(n)`` before ``iter``, as with the FFCV Loader).
-    - ``image_folder``: the ImageFolder root; labels are the sorted class folders' indices.
+    - ``image_folder``: the ImageFolder root; labels are the sorted class folders' indices,
+      or those of ``classes`` (the class map the run's other splits use; it must name every
+      class folder), so that train and val agree (``pipelines.missing_betons``).
     - ``batch_size``, ``shuffle``, ``drop_last``: None keeps the spec's loader options
       (shuffle unless its order is sequential).
     - ``num_workers``: DataLoader worker processes that decode and crop (0: in this process).
@@ -109,11 +110,11 @@ class FallbackLoader:
 
     def __init__(self, compiled, image_folder: Union[str, Path], batch_size: Optional[int] = None,
                  num_workers: int = 0, shuffle: Optional[bool] = None,
-                 drop_last: Optional[bool] = None):
+                 drop_last: Optional[bool] = None, classes: Optional[Dict[str, int]] = None):
         from ffcv.pipeline.compiler import Compiler
 
         try:
-            paths, labels, _ = scan_image_folder(Path(image_folder))
+            paths, labels, _ = scan_image_folder(Path(image_folder), classes)
         except (ConversionError, OSError) as exc:
             raise FallbackError(str(exc).splitlines()[0]) from None
         paths, labels, self.skipped = readable_images(paths, labels, max(1, num_workers))
@@ -146,7 +147,7 @@ class FallbackLoader:
         batches = torch.utils.data.DataLoader(
             self.dataset, batch_size=self.batch_size, shuffle=self.shuffle,
             drop_last=self.drop_last, num_workers=self.num_workers, collate_fn=stack,
-            generator=generator)
+            generator=generator, worker_init_fn=torch_worker_init)
         for images, labels, indices in batches:
             yield self.transform(images, labels, indices)
 

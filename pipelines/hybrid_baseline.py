@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from operations.normalization import MEAN, STD
 
-from .convert import scan_image_folder
+from .convert.folders import scan_image_folder
 
 _MEAN = torch.tensor(MEAN["imagenet"]).view(3, 1, 1)
 _STD = torch.tensor(STD["imagenet"]).view(3, 1, 1)

@@ -61,20 +61,19 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
     """
     from compiler import compile_spec
 
-    from .beton import open_beton
-    from .callbacks import class_names
+    from .beton import stored_labels
+    from .class_maps import names_by_label
 
     if n < 1 or columns < 1 or (zoom is not None and zoom < 1):
         raise PreviewError("n, columns and zoom must be at least 1")
     compiled = compile_spec(spec, split=split, device=device)
-    reader = open_beton(beton, ("image", "label"))
-    labels = np.asarray(reader.metadata[f"f{reader.field_names.index('label')}"]).reshape(-1)
-    names = class_names(str(beton))
+    labels = stored_labels(beton, compiled.label_field, compiled.image_field)
+    names = names_by_label(beton) or None
     chosen = choose_samples(labels, n, indices=indices, classes=class_ids(classes, names, labels),
                             seed=seed, first=first, paired=bool(compiled.batch_ops))
     compiled.set_epoch(epoch)
     augmented, targets = _augmented(compiled, beton, chosen)
-    originals = _originals(beton, chosen, augmented.shape[1:3])
+    originals = _originals(compiled, beton, chosen, augmented.shape[1:3])
     image = compose_grid(originals, augmented, [label_text(t, names) for t in targets], columns,
                          zoom or auto_zoom(augmented.shape[1:3]))
     from PIL import Image
@@ -158,16 +157,15 @@ def _augmented(compiled, beton, chosen: np.ndarray) -> Tuple[np.ndarray, list]:
     return to_display(images, normalization_of(compiled.plan)), list(targets.cpu())
 
 
-def _originals(beton, chosen: np.ndarray, size) -> np.ndarray:
-    """The samples ``chosen`` decoded without augmentation at ``size`` (h, w)."""
-    from ffcv.loader import Loader, OrderOption
-
+def _originals(compiled, beton, chosen: np.ndarray, size) -> np.ndarray:
+    """The samples ``chosen`` decoded without augmentation at ``size`` (h, w), from the
+    compiled split's image field."""
     from operations.cpu.decoders import CenterCrop
 
-    loader = Loader(str(beton), batch_size=len(chosen), order=OrderOption.SEQUENTIAL,
-                    indices=chosen, drop_last=False, num_workers=1,
-                    pipelines={"image": [CenterCrop(size=tuple(int(s) for s in size), ratio=1.0)],
-                               "label": None})
+    decoder = CenterCrop(size=tuple(int(s) for s in size), ratio=1.0)
+    loader = compiled.loader(beton, pipelines=compiled.bind([decoder], None), order="sequential",
+                             batch_size=len(chosen), indices=chosen, drop_last=False,
+                             num_workers=1, distributed=False)
     (images,) = only_batch(loader)
     return np.array(images)  # FFCV reuses its buffers: copy
 

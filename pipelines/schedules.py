@@ -44,3 +44,14 @@ def lr_factor(name: ScheduleName, epoch: float, epochs: int, *, step_length: int
     if name == "triangular":
         return triangular_factor(epoch, epochs, peak_epoch)
     raise ValueError(f"unknown schedule '{name}'; choose step, cosine or triangular")
+
+
+def linear_scaling_lr(batch_size: int, optimizer: str = "sgd") -> float:
+    """The default peak learning rate for a global batch of ``batch_size``: for SGD, Goyal et
+    al.'s linear scaling rule ("Accurate, Large Minibatch SGD", 2017: 0.1 per 256 images,
+    the ResNet-50 recipe torchvision's reference scripts also use); for AdamW, its usual
+    1e-3 (Loshchilov & Hutter), which does not scale with the batch."""
+    if optimizer == "adamw":
+        return 1e-3
+    return 0.1 * batch_size / 256
+

@@ -11,8 +11,20 @@ INPUTS=(setup.cfg setup.py constraints.txt scripts/install.sh operations/cpu/roi
 
 say() { printf '[install] %s\n' "$*"; }
 
+# The built-in entries: every shipped spec's kernels compiled once, kept with the venv
+# (.venv/share/pureffcv/numba), so a first process does not compile them for a minute
+# (`pureffcv cache clear` keeps them; docs/performance.md, "The first run"). Their directory
+# is keyed by the operations/ sources: after an edit there they are built again.
+build_entries() {
+  if ! "$VENV/bin/python" -c 'import sys; from operations import cache; sys.exit(not cache.builtin_dir().is_dir())' 2>/dev/null; then
+    say "compiling the built-in kernels once (1-3 minutes on 2 cores)"
+    "$VENV/bin/pureffcv" cache build | sed 's/^/[install] /'
+  fi
+}
+
 if [ -f "$STAMP" ] && [ -z "$(find "${INPUTS[@]}" -newer "$STAMP" 2>/dev/null)" ]; then
   say "up to date ($VENV); delete $STAMP to force a reinstall"
+  build_entries
   exit 0
 fi
 
@@ -85,6 +97,9 @@ if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null
 fi
 "$VENV/bin/python" -c 'import selenium' 2>/dev/null || "${PIP[@]}" selenium \
   || say "could not install selenium; the studio's browser test will skip"
+
+# 7. The built-in entries (build_entries above).
+build_entries
 
 touch "$STAMP"
 say "done: activate with 'source $VENV/bin/activate' or call $VENV/bin/pureffcv"

@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from ..authoring import cpu_op
-from ..base import Gate
+from ..base import OWN_KEY_GATE
 from ..params import NonNegativeFloat, Range
 from ..registry import register_op
 from ..rng import randint, uniform_range
@@ -147,7 +147,7 @@ def color_jitter(image_in, image_out, rng, brightness: Strength = 0.0, contrast:
 
 
 @register_op("grayscale")
-@cpu_op(output_type=requires_uint8("grayscale", rgb=True), p=0.1, gate=Gate(on_kernel_key=True))
+@cpu_op(output_type=requires_uint8("grayscale", rgb=True), p=0.1, gate=OWN_KEY_GATE)
 def grayscale(image_in, image_out, rng):
     """torchvision RandomGrayscale: with probability ``p`` (default 0.1, torchvision's) replace
     the image by its PIL grey level in all three channels (PIL's rounded luma; torchvision's

@@ -15,13 +15,14 @@ import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder, SimpleRGBImageDecoder
 from numba import njit
 
-from ..authoring import batch_stream_reader
+from ..batch_loop import batch_stream_reader
 from ..base import PureOperation
+from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..params import AreaRange, AspectRange, Probability, Size
 from ..registry import register_op
 from ..rng import sample_key, uniform
 from ..types import ImageType
-from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at
+from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
 from . import jpeg
 from .jpeg import decode_crop_resized
 from .native import decode_jpeg, memcpy, resize_crop
@@ -110,15 +111,21 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         parallel through a cached C entry (``pointers.by_pointer``)."""
         read_samples = _sample_reader(self.memory_read)
         batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else _no_stream
-        run = by_pointer(_crop_decode_step(self.get_crop_generator,
-                                           self.crop_aware and jpeg.AVAILABLE), parallel=True)
+        step = _crop_decode_step(self.get_crop_generator, self.crop_aware and jpeg.AVAILABLE)
+        run = by_pointer(step, parallel=True)
+
+        def report(i, arguments):  # arguments: run's (count, samples, indices, ...)
+            raise_replayed(self, arguments[2][i], lambda: replay(step, i, arguments))
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, temp_storage = my_storage
             samples = read_samples(batch_indices, metadata, storage_state)
-            run(len(batch_indices), samples, batch_indices.astype(np.int64), batch_stream(),
-                temp_storage, destination)
+            indices, stream = batch_indices.astype(np.int64), batch_stream()
+            arguments = (len(batch_indices), samples, indices, stream, temp_storage, destination)
+            check_failure(run(*arguments), token, arguments)
             return destination[:len(batch_indices)]
+
+        token = reporter_token(report, decode)
 
         return decode
 
@@ -217,12 +224,7 @@ class CenterCrop(_CropDecoder):
     - ``size``: output size, int or [height, width].
     - ``ratio``: crop side / shorter image side, in [0, 1], default 224/256 = 0.875.
 
-    JPEGs are decoded crop-aware: only the rows and columns the crop needs, at the smallest
-    DCT scale M/8 (1/8, 1/4, 1/2) that keeps the crop at least ``size``, then an area resize
-    of the crop's exact box (``operations.cpu.jpeg``). At 1/2 this moves the output by about
-    1.5 levels on average (max ~60) from a full decode and the same resize, about what the
-    INTER_AREA resize itself differs from an exact area average (docs/performance.md); at
-    8/8 it is within one level of it except next to the decoded columns' edges.
+    JPEGs are decoded crop-aware, as by ``random_resized_crop`` (its deviations too).
     """
 
     keyed = False
@@ -260,12 +262,19 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
         """FFCV's decode loop: this closure reads each sample's address, size and field, then
         the decodes run in parallel through a cached C entry (as the crop decoders')."""
         read_samples = _sample_reader(self.memory_read)
-        run = by_pointer(_decode_step(), parallel=True)
+        step = _decode_step()
+        run = by_pointer(step, parallel=True)
+
+        def report(i, arguments):  # arguments: the batch's indices, then run's
+            raise_replayed(self, arguments[0][i], lambda: replay(step, i, arguments[1:]))
 
         def decode(batch_indices, destination, metadata, storage_state):
-            run(len(batch_indices), read_samples(batch_indices, metadata, storage_state),
-                destination)
+            samples = read_samples(batch_indices, metadata, storage_state)
+            check_failure(run(len(batch_indices), samples, destination), token,
+                          (batch_indices, len(batch_indices), samples, destination))
             return destination[:len(batch_indices)]
+
+        token = reporter_token(report, decode)
 
         return decode
 

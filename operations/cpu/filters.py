@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from ..authoring import cpu_op
-from ..base import Gate
+from ..base import OWN_KEY_GATE
 from ..params import MAX_COUNT, Ascending, NonNegativeFloat, Range
 from ..registry import register_op
 from ..rng import uniform_range
@@ -96,7 +96,7 @@ def gaussian_blur_pixels(src, dst, kernel_size, sigma):
 
 
 @register_op("sharpness")
-@cpu_op(output_type=requires_uint8("sharpness"), p=0.5, gate=Gate(on_kernel_key=True))
+@cpu_op(output_type=requires_uint8("sharpness"), p=0.5, gate=OWN_KEY_GATE)
 def sharpness(image_in, image_out, rng, factor: NonNegativeFloat):
     """torchvision RandomAdjustSharpness / PIL Sharpness: blend with a 3x3 smoothed copy by
     ``factor`` (>= 0, required; 0 blurs, 1 keeps, 2 sharpens), with probability ``p``

@@ -11,9 +11,10 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from ..authoring import epoch_reader, gate_check
+from ..batch_loop import epoch_reader, gate_check
 from ..base import PureOperation
-from ..pointers import ENTRY_FLAGS, by_pointer
+from ..kernel_errors import check_failure, raise_replayed, reporter_token
+from ..pointers import ENTRY_FLAGS, by_pointer, replay
 from ..rng import derive, sample_key, stream_key
 from .pixels import apply_channel_luts, channel_histograms, identity_luts
 from .warp import affine_warp
@@ -90,6 +91,11 @@ class FusedChain(PureOperation):
             raise ValueError("the parts of a fused step must share one EpochClock")
         self.clock = self.parts[0].clock
 
+    @property
+    def origin(self) -> str:
+        """Where the parts were written (a kernel error names them all)."""
+        return " + ".join(getattr(op, "origin", "") or type(op).__name__ for op in self.parts)
+
     def output_type(self, image):
         for op in self.parts:
             image = op.output_type(image)
@@ -101,11 +107,19 @@ class FusedChain(PureOperation):
         for k in reversed(range(len(self.parts))):  # each part's link calls the next one
             part = self.parts[k].fusion_part()
             chain = _link(k, gate_check(part.p, part.gate), self.part_step(part), chain)
-        run = by_pointer(_step(self.table_builder(chain), self.table_applier()), parallel=True)
+        step = _step(self.table_builder(chain), self.table_applier())
+        run = by_pointer(step, parallel=True)
+
+        def report(i, arguments):  # arguments: run's
+            raise_replayed(self, arguments[3][i], lambda: replay(step, i, arguments))
 
         def apply(images, dst, indices):
-            run(images.shape[0], images, dst, indices, streams())
+            keys = streams()
+            check_failure(run(images.shape[0], images, dst, indices, keys), token,
+                          (images.shape[0], images, dst, indices, keys))
             return dst[:images.shape[0]]
+
+        token = reporter_token(report, apply)
 
         apply.with_indices = True
         return apply
@@ -141,7 +155,7 @@ class FusedLut(FusedChain):
     def table_builder(self, chain):
         histograms = any(op.fusion_part().form == "channel_luts" for op in self.parts)
 
-        @njit(fastmath=False)  # exact maths below, as in the kernels (see authoring.op_class)
+        @njit(fastmath=False)  # exact maths below, as in the kernels (see declared.op_class)
         def table_of(image, keys, index):
             channels = image.shape[2]
             hist = channel_histograms(image) if histograms else np.zeros((channels, 256), np.int64)
@@ -186,7 +200,7 @@ class FusedAffine(FusedChain):
         return step
 
     def table_builder(self, chain):
-        @njit(fastmath=False)  # exact maths below, as in the kernels (see authoring.op_class)
+        @njit(fastmath=False)  # exact maths below, as in the kernels (see declared.op_class)
         def table_of(image, keys, index):
             matrix = identity_matrix()
             chain(matrix, (image.shape[0], image.shape[1]), keys, index)
@@ -208,7 +222,7 @@ class FusedAffine(FusedChain):
 
 def _stream_keys(clock, positions):
     """njit ``() -> uint64[parts]``: each part's stream key for the clock's current epoch,
-    read once per batch (outside the parallel loop), as ``authoring.batch_stream_reader``."""
+    read once per batch (outside the parallel loop), as ``batch_loop.batch_stream_reader``."""
     seed, read_epoch = clock.seed, epoch_reader(clock)
     positions = np.asarray(positions, np.int64)
 
@@ -241,7 +255,7 @@ def _done(table, context, keys, index):
 
 def _link(k: int, fires, step, rest):
     """njit ``link(table, context, keys, index)``: part ``k``'s sample key and gate
-    (``authoring.gate_check``), ``step(table, context, rng)`` with the kernel key
+    (``batch_loop.gate_check``), ``step(table, context, rng)`` with the kernel key
     ``derive(key, 1)``, then the ``rest`` of the chain."""
     @njit
     def link(table, context, keys, index):

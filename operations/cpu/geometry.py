@@ -5,15 +5,20 @@ inverse (output -> input) 2x3 matrix of its warp for one image, with the op's dr
 (``authoring.affine``). The op's kernel warps with it (``warp.affine_warp``, nearest
 neighbour, PIL's sampling), and the compiler's affine pass multiplies the matrices of a run of
 these ops into one warp. Coordinates, angles and shears as in ``warp``.
+
+``horizontal_flip`` has a device backend beside its declaration (``HorizontalFlipOnDevice``,
+registered under the same name): ``image.device.ops`` selects it.
 """
 from typing import Annotated, Tuple, Union
 
 import numpy as np
 
 from ..authoring import affine
-from ..params import MAX_SIDE, FloatRange, Range
-from ..registry import register_op
+from ..device.stage import DeviceOperation, mirrored, nhwc
+from ..params import MAX_SIDE, FloatRange, Probability, Range
+from ..registry import register_alias, register_op
 from ..rng import randint, uniform_range
+from ..types import ImageType
 from .pixels import flat
 from .values import shear_ranges, symmetric_range
 from .warp import affine_matrix, rotation_matrix, shear_matrix, translate_matrix
@@ -54,13 +59,46 @@ def mirror_columns(image_in, image_out):
 
 
 @register_op("horizontal_flip")
-@affine(kernel=mirror_rows)
+@affine(kernel=mirror_rows, p=0.5)
 def horizontal_flip(height, width, rng):
-    """Mirror the image left-right: x -> width - x (with probability ``p``, default 1.0; use
-    the device ``flip`` for the usual p=0.5 flip fused with normalization)."""
+    """torchvision RandomHorizontalFlip: mirror the image left-right (x -> width - x) with
+    probability ``p`` (default 0.5, torchvision's) per image. In ``image.device.ops`` the
+    device backend runs (same decisions, any dtype) and fuses with an adjacent ``normalize``."""
     m = np.zeros((2, 3))
     m[0, 0], m[0, 2], m[1, 1] = -1.0, width, 1.0
     return m
+
+
+@register_op("horizontal_flip")
+class HorizontalFlipOnDevice(DeviceOperation):
+    """``horizontal_flip`` on the device batch: sample ``i`` is mirrored iff the CPU op's
+    gate fires for it (``horizontal_flip.gate``: ``uniform(sample key, GATE_DRAW) < p``, the
+    sample key of ``stream_key(seed, epoch, position)``), so the two backends make the same
+    decisions. Any dtype; the output is channels_last. Per image, like torchvision's
+    RandomHorizontalFlip (not per batch). Next to ``normalize`` it fuses with it; on a CPU
+    device, alone on uint8 images, it runs per image in the JIT stage as the CPU backend."""
+
+    def __init__(self, p: Probability = 0.5):
+        super().__init__()
+
+    def flips(self, indices):
+        """Which samples this op mirrors."""
+        return self.fires(indices, self.params["p"], horizontal_flip.gate)
+
+    def forward(self, images, out, indices):
+        nhwc(out).copy_(mirrored(nhwc(images), self.flips(indices)))
+
+    def jit_equivalent(self, image: ImageType):
+        """The CPU backend at this op's position: the same decision per sample, on uint8
+        images. None for floats (a flip after normalization that was not fused with it)."""
+        if image.dtype != "uint8":
+            return None
+        twin = horizontal_flip(p=self.params["p"])
+        twin.bind(self.clock, self.position)
+        return twin
+
+
+register_alias("flip", "horizontal_flip", stage="device")
 
 
 @register_op("vertical_flip")

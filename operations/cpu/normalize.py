@@ -1,6 +1,8 @@
-"""CPU normalize: uint8 HWC -> float HWC, (x - mean) / std per channel, before the boundary.
+"""``normalize``'s CPU backend: uint8 HWC -> float HWC, (x - mean) / std per channel, before
+the boundary (its device backend is ``device/normalize.py``; the spec section picks one).
 
-Two ways in: the ``cpu_normalize`` op a spec writes, and ``JitNormalizeFlip``, the device
+Two ways in: ``normalize`` written in ``image.cpu`` (once spelled ``cpu_normalize``, still
+accepted with a deprecation warning), and ``JitNormalizeFlip``, the device
 ``normalize``/``normalize_flip`` that the compiler moves into the JIT stage when the device
 is the CPU (``compiler.passes.lower_device_ops``). Both run ``lookup_pixels``.
 """
@@ -11,16 +13,18 @@ import numpy as np
 import torch
 from numba import njit
 
-from ..authoring import cpu_op, keyed_batch_loop
-from ..base import Gate, PureOperation
+from ..authoring import cpu_op
+from ..batch_loop import keyed_batch_loop
+from ..base import PureOperation
 from ..normalization import MeanParam, StdParam, lookup_table
-from ..registry import register_op
+from ..registry import register_alias, register_op
 from ..types import TORCH_DTYPES, ImageType, storage_dtype
+from .geometry import horizontal_flip
 from .pixels import flat
 
 
 def _normalized_type(image: ImageType, mean, std, dtype) -> ImageType:
-    image.require_dtype("cpu_normalize", "uint8")
+    image.require_dtype("normalize", "uint8")
     return image.but(dtype=dtype)
 
 
@@ -42,9 +46,9 @@ def float16_bits(value):
     return sign | bits  # a mantissa rounding up to 1024 carries into the exponent, correctly
 
 
-@register_op("cpu_normalize")
+@register_op("normalize")
 @cpu_op(output_type=_normalized_type, probability=False)
-def cpu_normalize(image_in, image_out, rng, mean: MeanParam = "imagenet",
+def normalize(image_in, image_out, rng, mean: MeanParam = "imagenet",
                   std: StdParam = "imagenet", dtype: Literal["float32", "float16"] = "float32"):
     """``(x - mean[c]) / std[c]`` for every pixel, computed in float64 and stored as ``dtype``;
     uint8 in, float out (any other input is refused). No randomness, no ``p``.
@@ -67,6 +71,9 @@ def cpu_normalize(image_in, image_out, rng, mean: MeanParam = "imagenet",
             else:
                 table[c, level] = value
     lookup_pixels(image_in, image_out, table, False)
+
+
+register_alias("cpu_normalize", "normalize", stage="cpu")
 
 
 @njit
@@ -131,5 +138,6 @@ class JitNormalizeFlip(PureOperation):
         return image.but(dtype=self.params["dtype"])
 
     def generate_code(self):
-        return keyed_batch_loop(mirrored_lookup, (self.table,), self.params["p"], Gate(),
-                                self.clock, self.position, otherwise=plain_lookup)
+        return keyed_batch_loop(mirrored_lookup, (self.table,), self.params["p"],
+                                horizontal_flip.gate, self.clock, self.position,
+                                otherwise=plain_lookup, op=self)

@@ -1,10 +1,15 @@
 """Automatic augmentation policies — TrivialAugmentWide, RandAugment, AutoAugment (ImageNet) —
 kept as data, the way timm's ``auto_augment.py`` keeps them.
 
-An augmentation *space* is a table of ``SpaceOp(name, first, last, signed, per_side)``: the op's
-magnitude is linear from ``first`` (bin 0) to ``last`` (bin num_bins - 1), gets a random sign
-when ``signed``, and is a fraction of the image side when ``per_side``. The values are
-torchvision v2's ``_AUGMENTATION_SPACE`` tables, which pin what a magnitude means:
+An augmentation *space* is a table of ``SpaceOp(name, first, last, signed, per_side)`` (DALI's
+``mag_range`` idea): the op's magnitude is linear from ``first`` (bin 0) to ``last`` (bin
+num_bins - 1), gets a random sign when ``signed``, and is a fraction of the image side when
+``per_side``. ``name`` is an entry of ``policy_ops.POLICY_OPS``, which says what a
+magnitude does to an image with the family modules' maths (timm's ``LEVEL_TO_ARG`` idea);
+``compile_space`` turns a space into the float table the kernels read, and
+``apply_policy_op`` is built from ``POLICY_OPS`` (no op codes written by hand). Adding an op
+to a space is one ``SpaceOp`` line. The values are torchvision v2's ``_AUGMENTATION_SPACE``
+tables, which pin what a magnitude means:
 
 - ShearX/ShearY: m is tan(shear angle); sheared about the top-left corner (torchvision passes
   ``center=[0, 0]``), nearest neighbour, uncovered pixels ``fill``;
@@ -14,8 +19,7 @@ torchvision v2's ``_AUGMENTATION_SPACE`` tables, which pin what a magnitude mean
 - Posterize: m bits (rounded half to even in the table); Solarize: threshold m in 0..255
   (torchvision: 255 x a [1, 0] linspace); AutoContrast/Equalize/Invert/Identity: no magnitude.
 
-The kernels look entries up and apply the ops' own tables and matrices (``tone``,
-``colour``, ``filters``, ``warp``). Deviations
+Deviations
 from torchvision: nearest-neighbour sampling is PIL's (``geometry.affine_warp``); colour
 rounding is PIL's (``tone``); magnitudes are exact float64 instead of torch's float32 linspace,
 so e.g. TrivialAugmentWide's solarize threshold at bin 2 is exactly 238 (PIL inverts 238),
@@ -31,21 +35,9 @@ from ..params import MAX_COUNT, Range
 from ..registry import register_op
 from ..rng import randint, uniform
 from ..types import OpTypeError, requires_uint8
-from .colour import adjust_saturation
-from .filters import adjust_sharpness
-from .pixels import apply_channel_luts, apply_lut, channel_histograms, copy_pixels
-from .tone import (autocontrast_luts, brightness_lut, contrast_lut, equalize_luts, invert_lut,
-                   posterize_lut, solarize_lut)
-from .warp import affine_warp, rotation_matrix, shear_matrix, translate_matrix
+from .pixels import copy_pixels
+from .policy_ops import OP_NAMES, POLICY_OPS, apply_policy_op
 from .values import Fill
-
-#: op codes, in this order (a code is the index of its torchvision name)
-OP_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
-            "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize",
-            "Invert")
-(IDENTITY, SHEAR_X, SHEAR_Y, TRANSLATE_X, TRANSLATE_Y, ROTATE, BRIGHTNESS, COLOR, CONTRAST,
- SHARPNESS, POSTERIZE, SOLARIZE, AUTOCONTRAST, EQUALIZE, INVERT) = range(len(OP_NAMES))
-
 
 class SpaceOp(NamedTuple):
     """One op of an augmentation space and its magnitude range (see the module doc)."""
@@ -129,14 +121,19 @@ AUTO_AUGMENT_IMAGENET = (
 
 # ---------------------------------------------------------------- tables as arrays for Numba
 
-#: columns of a compiled space
-CODE, FIRST, LAST, SIGNED, PER_SIDE = range(5)
+#: columns of a compiled space; SIDE: 0 none, 1 width, 2 height
+CODE, FIRST, LAST, SIGNED, SIDE, ROUNDED = range(6)
+SIDES = {None: 0, "width": 1, "height": 2}
 
 
 def compile_space(space) -> np.ndarray:
-    """A float64 [ops, 5] array (CODE, FIRST, LAST, SIGNED, PER_SIDE) that kernels can read."""
-    return np.array([(OP_NAMES.index(op.name), op.first, op.last, op.signed, op.per_side)
-                     for op in space], dtype=np.float64)
+    """A float64 [ops, 6] array (CODE, FIRST, LAST, SIGNED, SIDE, ROUNDED) that kernels read."""
+    rows = []
+    for op in space:
+        action = POLICY_OPS[op.name]
+        rows.append((OP_NAMES.index(op.name), op.first, op.last, op.signed,
+                     SIDES[action.side] if op.per_side else 0, action.rounded))
+    return np.array(rows, dtype=np.float64)
 
 
 def compile_policy(policy, space):
@@ -158,13 +155,12 @@ IMAGENET_ROWS, IMAGENET_PROBS, IMAGENET_BINS = compile_policy(AUTO_AUGMENT_IMAGE
 @njit
 def op_magnitude(entry, bin, num_bins, sign, height, width):
     """The magnitude of a compiled space ``entry`` at ``bin`` of ``num_bins``, negated when the
-    op is signed and ``sign`` < 0; translation fractions become pixels of the image side."""
+    op is signed and ``sign`` < 0; fractions of a side become pixels of that side."""
     m = entry[FIRST] + (entry[LAST] - entry[FIRST]) * bin / (num_bins - 1)
-    code = int(entry[CODE])
-    if code == POSTERIZE:
+    if entry[ROUNDED]:
         m = np.rint(m)  # torchvision: .round() (half to even)
-    if entry[PER_SIDE]:
-        m *= width if code == TRANSLATE_X else height
+    if entry[SIDE]:
+        m *= width if entry[SIDE] == 1 else height
     if entry[SIGNED] and sign < 0:
         m = -m
     return m
@@ -175,45 +171,6 @@ def magnitudes(space, num_bins: int, height: int = 224, width: int = 224) -> np.
     table = compile_space(space)
     return np.array([[op_magnitude(entry, b, num_bins, 1.0, height, width)
                       for b in range(num_bins)] for entry in table])
-
-
-# ---------------------------------------------------------------- applying one op
-
-@njit
-def apply_policy_op(code, magnitude, src, dst, fill):
-    """torchvision's auto-augment op ``code`` at a (signed) ``magnitude``, as the module doc
-    defines it. ``src`` and ``dst`` must be different arrays."""
-    height, width = src.shape[0], src.shape[1]
-    if code == SHEAR_X:
-        affine_warp(src, dst, shear_matrix(np.degrees(np.arctan(magnitude)), 0.0, 0.0, 0.0), fill)
-    elif code == SHEAR_Y:
-        affine_warp(src, dst, shear_matrix(0.0, np.degrees(np.arctan(magnitude)), 0.0, 0.0), fill)
-    elif code == TRANSLATE_X:
-        affine_warp(src, dst, translate_matrix(float(int(magnitude)), 0.0), fill)
-    elif code == TRANSLATE_Y:
-        affine_warp(src, dst, translate_matrix(0.0, float(int(magnitude))), fill)
-    elif code == ROTATE:
-        affine_warp(src, dst, rotation_matrix(magnitude, width / 2, height / 2), fill)
-    elif code == BRIGHTNESS:
-        apply_lut(src, dst, brightness_lut(1.0 + magnitude))
-    elif code == COLOR:
-        adjust_saturation(src, dst, 1.0 + magnitude)
-    elif code == CONTRAST:
-        apply_lut(src, dst, contrast_lut(src, 1.0 + magnitude))
-    elif code == SHARPNESS:
-        adjust_sharpness(src, dst, 1.0 + magnitude)
-    elif code == POSTERIZE:
-        apply_lut(src, dst, posterize_lut(int(magnitude)))
-    elif code == SOLARIZE:
-        apply_lut(src, dst, solarize_lut(magnitude))
-    elif code == AUTOCONTRAST:
-        apply_channel_luts(src, dst, autocontrast_luts(channel_histograms(src)))
-    elif code == EQUALIZE:
-        apply_channel_luts(src, dst, equalize_luts(channel_histograms(src)))
-    elif code == INVERT:
-        apply_lut(src, dst, invert_lut())
-    else:
-        copy_pixels(src, dst)
 
 
 @njit(inline='always')

@@ -19,16 +19,12 @@ import numpy as np
 from numba import njit
 
 from ..authoring import channel_map, cpu_op, point_map
-from ..base import Gate
+from ..base import OWN_KEY_GATE
 from ..params import NonNegativeFloat, Range
 from ..registry import register_op
 from ..rng import uniform_range
 from ..types import requires_uint8
 from .pixels import apply_lut, flat, identity_lut
-
-#: torchvision's RandomSolarize, RandomPosterize, ... draw their p on the op's own key
-OWN_KEY_GATE = Gate(on_kernel_key=True)
-
 
 # ---------------------------------------------------------------- per-pixel helpers
 

@@ -6,16 +6,36 @@ They are not FFCV Operations. Randomness is keyed per batch: batch ``n`` of an e
 the epoch last started (``restart()``, which ``CompiledPipeline.set_epoch`` calls; a change of
 the clock's epoch restarts it too). Same seed, epoch and batch order -> the same mixing, also
 when the same epoch is started twice.
-"""
-from typing import Optional, Tuple
 
+A batch op declared in pairs (``decide``, ``pair_kernel``, ``apply_decision``, ``targets``:
+mixup and cutmix) also runs on a CPU device inside FFCV's parallel JIT stage
+(``split_for_jit``): ``JitPairs`` takes the batch's decision in Python once per batch and
+mixes the pairs (i, B-1-i) in parallel; the op itself, called after the loader, completes
+the batch with the decision the JIT stage took for those images (handed over by their
+memory, which the loader passes on as the batch's tensor). The same draws, the same bytes.
+"""
+import threading
+import warnings
+from collections import OrderedDict
+from typing import Callable, ClassVar, Optional, Tuple
+
+import numba
 import numpy as np
 import torch
 
-from ..base import Parameterized
+from ..base import Parameterized, PureOperation
+from ..errors import PureffcvError
+from ..ffcv_api import Compiler
+from ..kernel_errors import check_failure, raise_replayed, reporter_token
+from ..pointers import by_pointer, replay
 from ..rng import EpochClock, sample_key, stream_key
 from ..types import ImageType, OpTypeError
 from .stage import FLOAT_DTYPES
+
+# JitPairs takes its batch's decision in object mode on purpose (once per batch, outside the
+# parallel loop); Numba would say so at every compile.
+warnings.filterwarnings("ignore", message="Code running in object mode won't allow parallel",
+                        category=numba.NumbaWarning)
 
 
 class BatchOperation(Parameterized):
@@ -36,6 +56,10 @@ class BatchOperation(Parameterized):
         """Start the epoch's batch counter again: the next batch is batch 0 of the epoch."""
         self._epoch = None
 
+    #: a pairwise op's njit ``(i, images, decision)``: mixes the pair (i, B-1-i) of a
+    #: float32 (B, H, W, C) batch in place as ``apply_decision`` does; None: no JIT form
+    pair_kernel: ClassVar[Optional[Callable]] = None
+
     def output_type(self, image: ImageType) -> ImageType:
         return image
 
@@ -43,14 +67,140 @@ class BatchOperation(Parameterized):
         """This batch's key; advances the batch counter (reset when the epoch changes)."""
         epoch = self.clock.epoch
         if epoch != self._epoch:
-            self._epoch, self._batches = epoch, 0
+            self._epoch, self._batches, self._consumed = epoch, 0, 0
         stream = np.uint64(stream_key(np.uint64(self.clock.seed), epoch, self.position))
         key = sample_key(stream, self._batches)
         self._batches += 1
         return np.uint64(key)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """A pairwise op: this batch's decision (``decide``), applied to the images in place
+        and to the labels; after ``split_for_jit``, the decision the JIT stage took and
+        applied to these images, applied to the labels."""
+        if self._images_in_jit_stage:
+            return images, self.targets(labels, self.consume(images))
+        decision = self.decide(self.next_key(), images.shape[-2], images.shape[-1])
+        return self.apply_decision(images, decision), self.targets(labels, decision)
+
+    # --- pairwise ops: one decision per batch --------------------------------------------
+
+    def decide(self, key: np.uint64, height: int, width: int) -> np.ndarray:
+        """Everything the batch of ``key`` needs (float64 numbers) for images of this size."""
         raise NotImplementedError
+
+    def apply_decision(self, images: torch.Tensor, decision: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def targets(self, labels: torch.Tensor, decision: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def split_for_jit(self, image: ImageType) -> Optional[PureOperation]:
+        """On a CPU device, for ``image`` (what the JIT stage ends with): this op's image
+        half as a JIT op mixing the pairs in FFCV's parallel stage, with this op's draws and
+        bytes; from then on this op, called after the loader, completes each batch with the
+        decision that op took (``targets``). None when the op has no ``pair_kernel`` or the
+        images are not float32 (the JIT stage holds float16 as bits)."""
+        if self.pair_kernel is None or image.dtype != "float32":
+            return None
+        self._images_in_jit_stage = True
+        return JitPairs(self)
+
+    def restart(self) -> None:
+        """Start the epoch's batch counter again: the next batch is batch 0 of the epoch."""
+        self._epoch = None
+        self._handed = None
+
+    _images_in_jit_stage = False  # set by split_for_jit
+    _consumed: int = 0  # decisions the op after the loader has taken this epoch
+    _producer: Optional[threading.Thread] = None  # the thread that last took a decision
+    _handed: Optional[OrderedDict] = None  # images' address -> decision, not consumed yet
+    _lock = threading.Lock()
+
+    def produce(self, address: int, height: int, width: int) -> np.ndarray:
+        """The JIT stage's decision for its next batch, whose images are at ``address``
+        (kept for ``consume``: the loader hands the same memory over as a tensor). Each
+        epoch's iteration runs in a new FFCV thread, which continues from the batches
+        consumed: the draws are those of the op after the loader (``__call__``) for the same
+        batches, however the last iteration stopped (prefetched batches never consumed)."""
+        with self._lock:
+            thread = threading.current_thread()
+            if thread is not self._producer:
+                self._producer, self._batches = thread, self._consumed
+            decision = np.ascontiguousarray(self.decide(self.next_key(), height, width),
+                                            dtype=np.float64)
+            if self._handed is None:
+                self._handed = OrderedDict()
+            self._handed[address] = decision
+            self._handed.move_to_end(address)
+            while len(self._handed) > HANDED_BATCHES:  # never consumed (a prefix benchmark)
+                self._handed.popitem(last=False)
+            return decision
+
+    def consume(self, images: torch.Tensor) -> np.ndarray:
+        """The decision the JIT stage took for ``images`` (found by their memory)."""
+        with self._lock:
+            decision = (self._handed or {}).pop(images.data_ptr(), None)
+            if decision is None:
+                raise BatchHandoffError(f"'{self.op_name}': no batch was mixed in the JIT "
+                                        f"stage for these targets (build the loader from the "
+                                        f"same CompiledPipeline)")
+            self._consumed += 1
+            return decision
+
+
+#: decisions a pairwise op keeps for batches not consumed yet (FFCV has batches_ahead + 2)
+HANDED_BATCHES = 256
+
+
+class BatchHandoffError(PureffcvError, RuntimeError):
+    """The op after the loader has no decision from the JIT stage for its batch."""
+
+
+class JitPairs(PureOperation):
+    """A pairwise batch op's image half in FFCV's parallel JIT stage: once per batch its
+    decision (Python, ``BatchOperation.produce``: one GIL acquisition), then the pairs in
+    parallel through the op's cached C entry (``pair_kernel``), in place."""
+
+    stage = "cpu"
+
+    def __init__(self, batch_op: BatchOperation):
+        super().__init__()
+
+    @property
+    def batch_op(self) -> BatchOperation:
+        return self.params["batch_op"]
+
+    def declare_state_and_memory(self, previous_state):
+        return previous_state, None  # in place: no buffer of its own
+
+    def apply(self, images: np.ndarray, indices: Optional[np.ndarray] = None) -> np.ndarray:
+        """A mixed copy of a float32 (N, H, W, C) numpy batch (tests, the studio; a Loader
+        runs the same code in place)."""
+        images = np.array(images, dtype=np.float32, order="C")
+        if self._applier is None:
+            self._applier = (Compiler.compile(self.generate_code()), False)
+        return self._applier[0](images, None)
+
+    def generate_code(self):
+        produce, op_name = self.batch_op.produce, self.batch_op.op_name
+        kernel = self.batch_op.pair_kernel
+        run = by_pointer(kernel, parallel=True)
+
+        def report(i, arguments):  # i: the pair whose kernel raised
+            raise_replayed(self.batch_op, i, lambda: replay(kernel, i, arguments))
+
+        def mix_pairs(images, dst):
+            size = images.shape[0]
+            address = images.ctypes.data
+            with numba.objmode(decision="float64[::1]"):
+                decision = produce(address, images.shape[1], images.shape[2])
+            check_failure(run(size // 2, images, decision), token, (size // 2, images, decision))
+            return images
+
+        token = reporter_token(report, mix_pairs)
+
+        mix_pairs.__name__ = f"{op_name}_pairs"
+        return mix_pairs
 
 
 def require_float(op: str, image: ImageType) -> None:

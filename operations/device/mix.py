@@ -8,12 +8,18 @@ sums to 1. Randomness is keyed per batch (``operations.device.batch``): draw 0 g
 ``mixup_cutmix``'s ``prob``, draw 1 chooses cutmix (``switch_prob``), ``derive(key, 2)`` feeds
 the Beta draw and draws 3, 4 place the box. Images are mixed in place, in their own dtype
 (no float64, no full-batch temporaries): a batch stays valid only until the next one anyway.
+
+On a CPU device the images are mixed in FFCV's parallel JIT stage instead, pair by pair
+(``mix_pair``, through ``BatchOperation.split_for_jit``), with torch.lerp's arithmetic, and
+only the targets are made after the loader: the same bytes.
 """
 import math
 from typing import Annotated, Tuple
 
 import numpy as np
 import torch
+from numba import njit, types
+from numba.extending import intrinsic
 
 from ..params import NumClasses, Probability, Range
 from ..registry import register_op
@@ -137,23 +143,88 @@ def swap_with_partners(boxes: torch.Tensor) -> None:
         partner.copy_(scratch)
 
 
+#: a batch's decision (``_Mix.decide``): float64 numbers at these places
+CUTMIX, LAM, Y0, Y1, X0, X1 = range(6)
+
+
+@intrinsic
+def fma32(typingctx, a, b, c):
+    """float32 ``a * b + c`` rounded once (what torch's vectorised CPU lerp computes)."""
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
+@njit(inline="always")
+def lerp32(start, end, weight, small, coeff):
+    """``torch.lerp(start, end, weight)`` of float32 values as torch's vectorised CPU kernel
+    computes it: fma(coeff, end - start, start if |weight| < 0.5 else end), coeff = weight
+    or weight - 1."""
+    return fma32(coeff, end - start, start if small else end)
+
+
+@njit
+def mix_pair(i, images, decision):
+    """``_Mix.apply_decision`` for the pair (i, B-1-i) of a float32 (B, H, W, C) batch, in
+    place: cutmix swaps their boxes, mixup blends both with ``lerp32`` (torch.lerp's bytes)."""
+    size, height, width, channels = images.shape
+    j = size - 1 - i
+    if decision[CUTMIX] != 0.0:
+        y0, y1, x0, x1 = int(decision[Y0]), int(decision[Y1]), int(decision[X0]), int(decision[X1])
+        for y in range(y0, y1):
+            a, b = images[i, y].reshape(width * channels), images[j, y].reshape(width * channels)
+            for k in range(x0 * channels, x1 * channels):
+                a[k], b[k] = b[k], a[k]
+        return
+    if decision[LAM] >= 1.0:
+        return
+    weight = np.float32(decision[LAM])
+    small = abs(weight) < np.float32(0.5)
+    coeff = weight if small else weight - np.float32(1.0)
+    count = height * width * channels
+    a, b = images[i].reshape(count), images[j].reshape(count)
+    for k in range(count):
+        image, partner = a[k], b[k]
+        a[k] = lerp32(partner, image, weight, small, coeff)
+        b[k] = lerp32(image, partner, weight, small, coeff)
+
+
 class _Mix(BatchOperation):
-    """Shared by the three mixing ops: apply mixup or cutmix with a given lambda."""
+    """Shared by the three mixing ops: each chooses mixup or cutmix and lambda from the
+    batch's key (``choose``); the decision, the images' mixing and the targets follow."""
+
+    pair_kernel = staticmethod(mix_pair)
 
     def output_type(self, image: ImageType) -> ImageType:
         require_float(self.op_name, image)
         return image
 
-    def mix(self, images, labels, key, cutmix: bool, lam: float):
-        if cutmix:
-            height, width = images.shape[-2:]
-            y0, y1, x0, x1 = cutmix_box(key, lam, height, width)
-            lam = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
-            swap_with_partners(images[..., y0:y1, x0:x1])
-        elif lam < 1.0:
-            mixup_in_place(images, lam)
-        return images, mixed_targets(labels, lam, self.params["num_classes"], self.params["label_smoothing"])
+    def choose(self, key) -> Tuple[bool, float]:
+        """(cutmix, lam) for the batch of ``key``; lam 1.0: no mixing."""
+        raise NotImplementedError
 
+    def decide(self, key, height: int, width: int) -> np.ndarray:
+        """[cutmix, lam, y0, y1, x0, x1]: cutmix's box (``cutmix_box``) and lam corrected to
+        the kept area, or mixup's lam (no box)."""
+        cutmix, lam = self.choose(key)
+        if not cutmix:
+            return np.array([0.0, lam, 0, 0, 0, 0])
+        y0, y1, x0, x1 = cutmix_box(key, lam, height, width)
+        lam = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+        return np.array([1.0, lam, y0, y1, x0, x1])
+
+    def apply_decision(self, images: torch.Tensor, decision: np.ndarray) -> torch.Tensor:
+        """Mix (B, C, H, W) images in place as ``decision`` says."""
+        if decision[CUTMIX]:
+            y0, y1, x0, x1 = (int(v) for v in decision[Y0:])
+            swap_with_partners(images[..., y0:y1, x0:x1])
+        elif decision[LAM] < 1.0:
+            mixup_in_place(images, float(decision[LAM]))
+        return images
+
+    def targets(self, labels: torch.Tensor, decision: np.ndarray) -> torch.Tensor:
+        return mixed_targets(labels, float(decision[LAM]), self.params["num_classes"],
+                             self.params["label_smoothing"])
 
 
 @register_op("mixup")
@@ -170,9 +241,8 @@ class Mixup(_Mix):
                  label_smoothing: Probability = 0.1):
         pass  # bound in self.params
 
-    def __call__(self, images, labels):
-        key = self.next_key()
-        return self.mix(images, labels, key, False, beta(_key(key, 2), self.params["alpha"]))
+    def choose(self, key):
+        return False, beta(_key(key, 2), self.params["alpha"])
 
 
 @register_op("cutmix")
@@ -190,9 +260,8 @@ class Cutmix(_Mix):
                  label_smoothing: Probability = 0.1):
         pass  # bound in self.params
 
-    def __call__(self, images, labels):
-        key = self.next_key()
-        return self.mix(images, labels, key, True, beta(_key(key, 2), self.params["alpha"]))
+    def choose(self, key):
+        return True, beta(_key(key, 2), self.params["alpha"])
 
 
 @register_op("mixup_cutmix")
@@ -216,13 +285,12 @@ class MixupCutmix(_Mix):
         if mixup_alpha <= 0 and cutmix_alpha <= 0:
             raise ValueError("mixup_cutmix needs mixup_alpha > 0 or cutmix_alpha > 0")
 
-    def __call__(self, images, labels):
-        key = self.next_key()
+    def choose(self, key):
         if uniform(key, 0) >= self.params["prob"]:
-            return self.mix(images, labels, key, False, 1.0)
+            return False, 1.0
         if self.params["mixup_alpha"] > 0 and self.params["cutmix_alpha"] > 0:
             cutmix = uniform(key, 1) < self.params["switch_prob"]
         else:
             cutmix = self.params["cutmix_alpha"] > 0
         alpha = self.params["cutmix_alpha"] if cutmix else self.params["mixup_alpha"]
-        return self.mix(images, labels, key, cutmix, beta(_key(key, 2), alpha))
+        return cutmix, beta(_key(key, 2), alpha)

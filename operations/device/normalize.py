@@ -1,4 +1,5 @@
-"""Normalization and horizontal flip on the device, and the fused normalize+flip kernel.
+"""Normalization on the device (the device backend of ``normalize``; its CPU backend is in
+``cpu/normalize.py``), and the fused normalize+flip kernel.
 
 The fused op reads each uint8 pixel once and writes it once: normalized, converted to
 float16/bfloat16/float32, mirrored for the samples whose keyed draw says so, channels_last.
@@ -10,45 +11,29 @@ from typing import Dict, Literal, Optional
 
 import torch
 
-from ..cpu.geometry import horizontal_flip
+from ..cpu.geometry import HorizontalFlipOnDevice, horizontal_flip
 from ..cpu.normalize import JitNormalizeFlip
 from ..normalization import MeanParam, StdParam, lookup_table
 from ..params import Probability
 from ..registry import register_op
-from ..rng import GATE_DRAW
 from ..types import TORCH_DTYPES, ImageType, OpTypeError
-from . import cuda_kernel, numba_kernel, rng
-from .stage import DeviceOperation
+from . import cuda_kernel, numba_kernel
+from .stage import DeviceOperation, mirrored, nhwc
 
 OutDtype = Optional[Literal["float16", "bfloat16", "float32"]]
-
-
-def flip_decisions(keys: torch.Tensor, p: float) -> torch.Tensor:
-    """Which samples flip: the CPU ops' probability gate, uniform(key, GATE_DRAW) < p."""
-    return rng.uniform(keys, GATE_DRAW) < p
-
-
-def _nhwc(batch: torch.Tensor) -> torch.Tensor:
-    """The (B, H, W, C) contiguous view of a channels_last (B, C, H, W) tensor."""
-    return batch.permute(0, 2, 3, 1)
-
-
-def _mirror(images_nhwc: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    flips = flips.to(images_nhwc.device).view(-1, 1, 1, 1)
-    return torch.where(flips, images_nhwc.flip(2), images_nhwc)
 
 
 def normalize_flip_torch(images: torch.Tensor, out: torch.Tensor, table: torch.Tensor,
                          flips: Optional[torch.Tensor]) -> None:
     """The fused op in plain torch (any device): ``out[b, c, y, x] = table[images[b, c, y,
     x'], c]`` with x' = W-1-x where ``flips[b]``. Both tensors channels_last."""
-    src = _nhwc(images)
+    src = nhwc(images)
     if flips is not None:
-        src = _mirror(src, flips)
+        src = mirrored(src, flips)
     channels = src.shape[-1]
     index = src.to(torch.int32) * channels + torch.arange(channels, dtype=torch.int32,
                                                           device=src.device)
-    torch.index_select(table.reshape(-1), 0, index.reshape(-1), out=_nhwc(out).reshape(-1))
+    torch.index_select(table.reshape(-1), 0, index.reshape(-1), out=nhwc(out).reshape(-1))
 
 
 def normalize_flip(images: torch.Tensor, out: torch.Tensor, table: torch.Tensor,
@@ -65,44 +50,10 @@ def normalize_flip(images: torch.Tensor, out: torch.Tensor, table: torch.Tensor,
     normalize_flip_torch(images, out, table, flips)
 
 
-@register_op("flip")
-class Flip(DeviceOperation):
-    """Mirror each image left-right with probability ``p`` (default 0.5), on the device.
-
-    - ``p``: probability in [0, 1].
-
-    Randomness: sample ``i`` flips iff ``uniform(sample_key(stream_key(seed, epoch,
-    position), i), GATE_DRAW) < p`` — the same decision the CPU ``horizontal_flip`` at the
-    same position makes. Any dtype; the output is channels_last. Like torchvision's
-    RandomHorizontalFlip, per image (not per batch). Next to ``normalize`` it fuses with it;
-    on a CPU device, alone on uint8 images, it runs per image in the JIT stage as that
-    ``horizontal_flip``.
-    """
-
-    def __init__(self, p: Probability = 0.5):
-        super().__init__()
-
-    def forward(self, images, out, indices):
-        flips = flip_decisions(self.sample_keys(indices), self.params["p"])
-        _nhwc(out).copy_(_mirror(_nhwc(images), flips))
-
-    def absorb(self, other):
-        return other.absorb(self) if isinstance(other, Normalize) else None
-
-    def jit_equivalent(self, image: ImageType):
-        """The CPU ``horizontal_flip`` at this op's position: the same decision per sample
-        (its gate draw), on uint8 images. None for floats (a flip after normalization that
-        was not fused with it)."""
-        if image.dtype != "uint8":
-            return None
-        twin = horizontal_flip(p=self.params["p"])
-        twin.bind(self.clock, self.position)
-        return twin
-
-
 @register_op("normalize")
 class Normalize(DeviceOperation):
-    """uint8 -> ``(x - mean) / std`` per channel, as float16/bfloat16/float32, channels_last.
+    """uint8 -> ``(x - mean) / std`` per channel, as float16/bfloat16/float32, channels_last
+    (``normalize`` in ``image.device.ops``; in ``image.cpu`` the CPU backend runs).
 
     - ``mean``: a name (imagenet, cifar10, cifar100, none) or three numbers in 0-255 pixel
       units (FFCV's NormalizeImage convention), default imagenet.
@@ -133,8 +84,8 @@ class Normalize(DeviceOperation):
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         if image.dtype != "uint8":
             raise OpTypeError(f"'{self.op_name}' expects uint8 images but gets {image.dtype}: "
-                              f"they are normalized already (keep one of cpu_normalize and "
-                              f"{self.op_name})")
+                              f"they are normalized already (normalize once: in image.cpu "
+                              f"or in image.device.ops)")
         if image.channels != len(self.params["mean"]):
             raise OpTypeError(f"'{self.op_name}' has {len(self.params['mean'])} mean/std values but the "
                               f"images have {image.channels} channels")
@@ -155,7 +106,7 @@ class Normalize(DeviceOperation):
 
     def absorb(self, other):
         """normalize + an adjacent flip -> ``normalize_flip`` drawing as the flip does."""
-        if type(self) is not Normalize or not isinstance(other, Flip):
+        if type(self) is not Normalize or not isinstance(other, HorizontalFlipOnDevice):
             return None
         fused = NormalizeFlip(mean=self.params["mean"], std=self.params["std"],
                               dtype=self.dtype, p=other.params["p"])
@@ -175,11 +126,11 @@ class Normalize(DeviceOperation):
 
 @register_op("normalize_flip")
 class NormalizeFlip(Normalize):
-    """``normalize`` and ``flip`` in one pass: one read of the uint8 batch, one write of the
+    """``normalize`` and ``horizontal_flip`` in one pass: one read of the uint8 batch, one write of the
     normalized, per-sample mirrored, channels_last result (see both ops for the parameters).
 
     The planner creates it (``Normalize.absorb``, from ``fuse_adjacent_device_ops``) with the flip's position, so its flip
-    decisions equal the separate ``flip``'s. Flip and normalization commute (both act per
+    decisions equal the separate flip's. Flip and normalization commute (both act per
     pixel), so fusing is exact whichever order the spec lists them in. On CUDA with cupy it
     runs one kernel on the tensor's own device and torch's current stream; on the CPU one
     parallel Numba loop; elsewhere torch.
@@ -194,4 +145,4 @@ class NormalizeFlip(Normalize):
         return self.params["p"]
 
     def flips(self, indices: torch.Tensor) -> torch.Tensor:
-        return flip_decisions(self.sample_keys(indices), self.flip_p)
+        return self.fires(indices, self.flip_p, horizontal_flip.gate)

@@ -67,6 +67,15 @@ def uniform(keys: torch.Tensor, draw: Ints) -> torch.Tensor:
     return _shr(mix64(keys + step), 11).to(torch.float64) * _TO_UNIT
 
 
+def gate_fires(keys: torch.Tensor, p: float, on_kernel_key: bool, draw: int) -> torch.Tensor:
+    """``operations.batch_loop.gate_fires`` for every sample key at once: p >= 1, or draw
+    ``draw`` of the sample key (of the kernel key ``derive(key, 1)`` when ``on_kernel_key``)
+    below p."""
+    if p >= 1.0:
+        return torch.ones(keys.shape, dtype=torch.bool, device=keys.device)
+    return uniform(derive(keys, 1) if on_kernel_key else keys, draw) < p
+
+
 def normal(keys: torch.Tensor, draw: Ints) -> torch.Tensor:
     """A standard normal by Box-Muller from draws 2*draw and 2*draw + 1, like
     ``operations.rng.normal`` (equal up to the last bit of torch's log and cos)."""

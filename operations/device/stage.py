@@ -11,10 +11,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
-from ffcv.pipeline.allocation_query import AllocationQuery
-from ffcv.pipeline.state import State
 
-from ..base import PureOperation
+from ..base import Gate, PureOperation
+from ..ffcv_api import AllocationQuery, State
 from ..types import TORCH_DTYPES, ImageType
 from . import rng
 
@@ -24,6 +23,17 @@ FLOAT_DTYPES = ("float16", "bfloat16", "float32")
 def dtype_name(dtype) -> str:
     """The spec name of a torch (or numpy) dtype: ``torch.float16`` -> ``"float16"``."""
     return str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else np.dtype(dtype).name
+
+
+def nhwc(batch: torch.Tensor) -> torch.Tensor:
+    """The (B, H, W, C) contiguous view of a channels_last (B, C, H, W) tensor."""
+    return batch.permute(0, 2, 3, 1)
+
+
+def mirrored(images_nhwc: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) images, mirrored left-right where ``flips`` (B bools) is true."""
+    flips = flips.to(images_nhwc.device).view(-1, 1, 1, 1)
+    return torch.where(flips, images_nhwc.flip(2), images_nhwc)
 
 
 def device_image_type(state: State) -> ImageType:
@@ -66,6 +76,11 @@ class DeviceOperation(PureOperation):
         """Each sample's key for this op at the clock's current epoch (int64, on CPU)."""
         stream = rng.stream_key(self.clock.seed, self.clock.epoch, self.position)
         return rng.sample_keys(stream, indices)
+
+    def fires(self, indices: torch.Tensor, p: float, gate: Gate) -> torch.Tensor:
+        """Which samples an op with probability ``p`` and ``gate`` applies to: the CPU
+        loop's gate (``batch_loop.gate_fires``), the same decision per sample."""
+        return rng.gate_fires(self.sample_keys(indices), p, gate.on_kernel_key, gate.draw)
 
     def apply(self, images: torch.Tensor, indices=None) -> torch.Tensor:
         """Run this op on a (B, C, H, W) torch batch outside a Loader, with the same code and

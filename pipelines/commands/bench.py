@@ -16,8 +16,8 @@ HELP = "measure a compiled pipeline's throughput and per-stage cost"
 
 
 def configure(parser):
-    parser.add_argument("spec", help="augmentation spec (YAML)")
-    parser.add_argument("data", help=".beton file to read")
+    parser.add_argument("spec", metavar="SPEC", help="spec file (YAML) or a shipped spec's name")
+    parser.add_argument("data", metavar="DATA.beton", help="data set to read")
     parser.add_argument("--split", default="train", help="split of the spec (default: train)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after warm-up (3)")
@@ -25,7 +25,7 @@ def configure(parser):
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (spec's)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="BASELINE",
                         help="baselines to measure in the same run: torch_hybrid, "
-                             "ffcv_decode, dataloader (checked by pipelines.bench)")
+                             "ffcv_decode, dataloader, dali (checked by pipelines.bench)")
     parser.add_argument("--images", help="source image folder (for --compare dataloader)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", metavar="PNG", help="write a bar chart of the variants "

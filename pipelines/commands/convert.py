@@ -9,7 +9,9 @@ class names separated by spaces or `;`): `label` then holds multi-hot vectors (s
 
 Every image is decoded once before writing: unreadable ones are skipped and listed in
 OUT.skipped.txt (--strict: an error instead). The class mapping goes to OUT.classes.json.
-The .beton is written under a temporary name and renamed at the end.
+The .beton is written under a temporary name and renamed at the end. Convert the val and
+test splits with --classes TRAIN.beton: they then label every class as train does, whatever
+classes they lack (fit, validate, test and predict refuse .beton files whose maps differ).
 """
 import argparse
 import os
@@ -40,17 +42,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 and write nothing if any image cannot be read")
     parser.add_argument("--force", action="store_true", help="overwrite an existing OUT")
+    parser.add_argument("--classes", metavar="MAP",
+                        help="label with this class map: another split's .beton (its "
+                             ".classes.json) or .classes.json, or names separated by commas; "
+                             "convert val and test with --classes TRAIN.beton so the labels "
+                             "agree (default: SRC's own classes, sorted)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.class_maps import parse_classes
     from pipelines.convert import convert
 
     print(f"converting {args.src} -> {args.out}", file=sys.stderr)
     try:
+        classes = parse_classes(args.classes) if args.classes is not None else None
         result = convert(args.src, args.out, write_mode=args.write_mode,
                          max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
                          compress_probability=args.compress_probability,
-                         workers=args.workers, strict=args.strict, force=args.force)
+                         workers=args.workers, strict=args.strict, force=args.force,
+                         classes=classes)
     except OSError as exc:  # an unwritable OUT, a full disk, a vanished file...
         where = exc.filename if exc.filename is not None else args.out
         print(f"pureffcv convert: {where}: {exc.strerror or exc}", file=sys.stderr)

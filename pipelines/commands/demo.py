@@ -2,7 +2,7 @@
 photos, convert them to .beton, preview specs/demo.yaml, train a small ResNet for a few epochs
 and print validation accuracy, images/s and where the run was written.
 
-Data and runs go to $PUREFFCV_CACHE (default ~/.cache/pureffcv); a second run reuses the data.
+Data and runs go to $PUREFFCV_DATA (default ~/.cache/pureffcv); a second run reuses the data.
 """
 HELP = "train a small model on embedded demo data (a few minutes on 2 CPU cores)"
 
@@ -12,7 +12,7 @@ def configure(parser):
                         help="less data and fewer epochs (about a minute; the test suite uses it)")
     parser.add_argument("--epochs", type=int, default=None, help="override the epoch count")
     parser.add_argument("--workers", type=int, default=None, help="loader threads (all cores)")
-    parser.add_argument("--cache", default=None, help="cache folder (default $PUREFFCV_CACHE "
+    parser.add_argument("--cache", default=None, help="data folder (default $PUREFFCV_DATA "
                                                       "or ~/.cache/pureffcv)")
 
 
@@ -22,6 +22,9 @@ def run(args) -> int:
     import skimage.data  # noqa: F401  (missing: one line from pipelines.cli, before any work)
 
     from pipelines.demo import run_demo
+    from pipelines.notices import quiet_library_notices
+
+    quiet_library_notices()
 
     try:
         result = run_demo(quick=args.quick, cache=args.cache, epochs=args.epochs,

@@ -35,6 +35,7 @@ def run(name: str, argv) -> int:
     from pipelines.callbacks import LastCheckpoint, PredictionWriter, check_output
     from pipelines.classifier import ImageClassifier
     from pipelines.datamodule import FFCVDataModule
+    from pipelines.notices import quiet_library_notices
 
     method = METHODS[name]
     missing = missing_logger_package(argv)
@@ -49,8 +50,8 @@ def run(name: str, argv) -> int:
                                      "the weights to evaluate")
             parser.add_argument("--convert", type=bool, default=False,
                                 help="convert data.train_folder/val_folder to the missing "
-                                     ".beton files first (else: slower fallback)")
-            parser.link_arguments("convert", "data.convert")
+                                     ".beton files first (else: slower fallback); the same "
+                                     "as --data.convert")
             if method == "predict":
                 parser.add_argument("--output", type=Optional[str], default=None,
                                     help="predictions file, .csv or .parquet (default: "
@@ -68,11 +69,13 @@ def run(name: str, argv) -> int:
     warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched")
     # evaluating a fit's checkpoint needs none of its callbacks
     warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks")
+    quiet_library_notices()  # Lightning's tips and inner deprecations: not the user's run
     cli = CLI(ImageClassifier, FFCVDataModule, args=list(argv), run=False,
               auto_configure_optimizers=False, parser_kwargs={"prog": f"pureffcv {name}"},
               save_config_kwargs={"overwrite": True},
               trainer_defaults={"use_distributed_sampler": False})
     config, trainer, model, data = cli.config, cli.trainer, cli.model, cli.datamodule
+    data.convert = data.convert or config.convert
     ckpt_path = config.ckpt_path
     stage = "fit" if method == "fit" else method
     extra = {}

@@ -31,8 +31,9 @@ def configure(parser) -> None:
                         help="the first --n samples in file order instead of across classes")
     parser.add_argument("--epoch", type=int, default=0,
                         help="epoch whose random draws are shown (default: 0)")
-    parser.add_argument("--device", default="cpu",
-                        help="cpu (default), cuda, cuda:N or auto: where the device ops run")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: cuda when available), cpu, cuda or cuda:N: where "
+                             "the device ops run")
     parser.add_argument("--columns", type=int, default=4, help="cells per row (default: 4)")
     parser.add_argument("--zoom", type=int, default=None,
                         help="enlarge images N times (default: small images to 64 px or more)")

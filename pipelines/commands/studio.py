@@ -21,8 +21,9 @@ def configure(parser) -> None:
     parser.add_argument("--split", default="train", help="split of the spec (default: train)")
     parser.add_argument("--n", type=int, default=16, help="samples shown (default: 16)")
     parser.add_argument("--epoch", type=int, default=0, help="first epoch shown (default: 0)")
-    parser.add_argument("--device", default="cpu",
-                        help="cpu (default), cuda, cuda:N or auto: where the device ops run")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: cuda when available), cpu, cuda or cuda:N: where "
+                             "the device ops run")
 
 
 def run(args) -> int:

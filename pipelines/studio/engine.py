@@ -11,16 +11,16 @@ position, seed and input type. After a save, only the steps whose fingerprint ch
 compile; the others, and the decoder's Loader, are reused. The images after every step are
 kept, which is what "step through the pipeline" shows.
 """
-import hashlib
-import math
 import threading
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from ..class_maps import names_by_label
+from .fingerprint import fingerprint
 
 #: ops kept compiled beyond the current plan's (older variants, for undo-like edits)
 KEEP_OPS = 64
@@ -60,65 +60,7 @@ class Render:
     seconds: float = 0.0
     compiled_steps: int = 0
     reused_steps: int = 0
-
-
-def fingerprint(value, depth: int = 0) -> str:
-    """A stable digest of an op's definition: its class and every attribute except its
-    binding's mutable parts (the clock object, compiled code, FFCV's memory fields)."""
-    return hashlib.sha1(_describe(value, depth).encode()).hexdigest()
-
-
-_SKIP = {"clock", "_applier", "metadata", "memory_read", "_epoch"}
-
-
-def _describe(value, depth: int) -> str:
-    if depth > 6:
-        return "..."
-    if isinstance(value, np.ndarray):
-        return f"nd({value.dtype},{value.shape},{hashlib.sha1(value.tobytes()).hexdigest()})"
-    if isinstance(value, (list, tuple)):
-        return f"{type(value).__name__}[{','.join(_describe(v, depth + 1) for v in value)}]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k!r}:{_describe(v, depth + 1)}" for k, v in sorted(
-            value.items(), key=lambda kv: repr(kv[0]))) + "}"
-    if value is None or isinstance(value, (bool, int, float, str, bytes, np.generic)):
-        return repr(value)
-    if hasattr(value, "py_func"):  # a Numba dispatcher: the function it compiles
-        return "jit:" + _describe(value.py_func, depth + 1)
-    if isinstance(value, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
-        cells = getattr(value, "__closure__", None) or ()
-        inner = [_describe(getattr(c, "cell_contents", None), depth + 1) for c in cells]
-        return (f"fn:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
-                f"[{','.join(inner)}]")
-    kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    attributes = getattr(value, "__dict__", None)
-    if attributes is None:
-        return f"{kind}:{value!r}"
-    inner = {k: v for k, v in attributes.items() if k not in _SKIP}
-    return f"{kind}({_describe(inner, depth + 1)})"
-
-
-def labels_of(beton) -> np.ndarray:
-    """Every sample's integer label, read from the .beton's metadata (nothing decoded)."""
-    from ..beton import open_beton
-
-    reader = open_beton(beton, ("image", "label"))
-    column = f"f{list(reader.field_names).index('label')}"
-    return np.asarray(reader.metadata[column]).astype(np.int64).reshape(-1)
-
-
-def class_names_of(beton) -> Dict[int, str]:
-    """label -> name from ``OUT.classes.json`` beside the .beton (``pureffcv convert`` writes
-    it); labels without a name are shown as their number."""
-    import json
-
-    from ..convert import sidecar
-
-    path = sidecar(Path(beton), ".classes.json")
-    try:
-        return {int(label): str(name) for name, label in json.loads(path.read_text()).items()}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
+    stale: bool = False  # the samples are the last good render's (this one has errors)
 
 
 class Studio:
@@ -138,17 +80,45 @@ class Studio:
         self.n = int(n)
         self.device = device
         self.epoch = int(epoch)
-        self.labels = labels_of(beton)
-        self.all_classes = sorted(int(c) for c in np.unique(self.labels))
-        self.classes = list(self.all_classes)
-        self.names = class_names_of(beton)
+        self.fields: Optional[tuple] = None  # (image field, label field) the labels are of
+        self.labels = np.zeros(0, np.int64)
+        self.all_classes: List[int] = []
+        self.classes: List[int] = []
+        self.names = names_by_label(beton)
         self.version = 0
         self.last: Optional[Render] = None
+        self.last_good: Optional[Render] = None
         self._lock = threading.RLock()
         self._ops: Dict[str, object] = {}  # fingerprint -> op instance (compiled once used)
         self._loaders: Dict[tuple, object] = {}  # (kind, fingerprint or size) -> Loader
         self._used: set = set()  # fingerprints the current render uses
         self._decoder_key = ""
+        self._initial_fields()
+
+    def _initial_fields(self) -> None:
+        """The split's fields and labels now, when the spec compiles (a .beton the split
+        cannot read is an error at start); else at the first render that compiles."""
+        from compiler import SpecError, compile_spec
+
+        try:
+            compiled = compile_spec(self.spec_path, split=self.split, device="cpu")
+        except (SpecError, ValueError, TypeError):
+            return
+        self._use_fields(compiled)
+
+    def _use_fields(self, compiled) -> None:
+        """Read the labels from the fields the compiled split reads (the loader's field
+        resolution), again whenever an edit of the spec changes them."""
+        from ..beton import stored_labels
+
+        fields = (compiled.image_field, compiled.label_field)
+        if fields == self.fields:
+            return
+        self.labels = stored_labels(self.beton, fields[1], fields[0])
+        self.fields = fields
+        self.all_classes = sorted(int(c) for c in np.unique(self.labels))
+        self.classes = list(self.all_classes)
+        self._loaders.clear()
 
     # -- controls -------------------------------------------------------------------------
     def new_draw(self) -> Render:
@@ -181,9 +151,21 @@ class Studio:
             else:
                 result = self._empty(text)
                 self._render_into(result, text)
+            if result.augmented is not None and not result.errors:
+                self.last_good = result
+            elif result.augmented is None and self.last_good is not None:
+                self._keep_last_good(result)
             result.seconds = time.perf_counter() - started
             self.last = result
             return result
+
+    def _keep_last_good(self, result: Render) -> None:
+        """Show the last good render's samples beside this render's errors (``stale``)."""
+        good = self.last_good
+        result.indices, result.labels = good.indices, good.labels
+        result.originals, result.augmented, result.steps = good.originals, good.augmented, \
+            good.steps
+        result.stale = True
 
     def _empty(self, text: str) -> Render:
         return Render(version=self.version, spec_text=text, epoch=self.epoch,
@@ -192,7 +174,7 @@ class Studio:
 
     def _render_into(self, result: Render, text: str) -> None:
         from compiler import SpecError, compile_spec
-        from compiler.spec import load_spec
+        from compiler.reader import load_spec
 
         try:
             spec = load_spec(self.spec_path)
@@ -209,6 +191,7 @@ class Studio:
             return
         result.explain = compiled.explain()
         try:
+            self._use_fields(compiled)
             self._run(compiled, result)
         except Exception as error:  # an op failing at run time: show it, keep serving
             message = " ".join(f"{type(error).__name__}: {error}".split())
@@ -227,7 +210,7 @@ class Studio:
         result.indices = [int(i) for i in indices]
         normalization = normalization_of(compiled.plan)
         steps = compiled.plan.steps
-        images, labels = self._decode(steps[0], indices, result)
+        images, labels = self._decode(compiled, steps[0], indices, result)
         batch = images
         for step in steps[1:]:
             if step.stage == "boundary":
@@ -263,7 +246,7 @@ class Studio:
             record.us_per_image = 1e6 * (time.perf_counter() - t0) / max(len(indices), 1)
             result.steps.append(record)
         result.augmented = to_display(batch, normalization)
-        result.originals = self._originals(indices, result.augmented.shape[1:3])
+        result.originals = self._originals(compiled, indices, result.augmented.shape[1:3])
         names = [self.name(int(t)) for t in labels.reshape(-1)]
         if compiled.plan.batch:  # mixed targets: the class shown, then the soft target
             names = [f"{name} ({label_text(t)})" for name, t in zip(names, targets.cpu())]
@@ -301,18 +284,18 @@ class Studio:
         if hasattr(op, "clock"):
             op.clock.epoch = self.epoch
 
-    def _decode(self, step, indices: np.ndarray, result: Render):
+    def _decode(self, compiled, step, indices: np.ndarray, result: Render):
         """The decoder's output and the labels for ``indices``, from a Loader kept per decoder
         definition (FFCV compiles a Loader's pipeline when it is built)."""
         from compiler.lower import label_pipeline
 
         op = self._warm_decoder(step)
+        bound = compiled.bind([op], label_pipeline("cpu"))
         key = ("decoder", self._decoder_key)
         t0 = time.perf_counter()
         compiled_now = key not in self._loaders
         if compiled_now:
-            self._loaders[key] = self._loader(
-                {"image": [op], "label": label_pipeline("cpu")}, indices)
+            self._loaders[key] = self._loader(bound, indices)
         self._select(self._loaders[key], indices)
         self._set_epoch(op)
         images, labels = self._one_batch(self._loaders[key])
@@ -336,7 +319,7 @@ class Studio:
         self._used.add(self._decoder_key)
         return self._ops[self._decoder_key]
 
-    def _originals(self, indices: np.ndarray, size) -> np.ndarray:
+    def _originals(self, compiled, indices: np.ndarray, size) -> np.ndarray:
         """The samples decoded without augmentation at ``size`` (as ``pureffcv preview``
         shows them: the largest centred square, resized), from a kept Loader."""
         from operations.cpu.decoders import CenterCrop
@@ -344,18 +327,25 @@ class Studio:
         key = ("originals", tuple(int(s) for s in size))
         if key not in self._loaders:
             self._loaders[key] = self._loader(
-                {"image": [CenterCrop(size=key[1], ratio=1.0)], "label": None}, indices)
+                compiled.bind([CenterCrop(size=key[1], ratio=1.0)], None), indices)
         self._select(self._loaders[key], indices)
         (images,) = self._one_batch(self._loaders[key])
         return images
 
     def _loader(self, pipelines, indices: np.ndarray):
         """A one-batch Loader (batch size ``n``, the most samples a render shows); FFCV
-        compiles its pipeline here, so it is kept and pointed at other samples by ``_select``."""
+        compiles its pipeline here, so it is kept and pointed at other samples by ``_select``.
+        The .beton's fields that ``pipelines`` does not read are switched off."""
         from ffcv.loader import Loader, OrderOption
 
+        from compiler.lower import without_other_fields
+
+        from ..beton import open_beton
+
+        fields = open_beton(self.beton, ()).field_names
         return Loader(self.beton, batch_size=self.n, order=OrderOption.SEQUENTIAL,
-                      indices=indices, drop_last=False, num_workers=1, pipelines=pipelines)
+                      indices=indices, drop_last=False, num_workers=1,
+                      pipelines=without_other_fields(pipelines, fields))
 
     @staticmethod
     def _select(loader, indices: np.ndarray) -> None:
@@ -381,37 +371,3 @@ class Studio:
         loaders = [k for k in self._loaders]
         for key in loaders[:max(0, len(loaders) - 8)]:
             del self._loaders[key]
-
-
-def grid_png(render: Render, columns: int = 4) -> bytes:
-    """The render as one PNG (originals | augmented, class names below), laid out by
-    ``pipelines.preview.compose_grid``; used for the screenshot-free CLI check and tests."""
-    import io
-
-    from PIL import Image
-
-    from ..preview import auto_zoom, compose_grid
-
-    image = compose_grid(render.originals, render.augmented, render.labels, columns,
-                         auto_zoom(render.augmented.shape[1:3]))
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def png(image: np.ndarray, zoom: int = 1) -> bytes:
-    """One uint8 HWC image as PNG bytes, enlarged ``zoom`` times (nearest neighbour)."""
-    import io
-
-    from PIL import Image
-
-    if zoom > 1:
-        image = image.repeat(zoom, axis=0).repeat(zoom, axis=1)
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def zoom_for(size) -> int:
-    """Integer zoom that shows small images at 96 px or more on the page."""
-    return max(1, math.ceil(96 / max(1, min(size))))

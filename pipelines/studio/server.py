@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
 
-from .engine import Render, Studio, png, zoom_for
+from .engine import Render, Studio
+from .images import png, zoom_for
 
 PAGE = Path(__file__).with_name("page.html")
 #: seconds between two looks at the spec file
@@ -106,7 +107,7 @@ class StudioServer:
             "beton": self.studio.beton, "split": self.studio.split, "epoch": render.epoch,
             "spec_text": render.spec_text, "errors": render.errors, "explain": render.explain,
             "seconds": round(render.seconds, 3), "compiled_steps": render.compiled_steps,
-            "reused_steps": render.reused_steps, "zoom": zoom,
+            "reused_steps": render.reused_steps, "zoom": zoom, "stale": render.stale,
             "classes": render.classes, "all_classes": render.all_classes,
             "class_names": {str(k): v for k, v in render.class_names.items()},
             "samples": [{"index": i, "label": label}

@@ -145,10 +145,10 @@ CASES = [
      "'center_crop' is a decoder and cannot be in image.cpu; put it under image.decode"),
     ("cpu-op-as-decoder", image("decode: horizontal_flip\n"), "5:15",
      "'horizontal_flip' is a CPU (Numba) op and cannot be in image.decode"),
-    ("device-op-before-boundary", image("decode: decode\ncpu: [normalize]\n"), "6:13",
-     "'normalize' is a device (torch) op and cannot be in image.cpu (torch ops run after the "
+    ("device-op-before-boundary", image("decode: decode\ncpu: [normalize_flip]\n"), "6:13",
+     "'normalize_flip' is a device (torch) op and cannot be in image.cpu (torch ops run after the "
      "transfer to the device)"),
-    ("cpu-op-on-device", image("decode: decode\ndevice: {ops: [horizontal_flip]}\n"), "6:22",
+    ("cpu-op-on-device", image("decode: decode\ndevice: {ops: [grayscale]}\n"), "6:22",
      "makes FFCV's Loader hang"),
     ("uint8-op-after-normalize",
      image("decode: {center_crop: {size: 8}}\ncpu:\n  - cpu_normalize\n  - solarize: {threshold: 128}\n"),

@@ -67,7 +67,7 @@ def test_more_workers_than_the_machine_runs_warns_and_uses_every_thread(small_be
     import numba
     import pytest
 
-    from compiler.compiled import WorkersWarning
+    from compiler.workers import WorkersWarning
 
     limit = numba.config.NUMBA_NUM_THREADS
     compiled = compile_spec(SPEC.replace("num_workers: 1", f"num_workers: {limit + 6}"),

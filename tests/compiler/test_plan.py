@@ -6,7 +6,8 @@ from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
 
 from compiler import SpecError, compile_spec, load_spec, resolve_device
 from operations import register_op
-from operations.device.normalize import Flip, Normalize, NormalizeFlip
+from operations.cpu.geometry import HorizontalFlipOnDevice as Flip
+from operations.device.normalize import Normalize, NormalizeFlip
 
 SPEC = """\
 version: 1
@@ -111,7 +112,8 @@ def test_on_the_cpu_a_flip_and_erasing_on_uint8_run_in_the_jit_stage_with_the_sa
     on_cpu = compile_spec(UINT8_DEVICE_OPS, device="cpu").plan.steps
     assert [(s.name, type(s.op).__name__, s.stage) for s in on_cpu[1:3]] == [
         ("flip", "HorizontalFlip", "cpu"), ("device_random_erasing", "RandomErasing", "cpu")]
-    assert all(s.note.startswith("lowered:") for s in on_cpu[1:3])
+    assert all(s.note.startswith("device backend: written in image.device.ops; lowered:")
+               for s in on_cpu[1:3])
     on_gpu = compile_spec(UINT8_DEVICE_OPS, device="cuda").plan.stage("device")
     images = np.random.default_rng(0).integers(0, 256, (24, 16, 16, 3), dtype=np.uint8)
     indices = np.arange(200, 224)
@@ -128,10 +130,13 @@ def test_explain_says_why_device_ops_stay_on_the_batch():
         "ops: [{normalize: {}}, {device_random_erasing: {value: mean}}, {flip: {}}]")
     steps = compile_spec(text, device="cpu").plan.steps
     staying = [(s.name, s.stage, s.note) for s in steps if s.stage == "device"]
+    backend = "device backend: written in image.device.ops; "
     assert staying == [
-        ("device_random_erasing", "device", "not lowered: no per-image equivalent with the same "
-                                            "bytes on float32 images, so it runs on the batch"),
-        ("flip", "device", "not lowered: after device_random_erasing, which runs on the batch")]
+        ("device_random_erasing", "device", backend + "not lowered: no per-image equivalent with "
+                                            "the same bytes on float32 images, so it runs on the "
+                                            "batch"),
+        ("flip", "device", backend + "not lowered: after device_random_erasing, which runs on "
+                                     "the batch")]
 
 
 def test_label_pipeline():
@@ -170,8 +175,7 @@ def test_constructor_error_is_a_spec_error_at_the_op():
             raise ValueError("k=3 is unlucky\nreally")
         original(self, **values)
 
-    picky.__init__ = init
-    picky.__init__.__signature__ = original.__signature__
+    picky.__init__ = init  # its parameters stay the declaration's (picky.signature())
     text = SPEC.replace("- rotate: {degrees: 10}", "- test_plan_picky: {k: 3}")
     with pytest.raises(SpecError) as info:
         compile_spec(text, device="cpu")
@@ -216,3 +220,45 @@ def test_boundary_classes_are_ffcvs_own(compiled):
     assert isinstance(compiled.decoder.op, type(compiled.pipelines["image"][0]))
     assert [s.name for s in compiled.cpu_steps] == ["grayscale", "rotate"]
     assert Flip.stage == "device"
+
+
+MIXING = """\
+version: 1
+seed: 7
+splits:
+  train:
+    image:
+      decode: {random_resized_crop: {size: 16}}
+      device: {dtype: float32, ops: [{flip: {p: 0.5}}, normalize]}
+    label: {num_classes: 4}
+    batch: [{mixup_cutmix: {switch_prob: 0.5}}]
+    loader: {batch_size: 6, num_workers: 2, order: random, drop_last: false}
+"""
+
+
+def test_on_the_cpu_mixing_runs_in_the_jit_stage_with_the_batch_ops_bytes(small_beton):
+    """mixup_cutmix's pairs move into the JIT stage (its targets stay after the loader):
+    the batches equal those of the unoptimized plan, which mixes after the loader."""
+    lowered = compile_spec(MIXING, device="cpu")
+    steps = [(s.name, s.stage, s.note) for s in lowered.plan.steps + lowered.plan.batch]
+    assert steps[2] == ("mixup_cutmix_pairs", "cpu", "lowered: the device is the CPU, so it "
+                                                     "mixes pairs in the parallel JIT stage")
+    assert steps[-1] == ("mixup_cutmix", "batch", "only its targets after the loader: the "
+                                                  "images were mixed in the JIT stage")
+    on_batch = compile_spec(MIXING, device="cpu", optimize=False)
+    assert [s.stage for s in on_batch.plan.steps].count("cpu") == 0
+
+    def epochs(compiled):
+        loader, out = compiled.loader(small_beton), []
+        for epoch in (0, 1):
+            compiled.set_epoch(epoch)
+            for images, labels in loader:
+                for op in compiled.batch_ops:
+                    images, labels = op(images, labels)
+                out.append((images.clone(), labels.clone()))
+        return out
+
+    batches = epochs(lowered)
+    assert len(batches) == 14  # 40 images in batches of 6, twice
+    for (a, la), (b, lb) in zip(batches, epochs(on_batch)):
+        assert torch.equal(a, b) and torch.equal(la, lb)

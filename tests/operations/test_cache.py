@@ -1,5 +1,6 @@
-"""operations/cache.py: the cache key follows everything that changes the code, a changed
-parameter or source never reuses a stale build, and the cache can be measured and emptied."""
+"""operations/cache.py and cache_locator.py: the cache key follows everything that changes the
+code, a changed parameter or source never reuses a stale build, only pureffcv's files use the
+directory, and the cache can be measured and emptied."""
 import json
 import subprocess
 import sys
@@ -7,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from operations import cache
+from operations import cache, cache_locator
+from pipelines.commands.cache import human
 
-CACHE_PY = Path(cache.__file__)
+OPERATIONS = Path(cache.__file__).parent
 
 
 @pytest.fixture
@@ -17,7 +19,7 @@ def tree(tmp_path, monkeypatch):
     """A source tree with a package ``lab`` that counts as pureffcv's, and a cache root."""
     (tmp_path / "lab").mkdir()
     monkeypatch.setattr(cache, "ROOT", tmp_path)
-    monkeypatch.setattr(cache, "PACKAGES", ("lab",))
+    monkeypatch.setattr(cache_locator, "PACKAGES", ("lab",))
     monkeypatch.setenv("PUREFFCV_CACHE_DIR", str(tmp_path / "cache"))
     cache.key_parts.cache_clear()
     yield tmp_path
@@ -39,8 +41,8 @@ def test_key_follows_the_source_and_the_toolchain(tree, monkeypatch):
 
 
 def test_only_pureffcv_files_use_the_locator(tree):
-    locator = cache.install_locator()
-    assert cache.install_locator() is locator  # idempotent
+    locator = cache_locator.install_locator()
+    assert cache_locator.install_locator() is locator  # idempotent
     ours = tree / "lab" / "k.py"
     ours.write_text("def f(x):\n    return x\n")
     namespace = {}
@@ -51,11 +53,13 @@ def test_only_pureffcv_files_use_the_locator(tree):
 
 
 KERNELS = """\
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("pureffcv_cache", {cache_py!r})
-c = importlib.util.module_from_spec(spec); spec.loader.exec_module(c)
-c.ROOT = __import__("pathlib").Path({root!r}); c.PACKAGES = ("lab",)
-c.install_locator()
+import sys, types
+package = types.ModuleType("operations")  # the modules alone, without importing FFCV
+package.__path__ = [{operations!r}]
+sys.modules["operations"] = package
+from operations import cache, cache_locator
+cache.ROOT = __import__("pathlib").Path({root!r}); cache_locator.PACKAGES = ("lab",)
+cache_locator.install_locator()
 njit = __import__("numba").njit(cache=True)
 
 OFFSET = {offset}  # a global Numba compiles in as a constant
@@ -85,7 +89,7 @@ print(json.dumps(out))
 
 def run_kernels(tree, k: float, offset: float) -> dict:
     lab = tree / "lab"
-    source = KERNELS.format(cache_py=str(CACHE_PY), root=str(tree), offset=offset)
+    source = KERNELS.format(operations=str(OPERATIONS), root=str(tree), offset=offset)
     if not (lab / "kernels.py").exists() or (lab / "kernels.py").read_text() != source:
         (lab / "kernels.py").write_text(source)
     done = subprocess.run([sys.executable, "-c", RUN.format(lab=str(lab), k=k)],
@@ -116,7 +120,7 @@ def test_size_and_clear(tmp_path, monkeypatch, capsys):
     (tmp_path / "root" / "numba-y").mkdir()
     (tmp_path / "root" / "numba-y" / "g.nbi").write_bytes(b"y" * 24)
     assert cache.size() == (1024, 2)
-    assert cache.human(1024) == "1.0 KiB" and cache.human(10) == "10 B"
+    assert human(1024) == "1.0 KiB" and human(10) == "10 B"
     assert main(["cache"]) == 0
     assert "1.0 KiB in 2 files" in capsys.readouterr().out
     assert main(["cache", "clear"]) == 0

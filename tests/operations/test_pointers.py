@@ -1,6 +1,6 @@
 """operations.pointers: a kernel called through its cached C entry gives the direct call's
 bytes for every kind of argument, and a changed parameter, closure value or callee never
-reuses a stale build, in this process or a later one (operations.cache.function_digest)."""
+reuses a stale build, in this process or a later one (operations.code_digest.function_digest)."""
 import json
 import os
 import subprocess
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from operations.cache import function_digest
+from operations.code_digest import function_digest
 from operations.pointers import by_pointer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,3 +133,35 @@ def test_a_later_process_loads_the_entry_and_a_changed_value_compiles_anew(tmp_p
     assert first == {"out": [3.0, 4.0, 5.0, 6.0], "cache_hits": 0}
     assert again == {"out": [3.0, 4.0, 5.0, 6.0], "cache_hits": 1}  # loaded, not compiled
     assert changed == {"out": [5.0, 6.0, 7.0, 8.0], "cache_hits": 0}  # not the stale build
+
+
+@njit
+def _add_table(src, dst, table):
+    for k in range(table.shape[0]):
+        dst[k] = src[k] + table[k]
+
+
+def test_an_argument_that_cannot_travel_warns_once_naming_it():
+    import warnings
+
+    from operations.pointers import SerialFallbackWarning
+
+    call = by_pointer(_add_table, names=lambda k: f"op 'lab', parameter 'table' (argument {k})")
+
+    @njit
+    def run(src, dst, table):
+        call(src, dst, table)
+
+    src, dst, table = np.arange(3.0), np.zeros(3), np.arange(6.0)[::2]  # not contiguous
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(src, dst, table)
+        assert np.array_equal(dst, src + table)  # the direct call ran
+        other = np.arange(6, dtype=np.float32)[::2]
+        run(src, dst, other)  # another type, the same argument: no second warning
+    assert np.array_equal(dst, src + other)
+    messages = [str(w.message) for w in caught if w.category is SerialFallbackWarning]
+    assert len(messages) == 1
+    assert messages[0].startswith("pureffcv: op 'lab', parameter 'table' (argument 2) is a "
+                                  "array(float64, 1d, A)")
+    assert "runs serially" in messages[0]

@@ -103,3 +103,42 @@ def test_ffcv_decode_is_ffcvs_decoder_for_the_same_crop():
     assert (tuple(center.output_size), center.ratio) == ((24, 24), 0.75)
     with pytest.raises(ValueError, match="random_resized_crop or center_crop"):
         ffcv_decoder(get_op("decode")())
+
+
+def test_compare_dali_without_dali_fails_before_timing(tmp_path, small_beton):
+    from pipelines import dali_baseline
+
+    if dali_baseline.available():
+        pytest.skip("nvidia.dali is importable here: the refusal cannot be seen")
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    done = subprocess.run([PUREFFCV, "bench", str(tmp_path / "spec.yaml"), str(small_beton),
+                           "--device", "cpu", "--compare", "dali"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr == ("pureffcv bench: --compare dali needs NVIDIA DALI (pip install "
+                           "nvidia-dali-cuda130: it runs CPU pipelines without a GPU)\n")
+
+
+def test_dali_is_fed_each_samples_stored_jpeg_bytes(tmp_path, small_beton):
+    """The bytes handed to DALI are the JPEG files as stored (they decode to the image PIL
+    decodes from them), with their labels; a raw .beton is refused in one line."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from pipelines.dali_baseline import jpeg_samples
+
+    y, x = np.mgrid[0:40, 0:48]
+    images = [np.stack([x * 5, y * 6, (x + y) * 2 + 20 * i], -1).astype(np.uint8)[:, :40 + i]
+              for i in range(5)]  # smooth: a JPEG of them is within a few levels
+    beton = write_beton(tmp_path / "jpg.beton", images, [4, 3, 2, 1, 0], write_mode="jpg")
+    blobs, labels = jpeg_samples(str(beton))
+    assert labels.tolist() == [4, 3, 2, 1, 0]
+    for blob, image in zip(blobs, images):
+        decoded = np.asarray(Image.open(io.BytesIO(blob.tobytes())))
+        assert decoded.shape == image.shape
+        assert blob[:2].tolist() == [0xFF, 0xD8] and blob[-2:].tolist() == [0xFF, 0xD9]
+        assert np.abs(decoded.astype(int) - image).mean() < 3  # a JPEG of this image
+    with pytest.raises(ValueError, match="needs every image of .* stored as JPEG"):
+        jpeg_samples(str(small_beton))

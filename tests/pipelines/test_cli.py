@@ -17,7 +17,7 @@ def test_help_lists_the_commands():
     assert done.returncode == 0, done.stderr
     listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ")
               and not line.startswith("     ")]  # "    NAME  help" (continuations: deeper)
-    assert listed == ["convert", "doctor", "check", "explain", "preview", "stats", "bench",
+    assert listed == ["convert", "doctor", "specs", "check", "explain", "preview", "stats", "bench",
                       "fit", "validate", "test", "predict", "train", "demo", "studio", "cache"]
     assert "convert an image folder or .npz into an FFCV .beton" in done.stdout
     assert "check that this environment can run pureffcv" in done.stdout
@@ -46,11 +46,12 @@ def test_doctor_passes_in_this_environment():
     done = subprocess.run([PUREFFCV, "doctor"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = doctor_lines(done.stdout)
-    assert set(lines) == {"python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba", "numba cache",
-                          "torch", "cuda devices", "cupy", "lightning", "torchvision", "pillow"}
+    assert set(lines) == {"python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba",
+                          "numba internals", "numba cache", "torch", "cuda devices", "cupy",
+                          "lightning", "torchvision", "pillow"}
     assert all(status in ("OK", "NOTE") for status, _ in lines.values())
-    for name in ("python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba", "torch", "lightning",
-                 "torchvision"):
+    for name in ("python", "ffcv", "ffcv C ext", "jpeg/opencv", "numba", "numba internals",
+                 "torch", "lightning", "torchvision"):
         assert lines[name][0] == "OK", lines[name]
     assert "libturbojpeg" in lines["jpeg/opencv"][1] and "opencv" in lines["jpeg/opencv"][1]
     assert "threads" in lines["numba"][1]

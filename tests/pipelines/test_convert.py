@@ -153,7 +153,7 @@ def test_image_unreadable_at_write_time_is_an_error_not_a_hang(tmp_path, monkeyp
     (tmp_path / "src/a").mkdir(parents=True)
     Image.fromarray(structured_image(8, 8)).save(tmp_path / "src/a/good.png")
     (tmp_path / "src/a/bad.png").write_bytes(b"garbage")
-    monkeypatch.setattr("pipelines.convert.check_image", lambda path: (192, None))  # missed
+    monkeypatch.setattr("pipelines.convert.images.check_image", lambda path: (192, None))  # missed
     assert error_of(capsys, tmp_path / "src", tmp_path / "a.beton") == (
         "pureffcv convert: an image became unreadable while writing (was SRC modified during "
         "the conversion?); nothing written")
@@ -249,10 +249,10 @@ def test_ctrl_c_while_workers_write_stops_them_and_cleans_up(interrupted, monkey
     import time
 
     import ffcv.writer
-    from pipelines.convert import _ArraySamples
+    from pipelines.convert.writer import ArraySamples
 
     src, out, seen, check = interrupted
-    slow_image = _ArraySamples.image
+    slow_image = ArraySamples.image
 
     def image(samples, i):  # runs in the writer's workers: keep them busy, count samples
         time.sleep(0.2)
@@ -264,7 +264,7 @@ def test_ctrl_c_while_workers_write_stops_them_and_cleans_up(interrupted, monkey
                     workers=len(multiprocessing.active_children()))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_ArraySamples, "image", image)
+    monkeypatch.setattr(ArraySamples, "image", image)
     monkeypatch.setattr(ffcv.writer, "sleep", ctrl_c)
     assert main(["convert", str(src), str(out), "--force", "--workers", "2"]) == 130
     assert seen["workers"] == 2  # interrupted while both workers were alive

@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 from pipelines.beton import open_beton
-from pipelines.convert import convert, remove_stale_partials, scan_image_folder
+from pipelines.convert import convert
+from pipelines.convert.cleanup import remove_stale_partials
+from pipelines.convert.folders import scan_image_folder
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,9 @@ import torch
 
 from compiler import SpecError
 from pipelines.classifier import ImageClassifier
-from pipelines.datamodule import DataError, EpochLoader, FFCVDataModule
+from pipelines.data_checks import DataError
+from pipelines.datamodule import FFCVDataModule
+from pipelines.epochs import EpochLoader
 from pipelines.progressive import ProgressiveResizing
 from tests.conftest import structured_image
 from tests.pipelines.train_helpers import RecordBatches, tinted_beton, write_spec
@@ -182,7 +184,7 @@ def test_convert_turns_a_missing_betons_folder_into_the_beton_first(data, tmp_pa
     module = FFCVDataModule(data["spec"], str(beton), train_folder=train, convert=True)
     run = trainer(data["root"], max_epochs=1, limit_train_batches=1)
     run.fit(tiny_model(), module)
-    from pipelines.datamodule import beton_labels
+    from pipelines.data_checks import beton_labels
 
     assert sorted(beton_labels(str(beton)).tolist()) == sorted(i % 4 for i in range(16))
 

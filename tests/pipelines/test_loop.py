@@ -213,7 +213,7 @@ def test_convert_true_converts_the_folders_before_the_data_check(data, tmp_path,
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"train: converting {train} -> {betons / 'train.beton'}" in out
-    from pipelines.datamodule import beton_labels
+    from pipelines.data_checks import beton_labels
 
     assert sorted(beton_labels(str(betons / "train.beton")).tolist()) == sorted(
         i % 4 for i in range(16))  # the damaged file skipped

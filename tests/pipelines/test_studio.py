@@ -10,7 +10,8 @@ import pytest
 
 from compiler import compile_spec
 from pipelines.preview import normalization_of, only_batch, to_display
-from pipelines.studio.engine import Studio, fingerprint
+from pipelines.studio.engine import Studio
+from pipelines.studio.fingerprint import fingerprint
 from pipelines.studio.server import StudioServer
 from tests.conftest import structured_image, write_beton
 
@@ -97,7 +98,9 @@ def test_render_matches_the_loader_reuses_unchanged_ops_and_reports_errors(beton
 
     write_spec(spec, text=SPEC.format(size=24, p=1.0).replace("p: 1.0", "p: often"))
     bad = studio.render()
-    assert bad.augmented is None and len(bad.errors) == 1
+    assert len(bad.errors) == 1
+    # the last good render's samples stay beside the error (the page does not go blank)
+    assert bad.stale and bad.augmented is dogs.augmented and bad.indices == dogs.indices
     assert (bad.errors[0]["line"], bad.errors[0]["file"]) == (8, str(spec))
     assert "p of 'horizontal_flip'" in bad.errors[0]["message"]
 

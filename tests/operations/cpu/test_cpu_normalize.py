@@ -1,4 +1,5 @@
-"""cpu_normalize against a float64 numpy reference; its type rules."""
+"""normalize's CPU backend (once cpu_normalize, still its deprecated alias) against a float64
+numpy reference; its type rules."""
 import numpy as np
 import pytest
 import torch
@@ -26,9 +27,9 @@ def test_matches_float64_reference(mean, std):
 
 
 def test_output_type_changes_dtype_and_refuses_other_inputs():
-    op = get_op("cpu_normalize")()
+    op = get_op("normalize", "cpu")()
     assert op.output_type(ImageType(8, 8)) == ImageType(8, 8, dtype="float32")
-    with pytest.raises(OpTypeError, match=r"^'cpu_normalize' expects uint8 images but gets "
+    with pytest.raises(OpTypeError, match=r"^'normalize' expects uint8 images but gets "
                                           r"float32; move it before"):
         op.output_type(ImageType(8, 8, dtype="float32"))
     assert get_op("cpu_normalize")(dtype="float16").output_type(ImageType(8, 8)) == \

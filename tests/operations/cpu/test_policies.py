@@ -92,46 +92,46 @@ def test_signed_magnitudes_flip_only_for_signed_ops():
     assert P.op_magnitude(posterize, 10, 31, -1.0, 8, 8) == 6.0
 
 
-def policy_op(code, magnitude, image=IMAGE, fill=0):
+def policy_op(name, magnitude, image=IMAGE, fill=0):
     out = np.empty_like(image)
-    P.apply_policy_op(code, magnitude, image, out, fill)
+    P.apply_policy_op(P.OP_NAMES.index(name), magnitude, image, out, fill)
     return out
 
 
-@pytest.mark.parametrize("code, magnitude, reference", [
-    (P.IDENTITY, 0.0, lambda im: im),
-    (P.BRIGHTNESS, 0.5, lambda im: ImageEnhance.Brightness(im).enhance(1.5)),
-    (P.COLOR, -0.3, lambda im: ImageEnhance.Color(im).enhance(0.7)),
-    (P.CONTRAST, 0.9, lambda im: ImageEnhance.Contrast(im).enhance(1.9)),
-    (P.SHARPNESS, -0.99, lambda im: ImageEnhance.Sharpness(im).enhance(0.01)),
-    (P.POSTERIZE, 4.0, lambda im: ImageOps.posterize(im, 4)),
-    (P.SOLARIZE, 127.5, lambda im: ImageOps.solarize(im, 128)),
-    (P.AUTOCONTRAST, 0.0, ImageOps.autocontrast),
-    (P.EQUALIZE, 0.0, ImageOps.equalize),
-    (P.INVERT, 0.0, ImageOps.invert),
-], ids=lambda v: P.OP_NAMES[v] if isinstance(v, int) else None)
-def test_colour_policy_ops_mean_pil_enhancements(code, magnitude, reference):
+@pytest.mark.parametrize("name, magnitude, reference", [
+    ("Identity", 0.0, lambda im: im),
+    ("Brightness", 0.5, lambda im: ImageEnhance.Brightness(im).enhance(1.5)),
+    ("Color", -0.3, lambda im: ImageEnhance.Color(im).enhance(0.7)),
+    ("Contrast", 0.9, lambda im: ImageEnhance.Contrast(im).enhance(1.9)),
+    ("Sharpness", -0.99, lambda im: ImageEnhance.Sharpness(im).enhance(0.01)),
+    ("Posterize", 4.0, lambda im: ImageOps.posterize(im, 4)),
+    ("Solarize", 127.5, lambda im: ImageOps.solarize(im, 128)),
+    ("AutoContrast", 0.0, ImageOps.autocontrast),
+    ("Equalize", 0.0, ImageOps.equalize),
+    ("Invert", 0.0, ImageOps.invert),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_colour_policy_ops_mean_pil_enhancements(name, magnitude, reference):
     expected = np.asarray(reference(Image.fromarray(IMAGE)))
-    assert np.abs(policy_op(code, magnitude).astype(int) - expected).max() <= 1  # observed 0
+    assert np.abs(policy_op(name, magnitude).astype(int) - expected).max() <= 1  # observed 0
 
 
 def test_translations_move_whole_pixels_truncated_toward_zero():
     right = np.full_like(IMAGE, 9)
     right[:, 3:] = IMAGE[:, :-3]
-    assert np.array_equal(policy_op(P.TRANSLATE_X, 3.7, fill=9), right)
+    assert np.array_equal(policy_op("TranslateX", 3.7, fill=9), right)
     up = np.zeros_like(IMAGE)
     up[:-2] = IMAGE[2:]
-    assert np.array_equal(policy_op(P.TRANSLATE_Y, -2.9), up)
+    assert np.array_equal(policy_op("TranslateY", -2.9), up)
 
 
 def test_rotate_is_counter_clockwise_about_the_centre():
-    assert np.array_equal(policy_op(P.ROTATE, 90.0), np.rot90(IMAGE))
-    assert np.array_equal(policy_op(P.ROTATE, -90.0), np.rot90(IMAGE, -1))
+    assert np.array_equal(policy_op("Rotate", 90.0), np.rot90(IMAGE))
+    assert np.array_equal(policy_op("Rotate", -90.0), np.rot90(IMAGE, -1))
 
 
-@pytest.mark.parametrize("code", [P.SHEAR_X, P.SHEAR_Y])
+@pytest.mark.parametrize("name", ["ShearX", "ShearY"])
 @pytest.mark.parametrize("m", [0.3, -0.55])
-def test_shears_are_about_the_top_left_corner(code, m):
+def test_shears_are_about_the_top_left_corner(name, m):
     # torchvision: F.affine(shear=degrees(atan(m)), center=[0, 0]); output pixel centre
     # (x + .5, y + .5) samples the input at x + .5 + m (y + .5) (ShearX), nearest below.
     h, w = IMAGE.shape[:2]
@@ -139,10 +139,10 @@ def test_shears_are_about_the_top_left_corner(code, m):
     for y in range(h):
         for x in range(w):
             u, v = x + 0.5, y + 0.5
-            u, v = (u + m * v, v) if code == P.SHEAR_X else (u, v + m * u)
+            u, v = (u + m * v, v) if name == "ShearX" else (u, v + m * u)
             if 0 <= u < w and 0 <= v < h:
                 expected[y, x] = IMAGE[int(np.floor(v)), int(np.floor(u))]
-    assert np.array_equal(policy_op(code, m), expected)
+    assert np.array_equal(policy_op(name, m), expected)
 
 
 def bound(name, seed=3, **params):
@@ -234,3 +234,19 @@ def test_rand_augment_with_no_ops_is_identity_and_checks_its_bin():
         get_op("rand_augment")(magnitude=31).output_type(ImageType(8, 8))
     with pytest.raises(OpTypeError, match="'auto_augment' expects uint8 images but gets float16"):
         get_op("auto_augment")().output_type(ImageType(8, 8, dtype="float16"))
+
+
+def test_a_space_is_data_naming_policy_ops():
+    """A new space is SpaceOp lines naming POLICY_OPS entries; nothing else to edit."""
+    space = (P.SpaceOp("Invert"), P.SpaceOp("Solarize", 255.0, 0.0),
+             P.SpaceOp("TranslateY", 0.0, 0.5, per_side=True))
+    table = P.compile_space(space)
+    assert [P.OP_NAMES[int(code)] for code in table[:, P.CODE]] == ["Invert", "Solarize",
+                                                                    "TranslateY"]
+    assert P.op_magnitude(table[1], 2, 3, 1.0, 8, 8) == 0.0  # last bin: threshold 0
+    assert P.op_magnitude(table[2], 2, 3, 1.0, 8, 6) == 4.0  # half the height of 8 px
+    out = np.empty_like(IMAGE)
+    P.apply_policy_op(int(table[0, P.CODE]), 0.0, IMAGE, out, 0)
+    assert np.array_equal(out, 255 - IMAGE)
+    with pytest.raises(KeyError):
+        P.compile_space((P.SpaceOp("Posterise"),))

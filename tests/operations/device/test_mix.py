@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from operations import EpochClock, ImageType, OpTypeError, get_op
 from operations.device import mix
+from operations.device.batch import BatchHandoffError
 from operations.device.mix import Cutmix, Mixup, MixupCutmix, beta, cutmix_box, mixed_targets
 
 B = 8  # labels 0..7, each paired with 7 - i: lam is readable from the targets
@@ -202,3 +203,71 @@ def test_mixing_is_in_place_and_equals_the_out_of_place_maths(size, dtype, at_on
                 assert torch.equal(mixed[pasted], before.flip(0)[pasted])
                 assert torch.equal(mixed[~pasted], before[~pasted])
             images = mixed
+
+
+FLOAT32 = ImageType(12, 16, 3, "float32", "HWC", "cpu", True)
+
+
+def split(op):
+    """``op`` bound, and its image half for the JIT stage (``split_for_jit``)."""
+    return bound(op), op.split_for_jit(FLOAT32)
+
+
+@pytest.mark.parametrize("make", [lambda: Mixup(num_classes=10, alpha=0.7),
+                                  lambda: Cutmix(num_classes=10),
+                                  lambda: MixupCutmix(num_classes=10, prob=0.8)])
+@pytest.mark.parametrize("shape", [(8, 12, 16, 3), (7, 13, 11, 3), (1, 5, 4, 3), (6, 32, 24, 3)])
+def test_pairs_in_the_jit_stage_give_the_batch_ops_bytes(make, shape):
+    """The JIT stage's pairs then the op after the loader equal the op on the batch alone
+    (torch.lerp's arithmetic, odd batches and odd sizes, several batches in a row)."""
+    reference = bound(make())
+    op, pairs = split(make())
+    generator = torch.Generator().manual_seed(shape[0] * shape[1])
+    labels = torch.arange(shape[0]) % 10
+    for _ in range(6):
+        images = torch.randn(*shape, generator=generator)  # (B, H, W, C): the JIT stage's
+        expected, expected_targets = reference(images.clone().permute(0, 3, 1, 2), labels)
+        mixed = torch.from_numpy(pairs.apply(images.numpy().copy())).permute(0, 3, 1, 2)
+        same_images, targets = op(mixed, labels)
+        assert same_images is mixed
+        assert torch.equal(mixed, expected) and torch.equal(targets, expected_targets)
+
+
+def test_a_new_loader_thread_continues_from_the_batches_consumed():
+    """A thread that stopped early prefetched batches nobody took: the next epoch's thread
+    draws from the batches consumed on, as the op after the loader would; each batch's
+    targets come from the decision taken for its own images."""
+    import threading
+
+    reference = bound(Mixup(num_classes=B))
+    op, _ = split(Mixup(num_classes=B))
+    expected = [reference.decide(reference.next_key(), 4, 4) for _ in range(4)]
+    slots = [torch.zeros(B, 3, 4, 4) for _ in range(3)]  # FFCV's batch buffers
+
+    def produce(count):
+        thread = threading.Thread(target=lambda: [op.produce(slot.data_ptr(), 4, 4)
+                                                  for slot in slots[:count]])
+        thread.start()
+        thread.join()
+
+    produce(3)
+    assert np.array_equal(op.consume(slots[0]), expected[0])  # one consumed, two prefetched
+    produce(3)
+    assert [list(op.consume(slot)) for slot in (slots[1], slots[0], slots[2])] == \
+        [list(expected[2]), list(expected[1]), list(expected[3])]
+    op.restart()  # set_epoch: batch 0 again
+    produce(1)
+    assert np.array_equal(op.consume(slots[0]), expected[0])
+
+
+def test_targets_without_mixed_images_is_one_line():
+    op, _ = split(Cutmix(num_classes=3))
+    with pytest.raises(BatchHandoffError) as error:
+        op(torch.zeros(2, 3, 4, 4), torch.arange(2))
+    assert str(error.value) == ("'cutmix': no batch was mixed in the JIT stage for these "
+                                "targets (build the loader from the same CompiledPipeline)")
+
+
+def test_only_float32_and_pairwise_ops_split():
+    assert bound(Mixup(num_classes=3)).split_for_jit(FLOAT32.but(dtype="float16")) is None
+    assert get_op("temporal_repeat")(steps=2).split_for_jit(FLOAT32) is None

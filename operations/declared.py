@@ -1,0 +1,147 @@
+"""The op class of a declaration (``authoring``'s forms): the validated signature, the
+probability parameter and its gate, the per-image kernel derived from the maths, and the
+protocols the passes ask (``fusion_part``). ``authoring`` is what authors call; this module
+is what it builds: a ``DeclaredOp`` subclass whose class attributes are the declaration."""
+import inspect
+from typing import Callable, ClassVar, Optional, Tuple
+
+from numba import njit
+
+from .base import FusionPart, Gate, PureOperation
+from .batch_loop import keyed_batch_loop
+from .cpu.pixels import apply_channel_luts, apply_lut, channel_histograms
+from .cpu.values import Fill
+from .cpu.warp import affine_warp
+from .params import Probability
+from .types import ImageType
+
+KERNEL_ARGS = ("image_in", "image_out", "rng")
+#: each form's leading arguments (before the parameters) and fusion family
+FORMS = {"kernel": (KERNEL_ARGS, None), "lut": (("rng",), "point_map"),
+         "channel_luts": (("hist", "rng"), "point_map"),
+         "matrix": (("height", "width", "rng"), "affine")}
+class DeclaredOp(PureOperation):
+    """The op of a declaration. ``op_class`` makes one subclass per declaration that sets
+    the class attributes below; the methods read them, so the route of a value is: spec
+    value -> ``self.params`` (bound against ``signature()``) -> ``args()`` (the declared
+    parameters in order) -> the kernel's arguments after ``image_in, image_out, rng``."""
+
+    stage = "cpu"
+    #: the declaration's form (``FORMS``), its maths (njit) and the kernel derived from them
+    form: ClassVar[str] = "kernel"
+    maths: ClassVar[Callable]
+    kernel: ClassVar[Callable]
+    #: the declared parameters, in the maths' order (what ``args()`` passes)
+    arg_names: ClassVar[Tuple[str, ...]] = ()
+    #: where ``p`` is drawn; ``gated`` False: no ``p`` (none declared, or the maths has its own)
+    gate: ClassVar[Gate]
+    gated: ClassVar[bool] = True
+    #: a warp that uncovers pixels has a ``fill`` parameter (passed before the others)
+    filled: ClassVar[bool] = False
+    declared_output_type: ClassVar[Optional[Callable]] = None
+    declared_signature: ClassVar[inspect.Signature]
+
+    def __init__(self, **values):
+        super().__init__()
+
+    @classmethod
+    def signature(cls) -> inspect.Signature:
+        return cls.declared_signature
+
+    def args(self) -> tuple:
+        """The declared parameters' values, in the maths' order."""
+        return tuple(self.params[n] for n in self.arg_names)
+
+    def gate_p(self) -> float:
+        return self.params["p"] if self.gated else 1.0
+
+    def kernel_args(self) -> tuple:
+        if self.form != "matrix":
+            return self.args()
+        return (self.params["fill"] if self.filled else 0,) + self.args()  # a warp's fill first
+
+    def generate_code(self):
+        return keyed_batch_loop(self.kernel, self.kernel_args(), self.gate_p(), self.gate,
+                                self.clock, self.position, op=self)
+
+    def output_type(self, image: ImageType) -> ImageType:
+        if self.declared_output_type is None:
+            return image
+        return self.declared_output_type(image, **{n: self.params[n] for n in self.arg_names})
+
+    def fusion_part(self) -> Optional[FusionPart]:
+        family = FORMS[self.form][1]
+        if family is None:
+            return None
+        return FusionPart(family, self.form, self.maths, self.args(), self.gate_p(), self.gate,
+                          self.params["fill"] if self.filled else None)
+
+
+def op_class(form: str, function: Callable, output_type: Optional[Callable],
+             p: Optional[float], gate: Gate, fast_kernel: Optional[Callable] = None) -> type:
+    """The ``DeclaredOp`` subclass of a declaration (see the module doc); ``p`` None: no gate."""
+    leading, _ = FORMS[form]
+    sig = inspect.signature(function)
+    names = list(sig.parameters)
+    if names[:len(leading)] != list(leading):
+        raise TypeError(f"{function.__qualname__}: a {form} function's first parameters must be "
+                        f"{', '.join(leading)}; got {', '.join(names[:len(leading)])}")
+    params = [q.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+              for q in list(sig.parameters.values())[len(leading):]]
+    filled = form == "matrix" and fast_kernel is None
+    if filled:
+        params.append(inspect.Parameter("fill", inspect.Parameter.KEYWORD_ONLY, default=0,
+                                        annotation=Fill))
+    gated = p is not None and "p" not in sig.parameters
+    if gated:
+        params.append(inspect.Parameter("p", inspect.Parameter.KEYWORD_ONLY, default=p,
+                                        annotation=Probability))
+    # fastmath=False, explicitly: Numba hands a caller's fastmath to callees that do not set
+    # it (FFCV compiles the batch loop with fastmath=True), which changes roundings (PIL's)
+    # and caches whichever version compiled first. Pinned, the maths and its helpers are exact.
+    jitted = njit(fastmath=False)(function)
+    name = "".join(part.capitalize() for part in function.__name__.split("_"))
+    return type(name, (DeclaredOp,), {
+        "__doc__": function.__doc__, "__module__": function.__module__, "__qualname__": name,
+        "form": form, "maths": staticmethod(jitted),
+        "kernel": staticmethod(derived_kernel(form, jitted, fast_kernel)),
+        "arg_names": tuple(names[len(leading):]), "gate": gate, "gated": gated,
+        "filled": filled, "declared_output_type": staticmethod(output_type) if output_type else None,
+        "declared_signature": inspect.Signature(
+            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params),
+    })
+
+
+def derived_kernel(form: str, maths, fast_kernel=None):
+    """The per-image kernel ``(image_in, image_out, rng, *args)`` of a declaration's maths
+    (a warp's: ``(image_in, image_out, rng, fill, *args)``)."""
+    if form == "kernel":
+        return maths
+    if fast_kernel is not None:
+        fast = njit(fast_kernel)
+
+        @njit
+        def warp_without_draws(src, dst, rng, fill, *args):
+            fast(src, dst)
+
+        return warp_without_draws
+    if form == "lut":
+        @njit
+        def lut_kernel(src, dst, rng, *args):
+            apply_lut(src, dst, maths(rng, *args))
+
+        return lut_kernel
+    if form == "channel_luts":
+        @njit
+        def channel_luts_kernel(src, dst, rng, *args):
+            apply_channel_luts(src, dst, maths(channel_histograms(src), rng, *args))
+
+        return channel_luts_kernel
+
+    @njit
+    def warp_kernel(src, dst, rng, fill, *args):
+        affine_warp(src, dst, maths(src.shape[0], src.shape[1], rng, *args), fill)
+
+    return warp_kernel
+
+

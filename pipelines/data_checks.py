@@ -1,0 +1,82 @@
+"""Checks of a split's data before any training: the .beton is there and readable, its
+labels fit the model and the spec, vector targets have the declared shape, and a split
+yields at least one batch. Each failure is one line (``DataError``)."""
+import warnings
+from typing import Optional
+
+from operations.errors import PureffcvError
+
+
+class DataError(PureffcvError, ValueError):
+    """A problem with the data files or their fit to the model; ``str()`` is one line."""
+
+
+class SmallDataWarning(UserWarning):
+    """A split yields no batches."""
+
+
+def warn_if_empty(loader, compiled):
+    """``loader``, after a warning naming the split, its sample count and the fix when it
+    yields no batch (fewer samples than one batch, with drop_last)."""
+    if len(loader) == 0:
+        batch = loader.batch_size
+        count = len(loader.indices) if hasattr(loader, "indices") else len(loader.dataset)
+        warnings.warn(SmallDataWarning(
+            f"pureffcv: {compiled.split.name}: {count} sample(s), fewer than "
+            f"one batch of {batch} with drop_last: no training batches; lower "
+            f"--data.batch_size or set drop_last: false in the spec's loader"), stacklevel=2)
+    return loader
+
+
+def beton_labels(path: str, field: str = "label", image_field: str = "image"):
+    """The integer labels stored in a .beton's ``field`` (``pipelines.beton.stored_labels``);
+    raises DataError when the file is missing, unreadable, lacks the field (or
+    ``image_field``), has no samples, or the field holds no integers."""
+    from .beton import BetonError, stored_labels
+
+    try:
+        return stored_labels(path, field, image_field)
+    except BetonError as exc:
+        raise DataError(str(exc)) from None
+
+
+def open_reader(path: str, fields=()):
+    """FFCV's Reader of ``path`` with ``fields`` present; DataError (one line) otherwise."""
+    from .beton import BetonError, open_beton
+
+    try:
+        return open_beton(path, tuple(fields))
+    except BetonError as exc:
+        raise DataError(str(exc)) from None
+
+
+def check_vector_target(path: str, label, image_field: str, num_classes: Optional[int]) -> None:
+    """A ``multi_hot`` / ``float`` target: an NDArrayField of shape (num_classes,) holding the
+    right dtype, whose length the model's outputs match; DataError otherwise."""
+    from ffcv.fields import NDArrayField
+
+    reader = open_reader(path, (label.field, image_field))
+    handler = reader.handlers[label.field]
+    if not isinstance(handler, NDArrayField):
+        raise DataError(f"{path}: field '{label.field}' is a {type(handler).__name__}; a "
+                        f"{label.type} target is an NDArrayField of shape "
+                        f"({label.num_classes},)")
+    if tuple(handler.shape) != (label.num_classes,):
+        raise DataError(f"{path}: field '{label.field}' has shape {tuple(handler.shape)}, but "
+                        f"the spec's label num_classes is {label.num_classes}")
+    if num_classes is not None and num_classes != label.num_classes:
+        raise DataError(f"{path}: targets have {label.num_classes} entries but the model's "
+                        f"num_classes is {num_classes}; set it to {label.num_classes}")
+
+
+def check_batches(path: str, loader, batch_size: Optional[int] = None, fields=()) -> None:
+    """DataError when a training split yields no batch: fewer samples in ``path`` than one
+    batch (``batch_size``, else the spec's ``loader.batch_size``) with ``drop_last`` (Lightning
+    would stop at once with 'No training batches' and exit 0, writing no checkpoint); the
+    split's ``fields`` are checked first."""
+    batch = batch_size or loader.batch_size
+    count = int(open_reader(path, fields).num_samples)
+    if loader.drop_last and count < batch:
+        raise DataError(f"{path}: {count} sample(s), fewer than one batch of {batch} with "
+                        f"drop_last: no training batches; lower --data.batch_size or set "
+                        f"drop_last: false in the spec's loader")

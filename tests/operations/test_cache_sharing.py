@@ -1,0 +1,72 @@
+"""One cache shared by processes that start together (DDP ranks, jobs on one node) compiles
+each entry once, and the built-in entries (``make install``'s ``pureffcv cache build``) are
+read from beside the user's cache and survive ``pureffcv cache clear``."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PUREFFCV = str(Path(sys.executable).with_name("pureffcv"))
+
+#: a fresh kernel behind an entry; prints the entry's cache hits and the result
+CHILD = """
+import json, numba, numpy as np
+from operations import pointers
+
+@numba.njit
+def scale_sample(i, images, factor):
+    images[i] *= factor
+
+run = pointers.by_pointer(scale_sample, parallel=True)
+
+@numba.njit
+def scale_all(images):
+    run(images.shape[0], images, 3.0)
+
+images = np.arange(12, dtype=np.float64).reshape(4, 3)
+scale_all(images)
+print(json.dumps({"hits": [e.cache_hits for e in pointers._entries.values()],
+                  "values": images.ravel().tolist()}))
+"""
+
+
+def start(env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CHILD], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONPATH=str(REPO), **env))
+
+
+def result(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_four_processes_starting_together_on_a_cold_cache_compile_the_entry_once(tmp_path):
+    env = {"PUREFFCV_CACHE_DIR": str(tmp_path / "cache"),
+           "PUREFFCV_BUILTIN_CACHE_DIR": str(tmp_path / "none")}
+    results = [result(p) for p in [start(env) for _ in range(4)]]
+    hits = sorted(r["hits"][0] for r in results)
+    assert [len(r["hits"]) for r in results] == [1, 1, 1, 1]
+    assert hits == [0, 1, 1, 1]  # one compiled it; three waited and loaded it
+    later = result(start(env))
+    assert later["hits"] == [1]  # nothing corrupt: a later process loads it too
+    expected = [3.0 * v for v in range(12)]
+    assert all(r["values"] == expected for r in results + [later])
+
+
+def test_built_in_entries_are_read_from_their_directory_and_clear_keeps_them(tmp_path):
+    built_in, user = tmp_path / "built-in", tmp_path / "user"
+    assert result(start({"PUREFFCV_CACHE_DIR": str(built_in)}))["hits"] == [0]  # the build
+    env = {"PUREFFCV_CACHE_DIR": str(user), "PUREFFCV_BUILTIN_CACHE_DIR": str(built_in)}
+    assert result(start(env))["hits"] == [1]  # an empty user cache: loaded from the built-ins
+    files = sorted(p.name for p in built_in.rglob("*.nb*"))
+    done = subprocess.run([PUREFFCV, "cache", "clear"], capture_output=True, text=True,
+                          env=dict(os.environ, **env), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(f"(built-in entries kept in {built_in})")
+    assert sorted(p.name for p in built_in.rglob("*.nb*")) == files and files
+    assert result(start(env))["hits"] == [1]
+    assert not list(user.rglob("*.nbc"))  # nothing was compiled into the user's cache
