@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from .authoring import cpu_op
+from .device.derived import derived_device_backend
 from .errors import PureffcvError
 from .ffcv_api import Operation
 
@@ -46,7 +47,9 @@ def register_op(name: str, *, stage: Optional[str] = None):
     when it is not a per-sample CPU op), or a per-sample kernel
     ``f(image_in, image_out, rng, **params)`` which is turned into an op by ``cpu_op``.
     Registering a class of another stage under a name adds that backend to the op (its
-    parameters must be the first backend's: one declaration).
+    parameters must be the first backend's: one declaration). A point map, channel map or
+    matrix declaration gets its device backend derived (``device.derived``) unless one is
+    written beside it.
     """
     def decorate(obj):
         op = obj if isinstance(obj, type) else cpu_op(obj)
@@ -60,10 +63,15 @@ def register_op(name: str, *, stage: Optional[str] = None):
         backends = _REGISTRY.setdefault(name, {})
         _check_same_parameters(name, op, backends.values())
         existing = backends.get(op.stage)
-        if existing is not None and existing is not op and _origin(existing) != _origin(op):
+        if existing is not None and existing is not op and _origin(existing) != _origin(op) \
+                and not getattr(existing, "derived", False):
             raise ValueError(f"op name '{name}' is already registered by {_origin(existing)}")
         backends[op.stage] = op
         op.op_name = name
+        on_device = derived_device_backend(op) if op.stage == "cpu" else None
+        if on_device is not None and "device" not in backends:
+            backends["device"] = on_device
+            on_device.op_name = name
         return op
 
     return decorate

@@ -1,6 +1,8 @@
 """Library notices kept off the console of pureffcv's commands: Lightning's tips (litlogger,
-litmodels), its tensorboardX notice and torch's LeafSpec deprecation raised inside Lightning.
-They are advice or internal deprecations, not about the user's run; a user sees pureffcv's
+litmodels), its tensorboardX notice, torch's LeafSpec deprecation raised inside Lightning, and
+Numba's note that mixup/cutmix's JIT step takes its once-per-batch decision in object mode (on
+purpose: ``operations.device.batch.JitPairs``). They are advice or internal deprecations, not
+about the user's run; a user sees pureffcv's
 lines, their metrics and every other warning and log line."""
 import logging
 import re
@@ -8,7 +10,8 @@ import warnings
 
 #: the messages dropped (substrings)
 NOTICES = ("Tip:", "litlogger", "litmodels", "tensorboardX` has been removed as a dependency",
-           "isinstance(treespec, LeafSpec)` is deprecated")
+           "isinstance(treespec, LeafSpec)` is deprecated",
+           "Code running in object mode won't allow parallel execution")
 
 
 class DropNotices(logging.Filter):

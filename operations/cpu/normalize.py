@@ -20,7 +20,7 @@ from ..normalization import MeanParam, StdParam, lookup_table
 from ..registry import register_alias, register_op
 from ..types import TORCH_DTYPES, ImageType, storage_dtype
 from .geometry import horizontal_flip
-from .pixels import flat
+from .pixels import SHARED_HELPER, flat
 
 
 def _normalized_type(image: ImageType, mean, std, dtype) -> ImageType:
@@ -76,7 +76,7 @@ def normalize(image_in, image_out, rng, mean: MeanParam = "imagenet",
 register_alias("cpu_normalize", "normalize", stage="cpu")
 
 
-@njit
+@njit(**SHARED_HELPER)
 def lookup_pixels(src, dst, table, mirror):
     """``dst[y, x, c] = table[c, src[y, x', c]]`` with x' = width-1-x when ``mirror``, else x:
     normalization (and a flip) as one read and one write of each value. ``table`` is

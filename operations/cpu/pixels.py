@@ -6,9 +6,16 @@ Numba vectorizes a 1-D loop over contiguous memory but not the same work written
 20 us against 60 us. Kernels receive C-contiguous HWC arrays (the Loader's buffers and
 ``PureOperation.apply`` guarantee it), so the hot loops below walk ``flat(image)``, where
 pixel (y, x) channel c sits at ``(y * width + x) * channels + c``.
+
+The loops that both the exact maths (``fastmath=False``) and the C entries (``fastmath=True``)
+call set their own flags (``SHARED_HELPER``): integer work compiles to the same code under
+either, and one build serves both callers (``compile_flags``).
 """
 import numpy as np
 from numba import njit
+
+#: the compile flags of a helper that entries and exact maths share
+SHARED_HELPER = {"fastmath": False, "error_model": "numpy"}
 
 
 @njit(inline="always")
@@ -17,7 +24,7 @@ def flat(image):
     return image.reshape(-1)
 
 
-@njit
+@njit(**SHARED_HELPER)
 def copy_pixels(src, dst):
     """``dst[...] = src`` for two C-contiguous arrays of the same size."""
     s, d = flat(src), flat(dst)
@@ -28,7 +35,7 @@ def copy_pixels(src, dst):
 
 # --- lookup tables: the pixel pass of every point map and of their fused runs ------------
 
-@njit
+@njit(**SHARED_HELPER)
 def apply_lut(src, dst, lut):
     """dst[y, x, c] = lut[src[y, x, c]]: one uint8[256] table for every channel."""
     s, d = flat(src), flat(dst)
@@ -36,7 +43,7 @@ def apply_lut(src, dst, lut):
         d[i] = lut[s[i]]
 
 
-@njit
+@njit(**SHARED_HELPER)
 def apply_channel_luts(src, dst, luts):
     """dst[y, x, c] = luts[c, src[y, x, c]]: one uint8[256] table per channel."""
     channels, pixels = src.shape[2], src.shape[0] * src.shape[1]
@@ -47,7 +54,7 @@ def apply_channel_luts(src, dst, luts):
             d[p * channels + k] = lut[s[p * channels + k]]
 
 
-@njit
+@njit(**SHARED_HELPER)
 def channel_histograms(image):
     """int64[channels, 256]: how often each value occurs in each channel."""
     channels, pixels = image.shape[2], image.shape[0] * image.shape[1]

@@ -8,11 +8,11 @@ shears are in degrees and follow torchvision's ``F.affine`` / ``F.rotate``.
 import numpy as np
 from numba import njit
 
-from .pixels import copy_pixels, flat
+from .pixels import SHARED_HELPER, copy_pixels, flat
 from .values import fill_value
 
 
-@njit
+@njit(**SHARED_HELPER)  # PIL's exact sampling, whoever calls it
 def affine_warp(src, dst, matrix, fill):
     """``dst[y, x] = src[floor(matrix @ (x + 0.5, y + 0.5, 1))]``, ``fill`` where that lands
     outside ``src``: nearest-neighbour sampling exactly as PIL's ``Image.transform(AFFINE,

@@ -15,7 +15,6 @@ the batch with the decision the JIT stage took for those images (handed over by 
 memory, which the loader passes on as the batch's tensor). The same draws, the same bytes.
 """
 import threading
-import warnings
 from collections import OrderedDict
 from typing import Callable, ClassVar, Optional, Tuple
 
@@ -31,11 +30,6 @@ from ..pointers import by_pointer, replay
 from ..rng import EpochClock, sample_key, stream_key
 from ..types import ImageType, OpTypeError
 from .stage import FLOAT_DTYPES
-
-# JitPairs takes its batch's decision in object mode on purpose (once per batch, outside the
-# parallel loop); Numba would say so at every compile.
-warnings.filterwarnings("ignore", message="Code running in object mode won't allow parallel",
-                        category=numba.NumbaWarning)
 
 
 class BatchOperation(Parameterized):

@@ -1,9 +1,12 @@
 """One name per op: the spec section picks the backend, explain says which ran and why, and
 the old names still work as deprecated aliases that ``pureffcv check`` reports once."""
+import numpy as np
 import pytest
+import torch
 
-from compiler import compile_spec, load_spec
-from operations import get_op
+from compiler import SpecError, compile_spec, load_spec
+from operations import get_op, point_map, register_op
+from operations.registry import backends
 from operations.cpu.erasing import RandomErasingOnDevice, random_erasing
 from operations.cpu.geometry import HorizontalFlipOnDevice, horizontal_flip
 from operations.cpu.normalize import normalize as cpu_normalize
@@ -99,3 +102,57 @@ def test_check_prints_the_warnings_and_passes(tmp_path, capsys):
                                     f"deprecated name; write 'random_erasing' (the section picks "
                                     f"the backend)"]
     assert out.out == f"{path}: ok (train)\n"
+
+
+DERIVED = """\
+version: 1
+seed: 3
+splits:
+  train:
+    image:
+      decode: {center_crop: {size: 24}}
+      device:
+        dtype: float32
+        ops: [{solarize: {threshold: 90, p: 0.6}}, {rotate: {degrees: 30, fill: 9}}, normalize]
+"""
+
+
+def test_a_declared_op_runs_on_the_device_from_its_one_declaration():
+    """solarize and rotate have no device code of their own: the device batch gets backends
+    derived from their declarations (a table gather, a warp), and a CPU device runs their CPU
+    backends per image instead; both give the same bytes."""
+    on_gpu = compile_spec(DERIVED, device="cuda").plan.stage("device")
+    assert [type(s.op).__name__ for s in on_gpu[:2]] == ["SolarizeOnDevice", "RotateOnDevice"]
+    on_cpu = compile_spec(DERIVED, device="cpu").plan.steps
+    lowered = [s for s in on_cpu if s.name in ("solarize", "rotate")]
+    assert [(type(s.op).__name__, s.stage) for s in lowered] == [("Solarize", "cpu"), ("Rotate", "cpu")]
+    images = np.random.default_rng(1).integers(0, 256, (20, 24, 24, 3), dtype=np.uint8)
+    indices = np.arange(40, 60)
+    jit = lowered[1].op.apply(lowered[0].op.apply(images, indices), indices)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2)
+    device = on_gpu[1].op.apply(on_gpu[0].op.apply(batch, indices), indices)
+    assert np.array_equal(jit, device.permute(0, 2, 3, 1).numpy())
+    assert (jit != images).any(axis=(1, 2, 3)).sum() >= 15  # rotated by up to 30 degrees
+
+
+def test_a_derived_device_backend_refuses_what_its_declaration_refuses():
+    text = DERIVED.replace("ops: [{solarize: {threshold: 90, p: 0.6}}, {rotate: {degrees: 30, fill: 9}}, normalize]",
+                           "ops: [normalize, {solarize: {threshold: 90}}]")
+    with pytest.raises(SpecError, match=r"<string>:9:27: .*'solarize'.*uint8.*float32"):
+        compile_spec(text, device="cuda")
+
+
+def test_a_user_s_point_map_gets_a_device_backend_from_its_declaration():
+    @register_op("test_halve_levels")
+    @point_map
+    def halve(rng, offset: int = 0):
+        """Halve every value, then add ``offset``."""
+        lut = np.empty(256, np.uint8)
+        for v in range(256):
+            lut[v] = v // 2 + offset
+        return lut
+
+    device = backends("test_halve_levels")["device"](offset=3)
+    images = np.arange(2 * 4 * 5 * 3, dtype=np.uint8).reshape(2, 4, 5, 3)
+    out = device.apply(torch.from_numpy(images).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(out, images // 2 + 3)

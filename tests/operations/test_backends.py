@@ -1,6 +1,6 @@
 """One name per op: every op with a CPU and a device backend gives the same bytes on both
-(generated from the registry, so a new backend is tested without a new test), and a second
-backend must take the first one's parameters."""
+(generated from the registry, so a new backend, written or derived from a declaration, is
+tested without a new test), and a second backend must take the first one's parameters."""
 import numpy as np
 import pytest
 import torch
@@ -11,17 +11,30 @@ from tests.conftest import structured_batch
 
 #: parameters that make each op fire and draw (an op with required parameters needs a line)
 CASES = {"horizontal_flip": {"p": 0.5}, "random_erasing": {"p": 0.7, "value": "mean", "count": 2},
-         "normalize": {"mean": "cifar10", "std": "cifar10", "dtype": "float32"}}
+         "normalize": {"mean": "cifar10", "std": "cifar10", "dtype": "float32"},
+         "brightness": {"strength": 0.6, "p": 0.8}, "solarize": {"threshold": 100.0},
+         "posterize": {"bits": 3}, "rotate": {"degrees": 40.0, "fill": [10, 200, 30], "p": 0.7},
+         "shear": {"degrees": [-20.0, 30.0, -10.0, 15.0]}, "translate": {"max_fraction": 0.3, "fill": 77},
+         "pad_crop": {"padding": 3}, "vertical_flip": {"p": 0.5},
+         "random_affine": {"degrees": 25.0, "translate": [0.2, 0.1], "scale": [0.7, 1.3],
+                           "shear": 10.0, "fill": 5}}
 BOTH = [name for name in available_ops() if {"cpu", "device"} <= set(backends(name))]
 
 
 def test_the_ops_declared_with_both_backends():
+    """Written beside the declaration (flip, erasing, normalize) or derived from it: every
+    point map, channel map and matrix."""
     assert {"horizontal_flip", "random_erasing", "normalize"} <= set(BOTH)
+    assert {"solarize", "posterize", "invert", "brightness", "autocontrast", "equalize",
+            "vertical_flip", "rotate", "shear", "translate", "pad_crop", "random_affine"} <= set(BOTH)
+    assert backends("solarize")["device"].derived and not getattr(
+        backends("horizontal_flip")["device"], "derived", False)
 
 
 @pytest.mark.parametrize("name", BOTH)
 def test_cpu_and_device_backends_give_the_same_bytes(name):
-    images = structured_batch(16, 12, 14, seed=4)
+    # enough pixels for equalize to act, and a narrow range for autocontrast to stretch
+    images = structured_batch(16, 36, 40, seed=4) // 2 + 40
     indices = np.arange(300, 316)
     outputs = []
     for stage in ("cpu", "device"):

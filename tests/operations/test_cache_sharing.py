@@ -59,7 +59,9 @@ def test_four_processes_starting_together_on_a_cold_cache_compile_the_entry_once
 
 def test_built_in_entries_are_read_from_their_directory_and_clear_keeps_them(tmp_path):
     built_in, user = tmp_path / "built-in", tmp_path / "user"
-    assert result(start({"PUREFFCV_CACHE_DIR": str(built_in)}))["hits"] == [0]  # the build
+    # the build: everything the process compiles, none of it read from the venv's built-ins
+    build = {"PUREFFCV_CACHE_DIR": str(built_in), "PUREFFCV_BUILTIN_CACHE_DIR": str(tmp_path / "none")}
+    assert result(start(build))["hits"] == [0]
     env = {"PUREFFCV_CACHE_DIR": str(user), "PUREFFCV_BUILTIN_CACHE_DIR": str(built_in)}
     assert result(start(env))["hits"] == [1]  # an empty user cache: loaded from the built-ins
     files = sorted(p.name for p in built_in.rglob("*.nb*"))

@@ -171,14 +171,6 @@ def test_evaluation_mistakes_are_one_line(data, tmp_path, capsys, command, overr
     assert last.startswith(f"pureffcv {command}: ") and message in last
 
 
-def test_a_split_smaller_than_one_batch_warns(data, tmp_path):
-    tiny = tinted_beton(tmp_path / "tiny.beton", 5)
-    with pytest.warns(UserWarning, match=r"pureffcv: train: 5 sample\(s\), fewer than one "
-                                         r"batch of 8 with drop_last: no training batches"):
-        main(args("fit", data, tmp_path / "out", **{"--data.train_path": str(tiny),
-                                                     "--trainer.max_epochs": "1"}))
-
-
 def test_train_is_an_alias_of_fit():
     from pipelines.cli import build_parser
 
