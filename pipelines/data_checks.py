@@ -69,6 +69,21 @@ def check_vector_target(path: str, label, image_field: str, num_classes: Optiona
                         f"num_classes is {num_classes}; set it to {label.num_classes}")
 
 
+def check_int_labels(path: str, split: str, label, image_field: str,
+                     num_classes: Optional[int]) -> None:
+    """Class-index labels: >= 0, and below both the model's and the spec's num_classes;
+    DataError otherwise."""
+    labels = beton_labels(path, label.field, image_field)
+    low, top = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise DataError(f"{path}: labels must be >= 0, found {low}")
+    for what, count in (("the model's num_classes", num_classes),
+                        (f"the spec's {split} label num_classes", label.num_classes)):
+        if count is not None and top >= count:
+            raise DataError(f"{path}: labels go up to {top} ({top + 1} classes) but {what} is "
+                            f"{count}; set it to at least {top + 1}")
+
+
 def check_batches(path: str, loader, batch_size: Optional[int] = None, fields=()) -> None:
     """DataError when a training split yields no batch: fewer samples in ``path`` than one
     batch (``batch_size``, else the spec's ``loader.batch_size``) with ``drop_last`` (Lightning

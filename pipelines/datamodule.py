@@ -30,7 +30,7 @@ from typing import Callable, List, Optional
 import lightning.pytorch as pl
 
 from . import class_maps
-from .data_checks import (DataError, beton_labels, check_batches, check_vector_target,
+from .data_checks import (DataError, check_batches, check_int_labels, check_vector_target,
                           open_reader, warn_if_empty)
 from .epochs import EpochLoader, FallbackEpochs, IndexedBatches, epoch_to_run
 from .missing_betons import convert_missing, shared_class_map
@@ -121,9 +121,6 @@ class FFCVDataModule(pl.LightningDataModule):
             if path is None:
                 continue
             label, image_field = spec.split(split).label, spec.split(split).image.field
-            if stage == "fit" and split == self.train_split:
-                check_batches(path, spec.split(split).loader, self.batch_size,
-                              (image_field, label.field))
             if multilabel is not None and multilabel != (label.type == "multi_hot"):
                 raise DataError(
                     f"{self.spec}: the {split} label type is {label.type} but the model's "
@@ -131,18 +128,11 @@ class FFCVDataModule(pl.LightningDataModule):
                     f"{str(label.type == 'multi_hot').lower()}")
             if label.type != "int":
                 check_vector_target(path, label, image_field, num_classes)
-                continue
-            declared = label.num_classes
-            labels = beton_labels(path, label.field, image_field)
-            low, top = int(labels.min()), int(labels.max())
-            if low < 0:
-                raise DataError(f"{path}: labels must be >= 0, found {low}")
-            for what, count in (("the model's num_classes", num_classes),
-                                (f"the spec's {split} label num_classes", declared)):
-                if count is not None and top >= count:
-                    raise DataError(
-                        f"{path}: labels go up to {top} ({top + 1} classes) but {what} is "
-                        f"{count}; set it to at least {top + 1}")
+            else:
+                check_int_labels(path, split, label, image_field, num_classes)
+            if stage == "fit" and split == self.train_split:  # after the model's contradictions
+                check_batches(path, spec.split(split).loader, self.batch_size,
+                              (image_field, label.field))
         if self.progressive is not None and (self.train_path, self.train_folder) != (None, None):
             decoder = spec.split(self.train_split).image.decode
             if "size" not in decoder.op_class.parameters():

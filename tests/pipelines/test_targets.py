@@ -185,8 +185,7 @@ def test_a_model_and_spec_that_disagree_on_multilabel_is_one_line(tmp_path, caps
     fields = {"image": RGBImageField(), "label": NDArrayField(np.dtype("uint8"), (4,))}
     beton = str(write_fields(tmp_path / "m.beton", fields, multi_label_set(8, 0)))
     argv = ["fit", "--data.spec", str(spec), "--data.train_path", beton, "--model.arch",
-            "resnet18", "--model.num_classes", "4", "--trainer.accelerator", "cpu",
-            "--data.batch_size", "4"]
+            "resnet18", "--model.num_classes", "4", "--trainer.accelerator", "cpu"]
     assert main(argv) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"pureffcv fit: {spec}: the train label type is multi_hot but the model's multilabel "
