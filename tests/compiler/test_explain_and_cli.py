@@ -38,7 +38,8 @@ def test_explain_table(tmp_path, monkeypatch):
         "",
         "stage     rng  step                 op                 output                             runs          note",
         "decoder   0    random_resized_crop  RandomResizedCrop  48x48x3 uint8 HWC cpu              jit-parallel",
-        "cpu       1    solarize             Solarize           48x48x3 uint8 HWC cpu              jit-parallel",
+        "cpu       1    solarize             Solarize           48x48x3 uint8 HWC cpu              jit-parallel  "
+        "cpu backend: written in image.cpu",
         "cpu       2    flip+normalize       JitNormalizeFlip   48x48x3 float16 HWC cpu            jit-parallel  "
         "fused: one device kernel; lowered: the device is the CPU, so it runs per image in the "
         "parallel JIT stage",
