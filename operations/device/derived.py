@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..declared import DeclaredOp
-from ..types import ImageType, OpTypeError
+from ..types import ImageType
 from . import rng
 from .stage import DeviceOperation, nhwc
 
@@ -54,13 +54,10 @@ class DerivedOnDevice(DeviceOperation):
         return self.twin.output_type(image).but(layout="channels_last", jit=False)
 
     def jit_equivalent(self, image: ImageType):
-        """On a CPU device the CPU backend at this op's position does the same per image in
-        FFCV's parallel stage (same draws, same bytes), for the dtypes the CPU backend takes."""
-        try:
-            self.twin.output_type(image.but(layout="HWC", jit=True, device="cpu"))
-        except OpTypeError:  # the declaration refuses this input (a float image, say)
-            return None
-        return self.twin
+        """On a CPU device, for uint8 images, the CPU backend at this op's position does the
+        same per image in FFCV's parallel stage (same draws, same bytes). None for floats: the
+        JIT stage carries float16 as its bits, which a warp's fill would not respect."""
+        return self.twin if image.dtype == "uint8" else None
 
     def forward(self, images, out, indices):
         twin = self.twin

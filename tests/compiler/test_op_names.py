@@ -156,3 +156,18 @@ def test_a_user_s_point_map_gets_a_device_backend_from_its_declaration():
     images = np.arange(2 * 4 * 5 * 3, dtype=np.uint8).reshape(2, 4, 5, 3)
     out = device.apply(torch.from_numpy(images).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
     assert np.array_equal(out, images // 2 + 3)
+
+
+def test_a_derived_warp_after_normalize_stays_on_the_batch_with_its_fill():
+    """After normalize (float16 on the CPU is carried as bits in the JIT stage) a derived warp
+    is not lowered: it runs in torch, where its fill is the float value 9."""
+    text = DERIVED.replace("dtype: float32", "dtype: float16").replace(
+        "ops: [{solarize: {threshold: 90, p: 0.6}}, {rotate: {degrees: 30, fill: 9}}, normalize]",
+        "ops: [{normalize: {mean: none, std: [1, 1, 1]}}, {rotate: {degrees: [90, 90], fill: 9}}]")
+    steps = compile_spec(text, device="cpu").plan.steps
+    rotate = next(s for s in steps if s.name == "rotate")
+    assert (type(rotate.op).__name__, rotate.stage) == ("RotateOnDevice", "device")
+    batch = torch.full((2, 3, 6, 4), 200.0, dtype=torch.float16).contiguous(
+        memory_format=torch.channels_last)
+    out = rotate.op.apply(batch)
+    assert out.dtype == torch.float16 and set(out.unique().tolist()) == {9.0, 200.0}
