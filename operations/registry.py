@@ -69,7 +69,7 @@ def register_op(name: str, *, stage: Optional[str] = None):
         backends[op.stage] = op
         op.op_name = name
         on_device = derived_device_backend(op) if op.stage == "cpu" else None
-        if on_device is not None and "device" not in backends:
+        if on_device is not None and getattr(backends.get("device"), "derived", True):
             backends["device"] = on_device
             on_device.op_name = name
         return op
