@@ -12,6 +12,7 @@ Linux to kill the worker when its parent dies, even by SIGKILL.
 import ctypes
 import os
 import signal
+from contextlib import contextmanager
 from typing import Optional
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -29,6 +30,31 @@ def init_worker(parent: Optional[int] = None) -> None:
         pass
     if parent is not None and os.getppid() != parent:
         os._exit(1)
+
+
+#: the pid whose forks start as workers (``forks_start_as_workers``), else None
+_forking_parent: Optional[int] = None
+
+
+def _after_fork_in_child() -> None:
+    if _forking_parent is not None:
+        init_worker(_forking_parent)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@contextmanager
+def forks_start_as_workers():
+    """Every process forked inside the block runs ``init_worker`` first thing, before any
+    code of its own: for workers started by a library that takes no initializer (FFCV's
+    writer), which would otherwise outlive a killed parent until their first task."""
+    global _forking_parent
+    _forking_parent = os.getpid()
+    try:
+        yield
+    finally:
+        _forking_parent = None
 
 
 def torch_worker_init(worker_id: int) -> None:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..worker_processes import init_worker
+from ..worker_processes import forks_start_as_workers
 from .cleanup import partial_path, release_shared_memory, remove_stale_partials, segment_note
 from .errors import ConversionError
 from .images import read_rgb
@@ -33,16 +33,11 @@ class Samples:
         # class indices, or multi-hot uint8 vectors (a CSV source: multi-label)
         self.labels = [label if isinstance(label, np.ndarray) else int(label) for label in labels]
         self.failed = multiprocessing.Value("b", 0)  # set by a worker that could not decode
-        self._parent = os.getpid()
-        self._initialised = False
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        if not self._initialised and os.getpid() != self._parent:
-            init_worker(self._parent)  # FFCV's workers take no initializer: do it here
-            self._initialised = True
         np.random.seed(i)  # FFCV's 'proportion' mode draws np.random: same choice every run
         return self.image(i), self.labels[i]
 
@@ -111,7 +106,8 @@ def write_beton(out: Path, samples: Samples, *, write_mode: str, max_resolution:
     writer = NotingWriter(str(partial), fields, page_size=page_size, num_workers=workers)
     try:
         chunk = max(1, min(100, len(samples) // (4 * workers)))  # >= 4 chunks per worker
-        writer.from_indexed_dataset(samples, chunksize=chunk)
+        with forks_start_as_workers():
+            writer.from_indexed_dataset(samples, chunksize=chunk)
         if samples.failed.value:
             raise ConversionError("an image became unreadable while writing (was SRC modified "
                                   "during the conversion?); nothing written")
