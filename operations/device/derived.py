@@ -61,8 +61,8 @@ class DerivedOnDevice(DeviceOperation):
 
     def forward(self, images, out, indices):
         twin = self.twin
-        keys = self.sample_keys(indices)
-        fires = self.fires(indices, twin.gate_p(), twin.gate)
+        keys = self.sample_keys(indices)  # once: the gate and the draws both read them
+        fires = rng.gate_fires(keys, twin.gate_p(), twin.gate.on_kernel_key, twin.gate.draw)
         kernel_keys = rng.derive(keys, 1).numpy().view(np.uint64)
         source = nhwc(images)
         if twin.form == "matrix":
