@@ -11,7 +11,8 @@ from operations.rng import EpochClock
 from .beton_check import BetonError, check_beton
 from .explain import explain
 from .ir import Plan, Step
-from .lower import bind_fields, lower, ops_of, per_loader, source_fields, without_other_fields
+from .lower import (bind_fields, lower, ops_of, outputs_of, per_loader, source_fields,
+                    without_other_fields)
 from .plan import build_plan
 from .quasi_random import DistributedQuasiRandom
 from .reader import load_spec
@@ -23,8 +24,10 @@ from .workers import usable_workers
 class CompiledPipeline:
     """One split of a spec, compiled for one device.
 
-    ``pipelines`` is what ``ffcv.loader.Loader(pipelines=...)`` takes; ``batch_ops`` run on
-    ``(images, labels)`` after the loader (the Lightning side applies them). Every op is bound
+    ``pipelines`` is what ``ffcv.loader.Loader(pipelines=...)`` takes; its batches are
+    ``outputs`` in order (image, label unless ``label: none``, then each target);
+    ``batch_ops`` run on ``(images, labels)`` after the loader (the Lightning side applies
+    them). Every op is bound
     to one EpochClock: call ``set_epoch(n)`` before ``iter(loader)`` (FFCV prefetches there).
     """
 
@@ -33,7 +36,9 @@ class CompiledPipeline:
         self.split = split
         self.plan = plan
         self.clock = clock
-        self.pipelines: Dict[str, List] = lower(plan, split.image.field, split.label)
+        self.targets = tuple(t.target() for t in split.targets)
+        self.pipelines: Dict[str, List] = lower(plan, split.image.field, split.label,
+                                                self.targets)
 
     @property
     def device(self) -> str:
@@ -60,6 +65,11 @@ class CompiledPipeline:
     def label_field(self) -> str:
         """The .beton field the label pipeline reads (the spec's ``label: {field: ...}``)."""
         return self.split.label.field
+
+    @property
+    def outputs(self) -> tuple:
+        """The names of a batch's elements, in order (``SplitSpec.outputs``)."""
+        return outputs_of(self.pipelines)
 
     @property
     def label_ops(self) -> List:
@@ -120,6 +130,7 @@ class CompiledPipeline:
             raise BetonError(f"{path}: FFCV cannot open this .beton ({type(exc).__name__}: "
                              f"{reason})") from None
         loader.clock = self.clock
+        loader.outputs = outputs_of(options["pipelines"])
         return loader
 
     def explain(self) -> str:

@@ -24,24 +24,32 @@ def rng_streams(step: Step) -> str:
 
 def explain(compiled) -> str:
     plan = compiled.plan
-    header = ("stage", "rng", "step", "op", "output", "runs", "note")
+    moves = bool(plan.targets)
+    header = ("stage", "rng", "step", "op", "output", "runs") + (("moves",) if moves else ()) + \
+        ("note",)
     rows = [header]
     for step in plan.steps + plan.batch:
         output = step.output.describe() if step.output is not None else "-"
+        touched = ((",".join(step.moves) or "-",) if moves else ())
         rows.append((step.stage, rng_streams(step), step.name,
-                     type(step.op).__name__, output, runs_on(step), step.note))
+                     type(step.op).__name__, output, runs_on(step)) + touched + (step.note,))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"split '{plan.split}' of {compiled.spec.file}: device {plan.device}, "
              f"seed {compiled.spec.seed}", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    label = " -> ".join(_op_text(op) for op in compiled.label_ops)
+    label = " -> ".join(_op_text(op) for op in compiled.label_ops) or "none"
     options = compiled.split.loader
     workers, limit = options.num_workers, thread_limit()
     if workers > limit:
         workers = f"{workers} (this machine runs {limit}: uses {limit})"
-    lines += ["", f"fields: image from '{compiled.image_field}', label from "
-                  f"'{compiled.label_field}'", f"label: {label}",
-              f"loader: batch_size {options.batch_size}, order {options.order}, drop_last "
+    label_from = f", label from '{compiled.label_field}'" if compiled.split.has_label else ""
+    lines += ["", f"fields: image from '{compiled.image_field}'{label_from}" +
+              "".join(f", {t.name} from '{t.field}'" for t in compiled.targets),
+              f"label: {label}"]
+    for target in compiled.targets:
+        steps = " -> ".join(step.name for step in plan.targets[target.name])
+        lines.append(f"{target.name} ({target.kind}, fill {target.fill}): {steps}")
+    lines += [f"loader: batch_size {options.batch_size}, order {options.order}, drop_last "
               f"{show(options.drop_last)}, os_cache {show(options.os_cache)}, num_workers "
               f"{workers}, batches_ahead {options.batches_ahead}, distributed "
               f"{show(options.distributed)}"]

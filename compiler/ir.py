@@ -2,7 +2,7 @@
 builds (``compiler/plan.py``), the passes rewrite (``compiler/passes.py``) and the lowering
 turns into FFCV operations (``compiler/lower.py``)."""
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from operations.types import ImageType
 
@@ -23,16 +23,19 @@ class Step:
     output: Optional[ImageType] = None
     parts: Tuple["Step", ...] = ()  # the steps a fusion pass merged into this one
     note: str = ""  # why a pass put it where it is (``explain`` shows it)
+    moves: Tuple[str, ...] = ()  # the targets this step moves too (``explain`` shows them)
 
 
 @dataclass
 class Plan:
-    """A split's pipeline: image steps in execution order (boundary included), batch steps."""
+    """A split's pipeline: image steps in execution order (boundary included), batch steps,
+    and each target's steps (``compiler.targets``), by target name."""
 
     split: str
     device: str
     steps: List[Step]
     batch: List[Step] = field(default_factory=list)
+    targets: Dict[str, List[Step]] = field(default_factory=dict)
 
     def stage(self, *stages: str) -> List[Step]:
         return [s for s in self.steps + self.batch if s.stage in stages]

@@ -25,6 +25,7 @@ from .ir import Plan, Step
 from .passes import PASSES
 from .raw_ops import check_raw_ops
 from .spec import SECTIONS, OpSpec, SplitSpec
+from .targets import plan_targets
 from .validate import op_params
 
 #: where each stage's ops are written in a split
@@ -62,6 +63,7 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
     _read_float16_bits(plan)
     annotate_types(plan, errors)
     check_raw_ops(plan, errors)
+    plan_targets(plan, [t.target() for t in split.targets], split.pos, errors)
     errors.raise_if_any()
     return plan
 

@@ -14,7 +14,8 @@ from operations.registry import deprecated_alias, did_you_mean
 from .errors import ErrorList, Pos, SpecError, SpecWarning, first_line
 from .shipped import shipped_spec
 from .spec import (EXTENSION_PREFIX, MAX_SEED, VERSION, DeviceOptions, ImageSpec, LabelSpec,
-                   SECTIONS, LoaderOptions, OpSpec, Range, Spec, SplitSpec)
+                   SECTIONS, LoaderOptions, OpSpec, Range, Spec, SplitSpec, TargetOptions,
+                   TargetSpec)
 from .validate import (REQUIRED, ValueProblem, check_mapping, coerce, dataclass_params, op_params,
                        show)
 from .yaml_positions import Node, parse
@@ -128,8 +129,9 @@ class _Loader:
         what = f"split '{name}'"
         if not self._is_mapping(node, what):
             return None
-        self._unknown_keys(node, {"image", "label", "batch", "loader"}, what)
-        label = self._label(node.value.get("label"))
+        self._unknown_keys(node, {"image", "label", "targets", "batch", "loader"}, what)
+        targets = self._targets(node.value.get("targets"), node.value.get("image"))
+        label = self._label(node.value.get("label"), default="none" if targets else "int")
         image = None
         if "image" not in node.value:
             self.errors.add(key_pos, f"{what} needs 'image:' (with at least 'decode:')")
@@ -139,7 +141,57 @@ class _Loader:
         loader = self._loader(node.value.get("loader"), name)
         if image is None:
             return None
-        return SplitSpec(name, key_pos, image, label, batch, loader)
+        return SplitSpec(name, key_pos, image, label, batch, loader, tuple(targets))
+
+    def _targets(self, node: Optional[Node], image: Optional[Node]) -> List[TargetSpec]:
+        """``targets: {NAME: {kind, field, ignore_index, num_classes}}`` (``{}`` or null for
+        a mask named NAME with the defaults)."""
+        if node is None or node.value is None:
+            return []
+        if not self._is_mapping(node, "targets"):
+            return []
+        image_field = "image"
+        if image is not None and image.is_mapping and "field" in image.value:
+            image_field = image.value["field"].value
+        targets, fields = [], {}
+        for name, options in node.value.items():
+            pos = node.key_pos[name]
+            if not isinstance(name, str) or not name.isidentifier():
+                self.errors.add(pos, f"a target's name must be a word (letters, digits, _), "
+                                     f"got {show(name)}")
+                continue
+            if name in ("image", "label"):
+                self.errors.add(pos, f"a target cannot be named '{name}' (a batch's {name} has "
+                                     f"that name); call it e.g. 'mask' and set field: {name}")
+                continue
+            if options.value is None:
+                options = Node({}, options.pos)
+            if not self._is_mapping(options, f"target '{name}'"):
+                continue
+            values = check_mapping(options, dataclass_params(TargetOptions), self.errors,
+                                   f"target '{name}'", fill_defaults=False)
+            target = TargetSpec(name, pos, TargetOptions(**values))
+            field = target.target().field
+            where = options.value["field"].pos if "field" in options.value else pos
+            if field == image_field:
+                self.errors.add(where, f"target '{name}' reads field '{field}', the image's "
+                                       f"field; name the .beton field that holds the {target.options.kind}")
+            elif field in fields:
+                self.errors.add(where, f"targets '{fields[field]}' and '{name}' both read field "
+                                       f"'{field}'")
+            fields.setdefault(field, name)
+            o = target.options
+            if o.num_classes is not None and o.ignore_index < o.num_classes:
+                self.errors.add(options.value["ignore_index"].pos if "ignore_index" in options.value
+                                else pos,
+                                f"target '{name}': ignore_index {o.ignore_index} is a class id "
+                                f"(num_classes is {o.num_classes}); use a value >= num_classes, "
+                                f"e.g. 255")
+            targets.append(target)
+        if not node.value:
+            self.errors.add(node.pos, "targets is empty; name a target (targets: {mask: "
+                                      "{num_classes: N}}) or remove the key")
+        return targets
 
     def _image(self, node: Node, owner: str) -> Optional[ImageSpec]:
         what = f"{owner} image"
@@ -177,9 +229,11 @@ class _Loader:
             return None
         return ImageSpec(decode, cpu, device_ops, dtype, field)
 
-    def _label(self, node: Optional[Node]) -> LabelSpec:
-        if node is None or node.value == "int":
-            return LabelSpec()
+    def _label(self, node: Optional[Node], default: str = "int") -> LabelSpec:
+        if node is None:
+            return LabelSpec(type=default)
+        if node.value in ("int", "none"):
+            return LabelSpec(type=node.value)
         if node.is_mapping:
             values = check_mapping(node, dataclass_params(LabelSpec), self.errors, "label")
             label = LabelSpec(**values)
@@ -187,7 +241,8 @@ class _Loader:
                 self.errors.add(node.pos, f"label type {label.type} needs num_classes (the "
                                           f"length of the target vector)")
             return label
-        self.errors.add(node.pos, f"label must be 'int' or {{num_classes: N}}, got {show(node.plain())}")
+        self.errors.add(node.pos, f"label must be 'int', 'none' or {{num_classes: N}}, got "
+                                  f"{show(node.plain())}")
         return LabelSpec()
 
     def _loader(self, node: Optional[Node], split: str) -> LoaderOptions:

@@ -56,6 +56,9 @@ class SafeLoader(Loader):
 
     _live = None  # the EpochIterator of the epoch being read
     clock = None  # an EpochClock, or None: FFCV counts epochs itself
+    #: the batch's outputs in the order to yield them (None: FFCV's, which puts outputs named
+    #: like a .beton field first, in the file's field order)
+    outputs = None
 
     def epoch_iterator(self):
         """FFCV's EpochIterator for the next epoch (what ``ffcv.Loader.__iter__`` returns)."""
@@ -78,13 +81,22 @@ class SafeLoader(Loader):
     def _read(self, iterator) -> Iterator:
         if getattr(iterator, "closed", False):  # a later iter() closed this epoch
             return
+        order = self._output_order()
         try:
-            yield from batches(iterator)
+            for batch in batches(iterator):
+                yield batch if order is None else tuple(batch[k] for k in order)
         finally:
             if self._live is iterator:
                 self._live = None
             if not getattr(iterator, "closed", False):
                 close(iterator)
+
+    def _output_order(self):
+        """Where each of ``outputs`` is in FFCV's batch tuple; None when already in order."""
+        produced = list(self.pipeline_specs)
+        if self.outputs is None or tuple(produced) == tuple(self.outputs):
+            return None
+        return [produced.index(name) for name in self.outputs]
 
 
 def start(loader):

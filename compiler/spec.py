@@ -10,6 +10,7 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple
 
 from operations.params import MAX_CLASSES, Range
 from operations.registry import did_you_mean
+from operations.targets import Target
 
 from .errors import Pos, SpecError, SpecWarning
 
@@ -68,19 +69,57 @@ class DeviceOptions:
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """``label:`` — ``int``, or ``{num_classes: N, field: NAME, type: TYPE}``.
+    """``label:`` — ``int``, ``none``, or ``{num_classes: N, field: NAME, type: TYPE}``.
 
     - ``num_classes``: needed by mixup/cutmix, and by ``multi_hot`` / ``float`` (the vector's
       length).
     - ``field``: the .beton field holding the target (default ``label``).
     - ``type``: ``int`` (a class index, FFCV IntField), ``multi_hot`` (a 0/1 vector of
       ``num_classes`` entries, FFCV NDArrayField: multi-label) or ``float`` (a float vector of
-      ``num_classes`` entries, NDArrayField: soft targets).
+      ``num_classes`` entries, NDArrayField: soft targets) or ``none`` (no label is read:
+      ``label: none``, the default of a split with ``targets``).
     """
 
     num_classes: Optional[Annotated[int, Range(1, MAX_CLASSES)]] = None
     field: str = "label"
-    type: Literal["int", "multi_hot", "float"] = "int"
+    type: Literal["int", "multi_hot", "float", "none"] = "int"
+
+
+#: the largest class id a mask may hold (uint16 masks)
+MAX_MASK_VALUE = 65535
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """One entry of ``targets:`` (``targets: {NAME: {...}}``), a target that moves with the
+    image under the same draws (``operations.targets``).
+
+    - ``kind``: ``mask`` (a per-pixel class map, uint8 or uint16, the size of the image).
+    - ``field``: the .beton field holding it (default: the target's name).
+    - ``ignore_index``: the class id of pixels a loss ignores; warps write it where they
+      uncover pixels (default 255).
+    - ``num_classes``: class ids run 0..num_classes-1 (besides ``ignore_index``); null: not
+      checked.
+    """
+
+    kind: Literal["mask"] = "mask"
+    field: Optional[str] = None
+    ignore_index: Annotated[int, Range(0, MAX_MASK_VALUE)] = 255
+    num_classes: Optional[Annotated[int, Range(1, MAX_MASK_VALUE + 1)]] = None
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A target as written: its options and where its name was written."""
+
+    name: str
+    pos: Pos
+    options: TargetOptions
+
+    def target(self) -> Target:
+        """The target the ops see (``operations.targets.Target``)."""
+        o = self.options
+        return Target(self.name, o.kind, o.field or self.name, o.ignore_index, o.num_classes)
 
 
 @dataclass(frozen=True)
@@ -100,6 +139,17 @@ class SplitSpec:
     label: LabelSpec
     batch: Tuple[OpSpec, ...]
     loader: LoaderOptions
+    targets: Tuple[TargetSpec, ...] = ()
+
+    @property
+    def has_label(self) -> bool:
+        return self.label.type != "none"
+
+    def outputs(self) -> Tuple[str, ...]:
+        """The names of a batch's elements, in order: image, label (unless ``label: none``),
+        then the targets as written."""
+        return ("image",) + (("label",) if self.has_label else ()) + \
+            tuple(t.name for t in self.targets)
 
     def ops(self) -> List[OpSpec]:
         """The split's ops in pipeline order; an op's index here is its RNG stream."""

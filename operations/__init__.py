@@ -15,6 +15,7 @@ from .errors import PureffcvError
 from .params import Ascending, FloatRange, Named, PositiveInt, Probability, Range, Size
 from .registry import ENTRY_POINT_GROUP, UnknownOpError, available_ops, get_op, register_op
 from .rng import EpochClock
+from .targets import IMAGE_ONLY, Target
 from .types import DTYPES, ImageType, OpTypeError
 from . import builtins  # noqa: F401,E402  (registers the built-in ops; needs the registry above)
 
@@ -22,5 +23,5 @@ __all__ = [
     "affine", "channel_map", "cpu_op", "point_map", "FusionPart", "Gate", "PureOperation",
     "Stage", "PureffcvError", "Ascending", "FloatRange", "Named", "PositiveInt", "Probability",
     "Range", "Size", "ENTRY_POINT_GROUP", "UnknownOpError", "available_ops", "get_op",
-    "register_op", "EpochClock", "DTYPES", "ImageType", "OpTypeError",
+    "register_op", "EpochClock", "IMAGE_ONLY", "Target", "DTYPES", "ImageType", "OpTypeError",
 ]

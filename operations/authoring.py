@@ -13,6 +13,9 @@ Four forms, by what the maths is (the passes can only fuse what they can see):
   output-to-input map of a nearest-neighbour warp (``geometry.affine_warp``); consecutive
   warps fuse into one.
 
+Targets (masks) follow from the form: a warp moves them by its matrix, a table leaves them
+alone, a kernel declares ``targets`` (``IMAGE_ONLY`` or a kernel per target kind).
+
 ``rng`` is the sample's kernel key (draw with ``operations.rng.uniform(rng, k)`` etc.). Each
 declaration takes ``p`` (the default probability of the ``p`` parameter every op gets, 1.0
 unless said) and ``gate`` (where p is drawn, ``base.Gate``). A kernel that declares its own
@@ -25,10 +28,12 @@ from typing import Callable, Optional
 
 from .base import SAMPLE_KEY_GATE, Gate
 from .declared import op_class
+from .targets import TargetDeclaration
 
 
 def cpu_op(kernel: Optional[Callable] = None, *, output_type: Optional[Callable] = None,
-           probability: bool = True, p: float = 1.0, gate: Gate = SAMPLE_KEY_GATE):
+           probability: bool = True, p: float = 1.0, gate: Gate = SAMPLE_KEY_GATE,
+           targets: Optional[TargetDeclaration] = None):
     """An op from ``kernel(image_in, image_out, rng, **params)``.
 
     - ``output_type(image: ImageType, **params) -> ImageType``: for kernels that change the
@@ -36,12 +41,19 @@ def cpu_op(kernel: Optional[Callable] = None, *, output_type: Optional[Callable]
     - ``probability``: add a ``p`` parameter (default ``p``) that applies the kernel to each
       image with probability p and copies it unchanged otherwise. Ignored if the kernel has
       its own p.
+    - ``targets``: what the op does to targets (masks) that travel with the image
+      (``operations.targets``): ``IMAGE_ONLY`` (colour, filters, erasing), or per target
+      kind a kernel ``(target_in, target_out, rng, fill, **params)`` that makes the image
+      kernel's draws and moves the target as the image moved. Undeclared, a spec with
+      targets refuses the op.
 
     Usable as ``@cpu_op`` or ``@cpu_op(output_type=...)``.
     """
     if kernel is None:
-        return lambda k: cpu_op(k, output_type=output_type, probability=probability, p=p, gate=gate)
-    return op_class("kernel", kernel, output_type, p if probability else None, gate)
+        return lambda k: cpu_op(k, output_type=output_type, probability=probability, p=p,
+                                gate=gate, targets=targets)
+    return op_class("kernel", kernel, output_type, p if probability else None, gate,
+                    targets=targets)
 
 
 def point_map(lut: Optional[Callable] = None, *, output_type: Optional[Callable] = None,

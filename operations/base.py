@@ -11,6 +11,7 @@ import torch
 from .ffcv_api import AllocationQuery, Compiler, Operation, State
 from .params import constraints_of
 from .rng import GATE_DRAW, EpochClock
+from .targets import not_declared
 from .types import ImageType, storage_dtype
 
 #: Where a step runs. decoder: first step of the image field (JIT, CPU); cpu: a Numba op on
@@ -99,11 +100,14 @@ class Parameterized:
     values live in ``self.params``; ``repr`` shows them."""
 
     params: Dict[str, Any] = {}
+    #: False for ops the compiler builds from other ops (a target's steps): no spec values
+    #: to bind, no parameters
+    from_spec: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
-        if init is not None and not getattr(init, "binds_params", False):
+        if init is not None and cls.from_spec and not getattr(init, "binds_params", False):
             cls.__init__ = _binding_init(init)
 
     @classmethod
@@ -171,6 +175,12 @@ class PureOperation(Parameterized, Operation):
         instead), or None."""
         return None
 
+    def for_target(self, target) -> Optional["PureOperation"]:
+        """What this op does to ``target`` (an ``operations.targets.Target``): an op for the
+        target's pipeline drawing as this one draws, or None when it changes the image only.
+        Raises OpTypeError when it cannot keep the target in step, or, as here, does not say."""
+        raise not_declared(getattr(type(self), "op_name", type(self).__name__), target)
+
     # --- FFCV ------------------------------------------------------------------------------
 
     def declare_state_and_memory(self, previous_state: State) -> Tuple[State, Optional[AllocationQuery]]:
@@ -198,6 +208,23 @@ class PureOperation(Parameterized, Operation):
         if with_indices:
             return fn(images, dst, np.asarray(indices, dtype=np.int64))
         return fn(images, dst)
+
+
+class StepOf(PureOperation):
+    """A step the compiler builds from an image op (a target's steps): it takes the op's
+    clock, position and origin, and has no spec parameters."""
+
+    from_spec = False
+
+    def __init__(self, of: PureOperation):
+        self.params = {}
+        super().__init__()
+        self.bind(of.clock, of.position)
+        self.origin = of.origin
+
+    @classmethod
+    def signature(cls) -> inspect.Signature:
+        return inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
 
 
 def image_type_of_state(state: State) -> ImageType:

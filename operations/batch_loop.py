@@ -6,6 +6,7 @@ clock's epoch, then in parallel for every sample its key, the probability gate a
 import inspect
 from functools import lru_cache
 
+import numpy as np
 from numba import njit
 
 from .base import Gate
@@ -37,6 +38,12 @@ def batch_stream_reader(clock, position: int):
         return stream_key(seed, read_epoch(), position)
 
     return batch_stream
+
+
+@njit
+def no_stream():
+    """The stream of an op that draws nothing (a centre crop): 0."""
+    return np.uint64(0)
 
 
 @njit(inline="always")

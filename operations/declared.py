@@ -5,14 +5,17 @@ is what it builds: a ``DeclaredOp`` subclass whose class attributes are the decl
 import inspect
 from typing import Callable, ClassVar, Optional, Tuple
 
+import numpy as np
 from numba import njit
 
-from .base import FusionPart, Gate, PureOperation
+from .base import FusionPart, Gate, PureOperation, StepOf
 from .batch_loop import keyed_batch_loop
 from .cpu.pixels import apply_channel_luts, apply_lut, channel_histograms
 from .cpu.values import Fill
 from .cpu.warp import affine_warp
+from .ffcv_api import AllocationQuery, State
 from .params import Probability
+from .targets import IMAGE_ONLY, TargetDeclaration, not_declared
 from .types import ImageType
 
 KERNEL_ARGS = ("image_in", "image_out", "rng")
@@ -40,6 +43,9 @@ class DeclaredOp(PureOperation):
     filled: ClassVar[bool] = False
     declared_output_type: ClassVar[Optional[Callable]] = None
     declared_signature: ClassVar[inspect.Signature]
+    #: what the op does to targets (``targets``): IMAGE_ONLY, per kind a kernel, or None
+    #: (not declared); a warp moves every target by its matrix whatever is declared
+    declared_targets: ClassVar[Optional[TargetDeclaration]] = None
 
     def __init__(self, **values):
         super().__init__()
@@ -76,9 +82,24 @@ class DeclaredOp(PureOperation):
         return FusionPart(family, self.form, self.maths, self.args(), self.gate_p(), self.gate,
                           self.params["fill"] if self.filled else None)
 
+    def for_target(self, target) -> Optional[PureOperation]:
+        """From the declaration: a warp warps the target by its matrix (nearest neighbour,
+        ``target.fill`` where it uncovers pixels), a table changes the image only, a kernel
+        runs its declared target kernel, with this op's key, gate and parameters."""
+        if self.form == "matrix":
+            return TargetStep(self.kernel, (target.fill,) + self.args(), self.gate_p(),
+                              self.gate, self)
+        if self.form in ("lut", "channel_luts") or self.declared_targets == IMAGE_ONLY:
+            return None
+        kernel = (self.declared_targets or {}).get(target.kind)
+        if kernel is None:
+            raise not_declared(getattr(type(self), "op_name", type(self).__name__), target)
+        return TargetStep(kernel, (target.fill,) + self.args(), self.gate_p(), self.gate, self)
+
 
 def op_class(form: str, function: Callable, output_type: Optional[Callable],
-             p: Optional[float], gate: Gate, fast_kernel: Optional[Callable] = None) -> type:
+             p: Optional[float], gate: Gate, fast_kernel: Optional[Callable] = None,
+             targets: Optional[TargetDeclaration] = None) -> type:
     """The ``DeclaredOp`` subclass of a declaration (see the module doc); ``p`` None: no gate."""
     leading, _ = FORMS[form]
     sig = inspect.signature(function)
@@ -107,9 +128,17 @@ def op_class(form: str, function: Callable, output_type: Optional[Callable],
         "kernel": staticmethod(derived_kernel(form, jitted, fast_kernel)),
         "arg_names": tuple(names[len(leading):]), "gate": gate, "gated": gated,
         "filled": filled, "declared_output_type": staticmethod(output_type) if output_type else None,
+        "declared_targets": _jitted_targets(targets),
         "declared_signature": inspect.Signature(
             [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params),
     })
+
+
+def _jitted_targets(targets: Optional[TargetDeclaration]) -> Optional[TargetDeclaration]:
+    if targets is None or targets == IMAGE_ONLY:
+        return targets
+    return {kind: kernel if hasattr(kernel, "py_func") else njit(fastmath=False)(kernel)
+            for kind, kernel in targets.items()}
 
 
 def derived_kernel(form: str, maths, fast_kernel=None):
@@ -144,4 +173,28 @@ def derived_kernel(form: str, maths, fast_kernel=None):
 
     return warp_kernel
 
+
+class TargetStep(StepOf):
+    """A per-sample kernel run over a target with an image op's key, gate and parameters:
+    ``kernel(target_in, target_out, rng, *args)`` in ``keyed_batch_loop`` at the image op's
+    position, so it fires for the same samples and draws the same values. The target keeps
+    its shape and dtype (a warp of a mask)."""
+
+    stage = "cpu"
+
+    def __init__(self, kernel: Callable, args: tuple, p: float, gate: Gate, of: PureOperation):
+        super().__init__(of)
+        self.kernel, self.args, self.p, self.gate = kernel, args, p, gate
+        self.of = type(of).__name__
+
+    def declare_state_and_memory(self, previous_state: State):
+        shape, dtype = tuple(previous_state.shape), np.dtype(previous_state.dtype)
+        return (previous_state, AllocationQuery(shape, dtype))
+
+    def generate_code(self):
+        return keyed_batch_loop(self.kernel, self.args, self.p, self.gate, self.clock,
+                                self.position, op=self)
+
+    def __repr__(self):
+        return f"TargetStep({self.of})"
 

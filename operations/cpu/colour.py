@@ -12,6 +12,7 @@ from ..base import OWN_KEY_GATE
 from ..params import NonNegativeFloat, Range
 from ..registry import register_op
 from ..rng import randint, uniform_range
+from ..targets import IMAGE_ONLY
 from ..types import requires_uint8
 from .pixels import apply_lut, copy_pixels, flat, rounded
 from .tone import blend, brightness_lut, contrast_lut, jitter_factor, luma
@@ -108,7 +109,7 @@ def jitter_order(rng):
 
 
 @register_op("saturation")
-@cpu_op(output_type=requires_uint8("saturation", rgb=True))
+@cpu_op(output_type=requires_uint8("saturation", rgb=True), targets=IMAGE_ONLY)
 def saturation(image_in, image_out, rng, strength: Strength):
     """Scale saturation by a factor uniform in [max(0, 1 - strength), 1 + strength] per image
     (ColorJitter's saturation), applied as PIL's Color. ``strength`` >= 0 (required);
@@ -117,7 +118,7 @@ def saturation(image_in, image_out, rng, strength: Strength):
 
 
 @register_op("hue")
-@cpu_op(output_type=requires_uint8("hue", rgb=True))
+@cpu_op(output_type=requires_uint8("hue", rgb=True), targets=IMAGE_ONLY)
 def hue(image_in, image_out, rng, strength: HueStrength):
     """Rotate the hue by a shift uniform in [-strength, strength] turns per image
     (ColorJitter's hue; see ``adjust_hue`` for the rounding). ``strength`` in [0, 0.5]
@@ -126,7 +127,7 @@ def hue(image_in, image_out, rng, strength: HueStrength):
 
 
 @register_op("color_jitter")
-@cpu_op(output_type=requires_uint8("color_jitter", rgb=True))
+@cpu_op(output_type=requires_uint8("color_jitter", rgb=True), targets=IMAGE_ONLY)
 def color_jitter(image_in, image_out, rng, brightness: Strength = 0.0, contrast: Strength = 0.0,
                  saturation: Strength = 0.0, hue: HueStrength = 0.0):
     """torchvision ColorJitter: brightness, contrast, saturation and hue changes (each as the op
@@ -147,7 +148,8 @@ def color_jitter(image_in, image_out, rng, brightness: Strength = 0.0, contrast:
 
 
 @register_op("grayscale")
-@cpu_op(output_type=requires_uint8("grayscale", rgb=True), p=0.1, gate=OWN_KEY_GATE)
+@cpu_op(output_type=requires_uint8("grayscale", rgb=True), p=0.1, gate=OWN_KEY_GATE,
+        targets=IMAGE_ONLY)
 def grayscale(image_in, image_out, rng):
     """torchvision RandomGrayscale: with probability ``p`` (default 0.1, torchvision's) replace
     the image by its PIL grey level in all three channels (PIL's rounded luma; torchvision's

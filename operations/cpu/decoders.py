@@ -15,7 +15,7 @@ import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder, SimpleRGBImageDecoder
 from numba import njit
 
-from ..batch_loop import batch_stream_reader
+from ..batch_loop import batch_stream_reader, no_stream
 from ..base import PureOperation
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..params import AreaRange, AspectRange, Probability, Size
@@ -25,6 +25,7 @@ from ..types import ImageType
 from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
 from . import jpeg
 from .jpeg import decode_crop_resized
+from .mask_decoders import MaskCropDecoder
 from .native import decode_jpeg, memcpy, resize_crop
 
 #: torchvision's number of tries before the centre-crop fallback
@@ -94,6 +95,10 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         h, w = self.output_size
         return ImageType(height=h, width=w)
 
+    def for_target(self, target):
+        """The target decoded from the same crop box, resized nearest-neighbour."""
+        return MaskCropDecoder(self.get_crop_generator, self.keyed, self.output_size, self)
+
     def set_output_size(self, size) -> None:
         """Resize to ``size`` (int or [height, width]) from the next generated code on
         (progressive resizing; FFCV's Loader must regenerate its code)."""
@@ -110,7 +115,7 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         and field (cheap, serial), then the per-image work (crop, decode, resize) runs in
         parallel through a cached C entry (``pointers.by_pointer``)."""
         read_samples = _sample_reader(self.memory_read)
-        batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else _no_stream
+        batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else no_stream
         step = _crop_decode_step(self.get_crop_generator, self.crop_aware and jpeg.AVAILABLE)
         run = by_pointer(step, parallel=True)
 
@@ -177,11 +182,6 @@ def _crop_decode_step(crop, crop_aware: bool):
     return step
 
 
-@njit
-def _no_stream():
-    return np.uint64(0)
-
-
 @register_op("random_resized_crop")
 class RandomResizedCrop(_CropDecoder):
     """Decode, crop a random area and aspect ratio, resize to ``size`` (torchvision's
@@ -243,6 +243,33 @@ class CenterCrop(_CropDecoder):
         return crop
 
 
+@njit
+def whole_image_box(key, height, width):
+    """The crop of a decoder that does not crop: ``(0, 0, height, width)``."""
+    return np.int64(0), np.int64(0), np.int64(height), np.int64(width)
+
+
+@register_op("resize")
+class Resize(_CropDecoder):
+    """Decode and resize the whole image to ``size`` (no crop, no randomness; the aspect ratio
+    changes unless ``size`` has the image's): the fixed-size input of segmentation models.
+
+    - ``size``: output size, int (square) or [height, width].
+
+    JPEGs are decoded at the smallest DCT scale that keeps them at least ``size`` (as
+    ``random_resized_crop``; its deviations too); the resize is an area average.
+    """
+
+    keyed = False
+
+    def __init__(self, size: Size):
+        super().__init__(_hw(size))
+
+    @property
+    def get_crop_generator(self):
+        return whole_image_box
+
+
 @register_op("decode")
 class Decode(SimpleRGBImageDecoder, PureOperation):
     """Decode as is (FFCV's SimpleRGBImageDecoder): for data sets whose images all have one
@@ -257,6 +284,10 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
         """The data set's size when the caller knows it; otherwise unknown until the Loader
         reads the file."""
         return ImageType(height=None, width=None) if image is None else image.but(dtype="uint8")
+
+    def for_target(self, target):
+        """The target as stored (all of one size, as the images)."""
+        return MaskCropDecoder(whole_image_box, False, None, self)
 
     def generate_code(self) -> Callable:
         """FFCV's decode loop: this closure reads each sample's address, size and field, then

@@ -20,6 +20,7 @@ from ..ffcv_api import State
 from ..params import MAX_SIDE, AreaRange, AspectRange, Count, Probability, Range
 from ..registry import register_alias, register_op
 from ..rng import derive, normal, randint, uniform
+from ..targets import IMAGE_ONLY
 from ..types import ImageType
 from .pixels import copy_pixels, flat
 from .values import Fill, fill_value
@@ -112,6 +113,7 @@ def _erase_mode(value):
 
 
 @register_op("cutout")
+@cpu_op(targets=IMAGE_ONLY)
 def cutout(image_in, image_out, rng, size: Annotated[int, Range(1, MAX_SIDE)], fill: Fill = 0):
     """Cutout (DeVries & Taylor; FFCV's ``Cutout``): fill a ``size`` x ``size`` square with
     ``fill``; its centre is uniform over the image (draws 0, 1) and the square is clipped at
@@ -131,7 +133,7 @@ def cutout(image_in, image_out, rng, size: Annotated[int, Range(1, MAX_SIDE)], f
 
 
 @register_op("random_erasing")
-@cpu_op(p=0.5, gate=FIRST_DRAW_GATE)
+@cpu_op(p=0.5, gate=FIRST_DRAW_GATE, targets=IMAGE_ONLY)
 def random_erasing(image_in, image_out, rng, scale: AreaRange = (0.02, 0.33),
                    ratio: AspectRange = (0.3, 3.3), value: EraseValue = "zero", count: Count = 1):
     """torchvision v2 ``RandomErasing`` on uint8 images: with probability ``p`` (draw 0),
@@ -211,6 +213,9 @@ class RandomErasingOnDevice(DeviceOperation):
     def __init__(self, scale: AreaRange = (0.02, 0.33), ratio: AspectRange = (0.3, 3.3),
                  value: EraseValue = "zero", count: Count = 1, p: Probability = 0.5):
         super().__init__()
+
+    def for_target(self, target):
+        return None  # erasing changes the image only, as torchvision v2's
 
     def jit_equivalent(self, image: ImageType):
         """The CPU backend with this op's parameters, stream and draws, for images

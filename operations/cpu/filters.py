@@ -10,6 +10,7 @@ from ..base import OWN_KEY_GATE
 from ..params import MAX_COUNT, Ascending, NonNegativeFloat, Range
 from ..registry import register_op
 from ..rng import uniform_range
+from ..targets import IMAGE_ONLY
 from ..types import OpTypeError, requires_uint8
 from .pixels import copy_pixels, flat, rounded
 from .tone import blend
@@ -96,7 +97,7 @@ def gaussian_blur_pixels(src, dst, kernel_size, sigma):
 
 
 @register_op("sharpness")
-@cpu_op(output_type=requires_uint8("sharpness"), p=0.5, gate=OWN_KEY_GATE)
+@cpu_op(output_type=requires_uint8("sharpness"), p=0.5, gate=OWN_KEY_GATE, targets=IMAGE_ONLY)
 def sharpness(image_in, image_out, rng, factor: NonNegativeFloat):
     """torchvision RandomAdjustSharpness / PIL Sharpness: blend with a 3x3 smoothed copy by
     ``factor`` (>= 0, required; 0 blurs, 1 keeps, 2 sharpens), with probability ``p``
@@ -112,7 +113,7 @@ def _blur_type(image, kernel_size, sigma):
 
 
 @register_op("gaussian_blur")
-@cpu_op(output_type=_blur_type)
+@cpu_op(output_type=_blur_type, targets=IMAGE_ONLY)
 def gaussian_blur(image_in, image_out, rng, kernel_size: Annotated[int, Range(1, MAX_COUNT)],
                   sigma: Annotated[Tuple[float, float], Ascending(),
                                    Range(0.0, None, low_open=True)] = (0.1, 2.0)):

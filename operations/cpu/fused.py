@@ -6,6 +6,7 @@ from the parts' ``fusion_part()`` (``base.FusionPart``), so any op declared with
 Per image, each part draws with its own key and gate exactly as it would alone (its position's
 stream, the sample key, ``derive(key, 1)`` for its maths), so fusing keeps every draw.
 """
+import copy
 from typing import Sequence
 
 import numpy as np
@@ -140,6 +141,9 @@ class FusedLut(FusedChain):
 
     family = "point_map"
 
+    def for_target(self, target):
+        return None  # tables change the image only
+
     def part_step(self, part):
         function, args = part.function, part.args
         if part.form == "lut":
@@ -190,6 +194,13 @@ class FusedAffine(FusedChain):
             raise ValueError(f"the parts of a fused warp must share one fill, "
                              f"got {sorted(map(str, fills))}")
         self.fill = fills.pop() if fills else 0
+
+    def for_target(self, target):
+        """The same warp on the target (one warp for the whole run, as on the image), with
+        the target's fill."""
+        moved = copy.copy(self)
+        moved.fill = target.fill
+        return moved
 
     def part_step(self, part):
         function, args = part.function, part.args

@@ -14,7 +14,7 @@ from typing import Annotated, Tuple, Union
 import numpy as np
 
 from ..authoring import affine
-from ..device.stage import DeviceOperation, mirrored, nhwc
+from ..device.stage import DeviceOperation, TargetMirrorOnDevice, mirrored, nhwc
 from ..params import MAX_SIDE, FloatRange, Probability, Range
 from ..registry import register_alias, register_op
 from ..rng import randint, uniform_range
@@ -87,6 +87,10 @@ class HorizontalFlipOnDevice(DeviceOperation):
 
     def forward(self, images, out, indices):
         nhwc(out).copy_(mirrored(nhwc(images), self.flips(indices)))
+
+    def for_target(self, target):
+        """The target mirrored for the same samples."""
+        return TargetMirrorOnDevice(self)
 
     def jit_equivalent(self, image: ImageType):
         """The CPU backend at this op's position: the same decision per sample, on uint8

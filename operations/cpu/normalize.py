@@ -16,8 +16,10 @@ from numba import njit
 from ..authoring import cpu_op
 from ..batch_loop import keyed_batch_loop
 from ..base import PureOperation
+from ..declared import TargetStep
 from ..normalization import MeanParam, StdParam, lookup_table
 from ..registry import register_alias, register_op
+from ..targets import IMAGE_ONLY
 from ..types import TORCH_DTYPES, ImageType, storage_dtype
 from .geometry import horizontal_flip
 from .pixels import SHARED_HELPER, flat
@@ -47,7 +49,7 @@ def float16_bits(value):
 
 
 @register_op("normalize")
-@cpu_op(output_type=_normalized_type, probability=False)
+@cpu_op(output_type=_normalized_type, probability=False, targets=IMAGE_ONLY)
 def normalize(image_in, image_out, rng, mean: MeanParam = "imagenet",
                   std: StdParam = "imagenet", dtype: Literal["float32", "float16"] = "float32"):
     """``(x - mean[c]) / std[c]`` for every pixel, computed in float64 and stored as ``dtype``;
@@ -136,6 +138,14 @@ class JitNormalizeFlip(PureOperation):
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         image.require_dtype("normalize", "uint8")
         return image.but(dtype=self.params["dtype"])
+
+    def for_target(self, target):
+        """Normalization changes the image only; the flip mirrors the target for the same
+        samples (the flip's kernel, stream and gate)."""
+        if self.params["p"] == 0:
+            return None
+        return TargetStep(horizontal_flip.kernel, (target.fill,), self.params["p"],
+                          horizontal_flip.gate, self)
 
     def generate_code(self):
         return keyed_batch_loop(mirrored_lookup, (self.table,), self.params["p"],

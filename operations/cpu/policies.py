@@ -36,7 +36,7 @@ from ..registry import register_op
 from ..rng import randint, uniform
 from ..types import OpTypeError, requires_uint8
 from .pixels import copy_pixels
-from .policy_ops import OP_NAMES, POLICY_OPS, apply_policy_op
+from .policy_ops import OP_NAMES, POLICY_OPS, apply_policy_op, move_target
 from .values import Fill
 
 class SpaceOp(NamedTuple):
@@ -174,14 +174,15 @@ def magnitudes(space, num_bins: int, height: int = 224, width: int = 224) -> np.
 
 
 @njit(inline='always')
-def apply_step(step, entry, magnitude, image_in, image_out, scratch, fill):
-    """The ``step``-th op of a chain: the first reads ``image_in``, later ones the previous
+def apply_step(apply_op, step, entry, magnitude, image_in, image_out, scratch, fill):
+    """The ``step``-th op of a chain, done by ``apply_op`` (``apply_policy_op`` on the image,
+    ``move_target`` on a target): the first reads ``image_in``, later ones the previous
     result (through ``scratch``); every step writes ``image_out``."""
     if step == 0:
-        apply_policy_op(int(entry[CODE]), magnitude, image_in, image_out, fill)
+        apply_op(int(entry[CODE]), magnitude, image_in, image_out, fill)
     else:
         copy_pixels(image_out, scratch)
-        apply_policy_op(int(entry[CODE]), magnitude, scratch, image_out, fill)
+        apply_op(int(entry[CODE]), magnitude, scratch, image_out, fill)
 
 
 # ---------------------------------------------------------------- the policies
@@ -203,8 +204,67 @@ def trivial_augment_choice(key, num_bins):
     return op, bin, sign
 
 
+def trivial_augment_wide_with(apply_op):
+    """TrivialAugmentWide's draws with ``apply_op`` doing the chosen op on the image
+    (``apply_policy_op``) or on a target (``move_target``, which passes the image's fill
+    after the parameters, unused: a target moves with its own ``fill``)."""
+    @njit(fastmath=False)  # as declared maths are (declared.op_class)
+    def trivial_augment_wide_kernel(image_in, image_out, rng, fill, num_magnitude_bins, *image_fill):
+        op, bin, sign = trivial_augment_choice(rng, num_magnitude_bins)
+        entry = TRIVIAL_AUGMENT_WIDE_TABLE[op]
+        magnitude = op_magnitude(entry, bin, num_magnitude_bins, sign, image_in.shape[0], image_in.shape[1])
+        apply_op(int(entry[CODE]), magnitude, image_in, image_out, fill)
+
+    return trivial_augment_wide_kernel
+
+
+def rand_augment_with(apply_op):
+    """RandAugment's draws with ``apply_op`` doing each op (see ``trivial_augment_wide_with``)."""
+    @njit(fastmath=False)  # as declared maths are (declared.op_class)
+    def rand_augment_kernel(image_in, image_out, rng, fill, num_ops, magnitude, num_magnitude_bins, *image_fill):
+        if num_ops == 0:
+            copy_pixels(image_in, image_out)
+            return
+        scratch = np.empty_like(image_in)
+        height, width = image_in.shape[0], image_in.shape[1]
+        for step in range(num_ops):
+            entry = RAND_AUGMENT_TABLE[randint(rng, 2 * step, 0, len(RAND_AUGMENT_TABLE))]
+            sign = -1.0 if uniform(rng, 2 * step + 1) < 0.5 else 1.0
+            m = op_magnitude(entry, magnitude, num_magnitude_bins, sign, height, width)
+            apply_step(apply_op, step, entry, m, image_in, image_out, scratch, fill)
+
+    return rand_augment_kernel
+
+
+def auto_augment_with(apply_op):
+    """AutoAugment's draws with ``apply_op`` doing each step (see ``trivial_augment_wide_with``)."""
+    @njit(fastmath=False)  # as declared maths are (declared.op_class)
+    def auto_augment_kernel(image_in, image_out, rng, fill, policy, *image_fill):
+        sub = randint(rng, 0, 0, len(IMAGENET_ROWS))
+        scratch = np.empty_like(image_in)
+        height, width = image_in.shape[0], image_in.shape[1]
+        done = 0
+        for j in range(IMAGENET_ROWS.shape[1]):
+            if uniform(rng, 1 + 2 * j) > IMAGENET_PROBS[sub, j]:
+                continue
+            entry = AUTO_AUGMENT_TABLE[IMAGENET_ROWS[sub, j]]
+            sign = -1.0 if uniform(rng, 2 + 2 * j) < 0.5 else 1.0
+            m = op_magnitude(entry, max(IMAGENET_BINS[sub, j], 0), AUTO_AUGMENT_BINS, sign, height, width)
+            apply_step(apply_op, done, entry, m, image_in, image_out, scratch, fill)
+            done += 1
+        if done == 0:
+            copy_pixels(image_in, image_out)
+
+    return auto_augment_kernel
+
+
+trivial_augment_wide_image = trivial_augment_wide_with(apply_policy_op)
+trivial_augment_wide_target = trivial_augment_wide_with(move_target)
+
+
 @register_op("trivial_augment_wide")
-@cpu_op(output_type=requires_uint8("trivial_augment_wide", rgb=True))
+@cpu_op(output_type=requires_uint8("trivial_augment_wide", rgb=True),
+        targets={"mask": trivial_augment_wide_target})
 def trivial_augment_wide(image_in, image_out, rng,
                          num_magnitude_bins: Annotated[int, Range(2, MAX_COUNT)] = 31, fill: Fill = 0):
     """torchvision TrivialAugmentWide: per image, one of its 14 ops (Identity, ShearX, ShearY,
@@ -218,14 +278,15 @@ def trivial_augment_wide(image_in, image_out, rng,
     - ``fill``: grey level or [r, g, b] for pixels uncovered by geometric ops, default 0.
     - ``p``: probability per image, default 1.0.
     """
-    op, bin, sign = trivial_augment_choice(rng, num_magnitude_bins)
-    entry = TRIVIAL_AUGMENT_WIDE_TABLE[op]
-    magnitude = op_magnitude(entry, bin, num_magnitude_bins, sign, image_in.shape[0], image_in.shape[1])
-    apply_policy_op(int(entry[CODE]), magnitude, image_in, image_out, fill)
+    trivial_augment_wide_image(image_in, image_out, rng, fill, num_magnitude_bins)
+
+
+rand_augment_image = rand_augment_with(apply_policy_op)
+rand_augment_target = rand_augment_with(move_target)
 
 
 @register_op("rand_augment")
-@cpu_op(output_type=_rand_augment_type)
+@cpu_op(output_type=_rand_augment_type, targets={"mask": rand_augment_target})
 def rand_augment(image_in, image_out, rng, num_ops: Annotated[int, Range(0, MAX_COUNT)] = 2,
                  magnitude: Annotated[int, Range(0, MAX_COUNT)] = 9,
                  num_magnitude_bins: Annotated[int, Range(2, MAX_COUNT)] = 31, fill: Fill = 0):
@@ -244,20 +305,16 @@ def rand_augment(image_in, image_out, rng, num_ops: Annotated[int, Range(0, MAX_
     - ``fill``: grey level or [r, g, b] for pixels uncovered by geometric ops, default 0.
     - ``p``: probability per image, default 1.0.
     """
-    if num_ops == 0:
-        copy_pixels(image_in, image_out)
-        return
-    scratch = np.empty_like(image_in)
-    height, width = image_in.shape[0], image_in.shape[1]
-    for step in range(num_ops):
-        entry = RAND_AUGMENT_TABLE[randint(rng, 2 * step, 0, len(RAND_AUGMENT_TABLE))]
-        sign = -1.0 if uniform(rng, 2 * step + 1) < 0.5 else 1.0
-        m = op_magnitude(entry, magnitude, num_magnitude_bins, sign, height, width)
-        apply_step(step, entry, m, image_in, image_out, scratch, fill)
+    rand_augment_image(image_in, image_out, rng, fill, num_ops, magnitude, num_magnitude_bins)
+
+
+auto_augment_image = auto_augment_with(apply_policy_op)
+auto_augment_target = auto_augment_with(move_target)
 
 
 @register_op("auto_augment")
-@cpu_op(output_type=requires_uint8("auto_augment", rgb=True))
+@cpu_op(output_type=requires_uint8("auto_augment", rgb=True),
+        targets={"mask": auto_augment_target})
 def auto_augment(image_in, image_out, rng, policy: Literal["imagenet"] = "imagenet",
                  fill: Fill = 0):
     """torchvision AutoAugment with its ImageNet policy: per image, one of the 25 sub-policies
@@ -270,17 +327,4 @@ def auto_augment(image_in, image_out, rng, policy: Literal["imagenet"] = "imagen
     - ``fill``: grey level or [r, g, b] for pixels uncovered by geometric ops, default 0.
     - ``p``: probability per image, default 1.0.
     """
-    sub = randint(rng, 0, 0, len(IMAGENET_ROWS))
-    scratch = np.empty_like(image_in)
-    height, width = image_in.shape[0], image_in.shape[1]
-    done = 0
-    for j in range(IMAGENET_ROWS.shape[1]):
-        if uniform(rng, 1 + 2 * j) > IMAGENET_PROBS[sub, j]:
-            continue
-        entry = AUTO_AUGMENT_TABLE[IMAGENET_ROWS[sub, j]]
-        sign = -1.0 if uniform(rng, 2 + 2 * j) < 0.5 else 1.0
-        m = op_magnitude(entry, max(IMAGENET_BINS[sub, j], 0), AUTO_AUGMENT_BINS, sign, height, width)
-        apply_step(done, entry, m, image_in, image_out, scratch, fill)
-        done += 1
-    if done == 0:
-        copy_pixels(image_in, image_out)
+    auto_augment_image(image_in, image_out, rng, fill, policy)

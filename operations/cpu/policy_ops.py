@@ -96,22 +96,24 @@ class PolicyOp(NamedTuple):
     runs the family module's maths (``tone``, ``colour``, ``filters``, ``warp``) at m, as
     the module doc defines it; ``rounded``: m is rounded half to even first (torchvision's
     ``.round()``); ``side``: a ``per_side`` m is a fraction of this side ("width" or
-    "height")."""
+    "height"); ``moves_targets``: the op moves pixels (a warp), so targets (masks) move by
+    the same ``apply`` with their own fill; the others change the image only."""
 
     apply: Callable
     rounded: bool = False
     side: Optional[str] = None
+    moves_targets: bool = False
 
 
 #: every op a space may name, by torchvision's name; adding an op to a space is one
 #: ``SpaceOp`` line, adding an op here one line (and its ``*_at`` function above)
 POLICY_OPS = {
     "Identity": PolicyOp(identity_at),
-    "ShearX": PolicyOp(shear_x_at),
-    "ShearY": PolicyOp(shear_y_at),
-    "TranslateX": PolicyOp(translate_x_at, side="width"),
-    "TranslateY": PolicyOp(translate_y_at, side="height"),
-    "Rotate": PolicyOp(rotate_at),
+    "ShearX": PolicyOp(shear_x_at, moves_targets=True),
+    "ShearY": PolicyOp(shear_y_at, moves_targets=True),
+    "TranslateX": PolicyOp(translate_x_at, side="width", moves_targets=True),
+    "TranslateY": PolicyOp(translate_y_at, side="height", moves_targets=True),
+    "Rotate": PolicyOp(rotate_at, moves_targets=True),
     "Brightness": PolicyOp(brightness_at),
     "Color": PolicyOp(color_at),
     "Contrast": PolicyOp(contrast_at),
@@ -153,3 +155,7 @@ def _link(code: int, action, rest):
 #: torchvision's auto-augment op ``code`` at a (signed) ``magnitude``, as the module doc
 #: defines it (``src`` and ``dst`` must be different arrays)
 apply_policy_op = dispatcher(tuple(op.apply for op in POLICY_OPS.values()))
+#: what op ``code`` at ``magnitude`` does to a target (a mask): the warps move it (with the
+#: target's fill), every other op leaves it as it is
+move_target = dispatcher(tuple(op.apply if op.moves_targets else identity_at
+                               for op in POLICY_OPS.values()))

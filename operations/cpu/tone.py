@@ -23,6 +23,7 @@ from ..base import OWN_KEY_GATE
 from ..params import NonNegativeFloat, Range
 from ..registry import register_op
 from ..rng import uniform_range
+from ..targets import IMAGE_ONLY
 from ..types import requires_uint8
 from .pixels import apply_lut, flat, identity_lut
 
@@ -177,7 +178,7 @@ def brightness(rng, strength: NonNegativeFloat):
 
 
 @register_op("contrast")
-@cpu_op(output_type=requires_uint8("contrast", rgb=True))
+@cpu_op(output_type=requires_uint8("contrast", rgb=True), targets=IMAGE_ONLY)
 def contrast(image_in, image_out, rng, strength: NonNegativeFloat):
     """Scale contrast around the mean grey by a factor uniform in [max(0, 1 - strength),
     1 + strength] per image (ColorJitter's contrast), applied as PIL's Contrast.

@@ -57,6 +57,13 @@ class BatchOperation(Parameterized):
     def output_type(self, image: ImageType) -> ImageType:
         return image
 
+    def for_target(self, target):
+        """Refused: a batch op mixes the pixels of two images, which a target (a class per
+        pixel) cannot follow."""
+        raise OpTypeError(f"'{self.op_name}' mixes pairs of images; {target.kind} targets "
+                          f"cannot follow it (target '{target.name}'): remove it from this "
+                          f"split, or the target")
+
     def next_key(self) -> np.uint64:
         """This batch's key; advances the batch counter (reset when the epoch changes)."""
         epoch = self.clock.epoch
@@ -163,6 +170,9 @@ class JitPairs(PureOperation):
     @property
     def batch_op(self) -> BatchOperation:
         return self.params["batch_op"]
+
+    def for_target(self, target):
+        return self.batch_op.for_target(target)
 
     def declare_state_and_memory(self, previous_state):
         return previous_state, None  # in place: no buffer of its own

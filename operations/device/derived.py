@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..declared import DeclaredOp
-from ..types import ImageType
+from ..types import ImageType, OpTypeError
 from . import rng
 from .stage import DeviceOperation, nhwc
 
@@ -58,6 +58,14 @@ class DerivedOnDevice(DeviceOperation):
         same per image in FFCV's parallel stage (same draws, same bytes). None for floats: the
         JIT stage carries float16 as its bits, which a warp's fill would not respect."""
         return self.twin if image.dtype == "uint8" else None
+
+    def for_target(self, target):
+        """A table changes the image only. A warp on the device does not move targets yet:
+        the declaration's CPU backend does (on a CPU device the compiler runs it anyway)."""
+        if self.twin.form != "matrix":
+            return None
+        raise OpTypeError(f"'{self.op_name}' in image.device.ops cannot move {target.kind} "
+                          f"targets yet; write it under image.cpu, where it moves them")
 
     def forward(self, images, out, indices):
         twin = self.twin

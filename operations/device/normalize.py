@@ -18,7 +18,7 @@ from ..params import Probability
 from ..registry import register_op
 from ..types import TORCH_DTYPES, ImageType, OpTypeError
 from . import cuda_kernel, numba_kernel
-from .stage import DeviceOperation, mirrored, nhwc
+from .stage import DeviceOperation, TargetMirrorOnDevice, mirrored, nhwc
 
 OutDtype = Optional[Literal["float16", "bfloat16", "float32"]]
 
@@ -103,6 +103,11 @@ class Normalize(DeviceOperation):
 
     def forward(self, images, out, indices):
         normalize_flip(images, out, self.table_on(images.device), self.flips(indices))
+
+    def for_target(self, target):
+        """Normalization changes the image only; a fused flip mirrors the target for the
+        same samples."""
+        return TargetMirrorOnDevice(self) if self.flip_p > 0 else None
 
     def absorb(self, other):
         """normalize + an adjacent flip -> ``normalize_flip`` drawing as the flip does."""

@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..base import Gate, PureOperation
+from ..base import Gate, PureOperation, StepOf
 from ..ffcv_api import AllocationQuery, State
 from ..types import TORCH_DTYPES, ImageType
 from . import rng
@@ -90,3 +90,49 @@ class DeviceOperation(PureOperation):
         _, query = self.declare_state_and_memory(state)
         dst = torch.empty((b,) + tuple(query.shape), dtype=query.dtype, device=images.device)
         return self.generate_code()(images, dst, np.arange(b) if indices is None else indices)
+
+
+class TargetMirrorOnDevice(StepOf):
+    """A target batch (B, H, W, 1) on the device, mirrored left-right for the samples
+    ``flips(indices)`` picks: the decisions of the image op whose ``for_target`` built it
+    (``horizontal_flip``'s device backend, ``normalize_flip``)."""
+
+    stage = "device"
+
+    def __init__(self, of: PureOperation):
+        super().__init__(of)
+        self.flips = of.flips
+
+    def declare_state_and_memory(self, previous_state: State):
+        return (replace(previous_state, jit_mode=False),
+                AllocationQuery(tuple(previous_state.shape), previous_state.dtype,
+                                device=previous_state.device))
+
+    def generate_code(self):
+        def mirror_targets(targets, dst, indices):
+            out = dst[:targets.shape[0]]
+            out.copy_(mirrored(targets, self.flips(torch.from_numpy(np.asarray(indices, np.int64)))))
+            return out
+
+        mirror_targets.with_indices = True
+        return mirror_targets
+
+
+class TargetBatch(StepOf):
+    """The last step of a mask target's pipeline: (B, H, W, 1) -> the (B, H, W) batch, uint8
+    masks as uint8, uint16 ones as int32 (torch's uint16 has few operations; class indices
+    want a signed type)."""
+
+    stage = "device"
+
+    def declare_state_and_memory(self, previous_state: State):
+        dtype = torch.uint8 if previous_state.dtype == torch.uint8 else torch.int32
+        return replace(previous_state, jit_mode=False, shape=tuple(previous_state.shape)[:-1],
+                       dtype=dtype), None
+
+    def generate_code(self):
+        def squeezed(targets, _dst):
+            out = targets[..., 0]
+            return out if out.dtype == torch.uint8 else out.to(torch.int32)
+
+        return squeezed
