@@ -19,17 +19,17 @@ from numba import njit, types
 u64, i64, u32, f64, i32 = types.uint64, types.int64, types.uint32, types.float64, types.int32
 
 
-def _declare(name: str, function, signature) -> types.ExternalFunction:
+def declare(name: str, function, signature) -> types.ExternalFunction:
     """``function`` (a ctypes function) as the Numba external function ``name``."""
     llvm.add_symbol(name, ctypes.cast(function, ctypes.c_void_p).value)
     return types.ExternalFunction(name, signature)
 
 
-_imdecode = _declare("pureffcv_ffcv_imdecode", ctypes_imdecode,
-                     i32(u64, u64, u32, u32, u64, u32, u32, u32, u32, u32, u32, types.uint8,
-                         types.uint8))
-_resize = _declare("pureffcv_ffcv_resize", ctypes_resize, i64(*(11 * [i64])))
-_memcpy = _declare("pureffcv_ffcv_memcpy", ctypes_memcopy, i64(u64, u64, u64))
+_imdecode = declare("pureffcv_ffcv_imdecode", ctypes_imdecode,
+                    i32(u64, u64, u32, u32, u64, u32, u32, u32, u32, u32, u32, types.uint8,
+                        types.uint8))
+_resize = declare("pureffcv_ffcv_resize", ctypes_resize, i64(*(11 * [i64])))
+_memcpy = declare("pureffcv_ffcv_memcpy", ctypes_memcopy, i64(u64, u64, u64))
 
 
 @njit
@@ -73,10 +73,10 @@ ROI_DECODE, AREA_RESIZE = _load_roi_library()
 AVAILABLE = ROI_DECODE is not None
 
 if AVAILABLE:
-    _roi_decode = _declare("pureffcv_roi_decode_c", ROI_DECODE,
-                           i32(u64, u64, u64, u64, i64, i64, i64, i64, i64, u64))
-    _area_resize = _declare("pureffcv_area_resize_c", AREA_RESIZE,
-                            i32(u64, i64, i64, f64, f64, f64, f64, u64, i64, i64))
+    _roi_decode = declare("pureffcv_roi_decode_c", ROI_DECODE,
+                          i32(u64, u64, u64, u64, i64, i64, i64, i64, i64, u64))
+    _area_resize = declare("pureffcv_area_resize_c", AREA_RESIZE,
+                           i32(u64, i64, i64, f64, f64, f64, f64, u64, i64, i64))
 
     @njit
     def roi_decode(source, destination, scale, y0, y1, x0, x1, region):

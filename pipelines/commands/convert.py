@@ -1,14 +1,21 @@
-"""Convert an image folder or a .npz into an FFCV .beton with fields `image` and `label`.
+"""Convert an image folder or a .npz into an FFCV .beton with fields `image` and `label`, or a
+segmentation folder into one with fields `image` and `mask`.
 
 SRC is either an ImageFolder tree (SRC/<class>/<image>; classes sorted by name get labels
 0, 1, ...; JPEG, PNG, WebP, BMP, TIFF, GIF; greyscale, palette and RGBA are converted to RGB,
 alpha dropped) or a .npz with `images` (N,H,W,3 uint8), `labels` (N integers) and optionally
 `classes` (names), or a multi-label CSV of `path,labels` rows (paths relative to the CSV,
 class names separated by spaces or `;`): `label` then holds multi-hot vectors (spec:
-`label: {type: multi_hot, num_classes: N}`).
+`label: {type: multi_hot, num_classes: N}`). A SRC with `images/` and `masks/` sub-folders
+is a segmentation folder: SRC/images/<stem>.<jpg|png|...> paired with SRC/masks/<stem>.png by
+path and stem (sub-folders mirrored); masks are PNGs of class ids (mode L, P: the palette's
+indices, I;16 or I), stored losslessly (uint8, or uint16 where an id needs it); images shrunk
+by --max-resolution have their masks shrunk to the same size by nearest neighbour.
 
-Every image is decoded once before writing: unreadable ones are skipped and listed in
-OUT.skipped.txt (--strict: an error instead). The class mapping goes to OUT.classes.json.
+Every image (and mask) is decoded once before writing: unreadable ones are skipped and listed
+in OUT.skipped.txt (--strict: an error instead), and so are images without a mask, masks
+without an image and masks of another size than their image or with ids not below
+--num-classes. The class mapping (of class folders and CSVs) goes to OUT.classes.json.
 The .beton is written under a temporary name and renamed at the end. Convert the val and
 test splits with --classes TRAIN.beton: they then label every class as train does, whatever
 classes they lack (fit, validate, test and predict refuse .beton files whose maps differ).
@@ -23,7 +30,8 @@ SHOWN = 20
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", metavar="SRC",
-                        help="ImageFolder directory, .npz file or multi-label .csv")
+                        help="ImageFolder directory, .npz file, multi-label .csv or "
+                             "segmentation folder (SRC/images, SRC/masks)")
     parser.add_argument("out", metavar="OUT.beton", help="output file")
     parser.add_argument("--write-mode", choices=("smart", "raw", "jpg", "proportion"),
                         default="smart",
@@ -47,6 +55,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              ".classes.json) or .classes.json, or names separated by commas; "
                              "convert val and test with --classes TRAIN.beton so the labels "
                              "agree (default: SRC's own classes, sorted)")
+    parser.add_argument("--num-classes", type=int, metavar="N",
+                        help="segmentation: skip masks with class ids >= N other than the "
+                             "ignore index (default: not checked)")
+    parser.add_argument("--ignore-index", type=int, metavar="ID",
+                        help="segmentation: the id of unlabelled pixels (default: 255)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,22 +73,28 @@ def run(args: argparse.Namespace) -> int:
                          max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
                          compress_probability=args.compress_probability,
                          workers=args.workers, strict=args.strict, force=args.force,
-                         classes=classes)
+                         classes=classes, num_classes=args.num_classes,
+                         ignore_index=args.ignore_index)
     except OSError as exc:  # an unwritable OUT, a full disk, a vanished file...
         where = exc.filename if exc.filename is not None else args.out
         print(f"pureffcv convert: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    if result.classes is not None:
+        _print_classes(result)
+    for path, reason in result.skipped[:SHOWN]:
+        print(f"skipped {path}: {reason}")
+    if result.skipped_path is not None:
+        print(f"skipped files listed in {result.skipped_path}")
+    size = os.path.getsize(result.output) / 2**20
+    print(f"{result.written} written, {len(result.skipped)} skipped -> {result.output} "
+          f"({size:.1f} MiB)")
+    return 0
+
+
+def _print_classes(result) -> None:
     names = sorted(result.classes, key=result.classes.get)
     print(f"classes ({len(names)}, saved to {result.classes_path}):")
     for name in names[:SHOWN]:
         print(f"  {result.classes[name]:>5}  {name}")
     if len(names) > SHOWN:
         print(f"  ... {len(names) - SHOWN} more in {result.classes_path}")
-    for path, reason in result.skipped[:SHOWN]:
-        print(f"skipped {path}: {reason}")
-    if result.skipped_path is not None:
-        print(f"skipped images listed in {result.skipped_path}")
-    size = os.path.getsize(result.output) / 2**20
-    print(f"{result.written} written, {len(result.skipped)} skipped -> {result.output} "
-          f"({size:.1f} MiB)")
-    return 0

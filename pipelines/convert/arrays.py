@@ -4,7 +4,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from .errors import ConversionError
+from .errors import ConversionError, one_line
 from .images import MAX_SIDE
 
 
@@ -15,8 +15,7 @@ def load_arrays(path: Path) -> Tuple[np.ndarray, np.ndarray, Dict[str, int]]:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except Exception as exc:  # not a zip, a damaged zip, pickled objects...
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise ConversionError(f"{path}: not a readable .npz ({reason})") from None
+        raise ConversionError(f"{path}: not a readable .npz ({one_line(exc)})") from None
     for key in ("images", "labels"):
         if key not in arrays:
             raise ConversionError(f"{path}: no '{key}' array (found: "

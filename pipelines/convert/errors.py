@@ -1,4 +1,5 @@
-"""The conversion's one error type (and the class-map check every scanner raises it from)."""
+"""The conversion's one error type, the class-map check every scanner raises it from, and the
+one-line reason a skipped file is listed with."""
 from operations.errors import PureffcvError
 
 from ..class_maps import ClassMapError, labels_for
@@ -14,3 +15,8 @@ def source_labels(names, classes, where: str) -> dict:
         return labels_for(names, classes, where)
     except ClassMapError as exc:
         raise ConversionError(str(exc)) from None
+
+
+def one_line(exc: BaseException) -> str:
+    """Why a file could not be used, in one line: the exception's type and first line."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -28,26 +28,34 @@ def scan_image_folder(root: Path, classes: Optional[Dict[str, int]] = None
         raise ConversionError(f"{root}: no class sub-folders (expected SRC/<class>/<image>)")
     classes = source_labels(names, classes, str(root))
     paths, labels = [], []
-    seen_dirs, seen_files = set(), set()  # (device, inode): each real directory and file once
+    seen = set(), set()  # (device, inode): each real directory and file once
     for name in names:
-        walk = []
-        for folder, dirs, files in os.walk(root / name, followlinks=True):
-            if _first_visit(folder, seen_dirs):
-                dirs[:] = [d for d in dirs if not d.startswith(".")
-                           and _unvisited(os.path.join(folder, d), seen_dirs)]
-            else:  # reached again through a link: already scanned
-                dirs[:], files = [], []
-            walk.append((folder, [f for f in files if _first_visit(os.path.join(folder, f),
-                                                                   seen_files)]))
-        for folder, files in sorted(walk):  # torchvision's ImageFolder order
-            for file in sorted(files):
-                if not file.startswith(".") and Path(file).suffix.lower() in IMAGE_EXTENSIONS:
-                    paths.append(os.path.join(folder, file))
-                    labels.append(classes[name])
+        for path in files_under(root / name, seen):
+            if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+                paths.append(path)
+                labels.append(classes[name])
     if not paths:
         extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise ConversionError(f"{root}: no image files in its class sub-folders ({extensions})")
     return paths, labels, classes
+
+
+def files_under(top: Path, seen: Tuple[set, set]) -> List[str]:
+    """The visible files under ``top``, recursively, in torchvision's ImageFolder order
+    (folders sorted, then files sorted in each), skipping the directories and files of
+    ``seen`` (their (device, inode)s: directories, files), which it adds to."""
+    seen_dirs, seen_files = seen
+    walk = []
+    for folder, dirs, files in os.walk(top, followlinks=True):
+        if _first_visit(folder, seen_dirs):
+            dirs[:] = [d for d in dirs if not d.startswith(".")
+                       and _unvisited(os.path.join(folder, d), seen_dirs)]
+        else:  # reached again through a link: already scanned
+            dirs[:], files = [], []
+        walk.append((folder, [f for f in files if _first_visit(os.path.join(folder, f),
+                                                               seen_files)]))
+    return [os.path.join(folder, file) for folder, files in sorted(walk)
+            for file in sorted(files) if not file.startswith(".")]
 
 
 def _identity(path: str):

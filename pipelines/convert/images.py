@@ -3,11 +3,12 @@
 import multiprocessing
 import os
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..worker_processes import init_worker
+from .errors import one_line
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm",
                               ".tif", ".tiff", ".gif"})
@@ -36,21 +37,27 @@ def check_image(path: str) -> Tuple[int, Optional[str]]:
     try:
         return read_rgb(path).nbytes, None
     except Exception as exc:  # any decode failure means: skip this file
-        return 0, f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return 0, one_line(exc)
 
 
 def check_all(paths: List[str], workers: int) -> List[Tuple[int, Optional[str]]]:
-    """``check_image`` over every path, on ``workers`` processes, with a progress bar. The
+    """``check_image`` over every path (``run_checks``)."""
+    return run_checks(check_image, paths, workers, "checking images", "img")
+
+
+def run_checks(check: Callable, items: list, workers: int, desc: str, unit: str) -> list:
+    """``check`` (picklable: a module function or a ``functools.partial`` of one) over every
+    item, on ``workers`` processes, with a progress bar (``desc``, counting ``unit``s). The
     workers start with default signal handlers (``pipelines.worker_processes``): inside a
     Lightning run they would otherwise ignore the pool's SIGTERM and hang its shutdown."""
     from tqdm import tqdm
 
-    bar = dict(total=len(paths), desc="checking images", unit="img")
+    bar = dict(total=len(items), desc=desc, unit=unit)
     if workers == 1:
-        return [check_image(path) for path in tqdm(paths, **bar)]
-    chunk = max(1, min(64, len(paths) // (4 * workers)))
+        return [check(item) for item in tqdm(items, **bar)]
+    chunk = max(1, min(64, len(items) // (4 * workers)))
     with multiprocessing.Pool(workers, initializer=init_worker, initargs=(os.getpid(),)) as pool:
-        return list(tqdm(pool.imap(check_image, paths, chunksize=chunk), **bar))
+        return list(tqdm(pool.imap(check, items, chunksize=chunk), **bar))
 
 
 def readable(paths: List[str], labels: list, workers: int):
