@@ -12,7 +12,7 @@ from .base import FusionPart, Gate, PureOperation, StepOf
 from .batch_loop import keyed_batch_loop
 from .cpu.pixels import apply_channel_luts, apply_lut, channel_histograms
 from .cpu.values import Fill
-from .cpu.warp import affine_warp
+from .cpu.warp import affine_warp, mask_warp
 from .ffcv_api import AllocationQuery, State
 from .params import Probability
 from .targets import IMAGE_ONLY, TargetDeclaration, not_declared
@@ -43,8 +43,10 @@ class DeclaredOp(PureOperation):
     filled: ClassVar[bool] = False
     declared_output_type: ClassVar[Optional[Callable]] = None
     declared_signature: ClassVar[inspect.Signature]
-    #: what the op does to targets (``targets``): IMAGE_ONLY, per kind a kernel, or None
-    #: (not declared); a warp moves every target by its matrix whatever is declared
+    #: what the op does to targets: IMAGE_ONLY, per kind a kernel ``(target_in, target_out,
+    #: rng, fill, *params)``, or None (not declared). Derived from the form: a table changes
+    #: the image only, a warp warps masks by its matrix (``warp.mask_warp``); a kernel's is
+    #: its declaration's ``targets``
     declared_targets: ClassVar[Optional[TargetDeclaration]] = None
 
     def __init__(self, **values):
@@ -83,13 +85,10 @@ class DeclaredOp(PureOperation):
                           self.params["fill"] if self.filled else None)
 
     def for_target(self, target) -> Optional[PureOperation]:
-        """From the declaration: a warp warps the target by its matrix (nearest neighbour,
-        ``target.fill`` where it uncovers pixels), a table changes the image only, a kernel
-        runs its declared target kernel, with this op's key, gate and parameters."""
-        if self.form == "matrix":
-            return TargetStep(self.kernel, (target.fill,) + self.args(), self.gate_p(),
-                              self.gate, self)
-        if self.form in ("lut", "channel_luts") or self.declared_targets == IMAGE_ONLY:
+        """From the declaration (``declared_targets``): None for an op that changes the image
+        only, else its kernel for the target's kind with this op's key, gate and parameters
+        and the target's fill."""
+        if self.declared_targets == IMAGE_ONLY:
             return None
         kernel = (self.declared_targets or {}).get(target.kind)
         if kernel is None:
@@ -128,13 +127,28 @@ def op_class(form: str, function: Callable, output_type: Optional[Callable],
         "kernel": staticmethod(derived_kernel(form, jitted, fast_kernel)),
         "arg_names": tuple(names[len(leading):]), "gate": gate, "gated": gated,
         "filled": filled, "declared_output_type": staticmethod(output_type) if output_type else None,
-        "declared_targets": _jitted_targets(targets),
+        "declared_targets": derived_targets(form, jitted, fast_kernel, targets),
         "declared_signature": inspect.Signature(
             [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params),
     })
 
 
-def _jitted_targets(targets: Optional[TargetDeclaration]) -> Optional[TargetDeclaration]:
+def derived_targets(form: str, maths, fast_kernel=None,
+                    targets: Optional[TargetDeclaration] = None) -> Optional[TargetDeclaration]:
+    """What a declaration does to targets (``DeclaredOp.declared_targets``): a table changes
+    the image only; a warp moves a mask by its matrix (``warp.mask_warp``, torchvision's
+    sampling of masks; a flip's exact loop); a kernel says so itself (``targets``)."""
+    if form in ("lut", "channel_luts"):
+        return IMAGE_ONLY
+    if form == "matrix":
+        if fast_kernel is not None:
+            return {"mask": derived_kernel(form, maths, fast_kernel)}
+
+        @njit
+        def mask_warp_kernel(src, dst, rng, fill, *args):
+            mask_warp(src, dst, maths(src.shape[0], src.shape[1], rng, *args), fill)
+
+        return {"mask": mask_warp_kernel}
     if targets is None or targets == IMAGE_ONLY:
         return targets
     return {kind: kernel if hasattr(kernel, "py_func") else njit(fastmath=False)(kernel)

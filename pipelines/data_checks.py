@@ -95,3 +95,25 @@ def check_batches(path: str, loader, batch_size: Optional[int] = None, fields=()
         raise DataError(f"{path}: {count} sample(s), fewer than one batch of {batch} with "
                         f"drop_last: no training batches; lower --data.batch_size or set "
                         f"drop_last: false in the spec's loader")
+
+
+def check_mask_targets(path: str, split) -> None:
+    """Each of the split's mask targets reads a ``MaskField`` of ``path``; DataError naming
+    the field otherwise (a field of another kind would decode as garbage or fail later)."""
+    from operations.cpu.mask_field import MaskField
+
+    targets = [t.target() for t in split.targets]
+    reader = open_reader(path, tuple(t.field for t in targets) + (split.image.field,))
+    for target in targets:
+        handler = reader.handlers[target.field]
+        if not isinstance(handler, MaskField):
+            raise DataError(f"{path}: field '{target.field}' (target '{target.name}') is a "
+                            f"{type(handler).__name__}, not a MaskField; convert the masks "
+                            f"with pureffcv convert (docs/targets.md)")
+
+
+def split_fields(split) -> tuple:
+    """The .beton fields a split reads: the image's, the label's (unless ``label: none``)
+    and the targets'."""
+    label = (split.label.field,) if split.has_label else ()
+    return (split.image.field,) + label + tuple(t.target().field for t in split.targets)

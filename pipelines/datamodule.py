@@ -30,8 +30,8 @@ from typing import Callable, List, Optional
 import lightning.pytorch as pl
 
 from . import class_maps
-from .data_checks import (DataError, check_batches, check_int_labels, check_vector_target,
-                          open_reader, warn_if_empty)
+from .data_checks import (DataError, check_batches, check_int_labels, check_mask_targets,
+                          check_vector_target, open_reader, split_fields, warn_if_empty)
 from .epochs import EpochLoader, FallbackEpochs, IndexedBatches, epoch_to_run
 from .missing_betons import convert_missing, shared_class_map
 from .progressive import ProgressiveResizing
@@ -121,18 +121,19 @@ class FFCVDataModule(pl.LightningDataModule):
             if path is None:
                 continue
             label, image_field = spec.split(split).label, spec.split(split).image.field
+            check_mask_targets(path, spec.split(split))
             if multilabel is not None and multilabel != (label.type == "multi_hot"):
                 raise DataError(
                     f"{self.spec}: the {split} label type is {label.type} but the model's "
                     f"multilabel is {str(multilabel).lower()}; set --model.multilabel "
                     f"{str(label.type == 'multi_hot').lower()}")
-            if label.type != "int":
+            if label.type in ("multi_hot", "float"):
                 check_vector_target(path, label, image_field, num_classes)
-            else:
+            elif label.type == "int":
                 check_int_labels(path, split, label, image_field, num_classes)
             if stage == "fit" and split == self.train_split:  # after the model's contradictions
                 check_batches(path, spec.split(split).loader, self.batch_size,
-                              (image_field, label.field))
+                              split_fields(spec.split(split)))
         if self.progressive is not None and (self.train_path, self.train_folder) != (None, None):
             decoder = spec.split(self.train_split).image.decode
             if "size" not in decoder.op_class.parameters():

@@ -18,7 +18,7 @@ from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..pointers import ENTRY_FLAGS, by_pointer, replay
 from ..rng import derive, sample_key, stream_key
 from .pixels import apply_channel_luts, channel_histograms, identity_luts
-from .warp import affine_warp
+from .warp import affine_warp, mask_warp
 
 
 # ---------------------------------------------------------------- composing, per pixel
@@ -195,11 +195,15 @@ class FusedAffine(FusedChain):
                              f"got {sorted(map(str, fills))}")
         self.fill = fills.pop() if fills else 0
 
+    #: how the composed matrix is applied: PIL's sampling on images, torchvision's on masks
+    warp = staticmethod(affine_warp)
+
     def for_target(self, target):
-        """The same warp on the target (one warp for the whole run, as on the image), with
-        the target's fill."""
+        """The same composed warp on the target (one warp for the whole run, as on the
+        image), sampled as torchvision samples masks (``warp.mask_warp``), with the target's
+        fill."""
         moved = copy.copy(self)
-        moved.fill = target.fill
+        moved.fill, moved.warp = target.fill, mask_warp
         return moved
 
     def part_step(self, part):
@@ -220,11 +224,11 @@ class FusedAffine(FusedChain):
         return table_of
 
     def table_applier(self):
-        fill = self.fill
+        fill, sample = self.fill, self.warp
 
         @njit(fastmath=False)
         def warp(src, dst, matrix):
-            affine_warp(src, dst, matrix, fill)
+            sample(src, dst, matrix, fill)
 
         return warp
 

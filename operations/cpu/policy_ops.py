@@ -1,8 +1,9 @@
 """The ops an augmentation space (``policies``) may name, and what a magnitude m does with each
 (timm's ``LEVEL_TO_ARG`` idea): ``POLICY_OPS`` maps torchvision's op names to a ``PolicyOp``
 whose ``apply(m, src, dst, fill)`` runs the family modules' maths (``tone``, ``colour``,
-``filters``, ``warp``) at m, as ``policies``' module doc defines it. ``apply_policy_op`` is
-built from that data; an op's code is its index in ``OP_NAMES``."""
+``filters``) at m, or whose ``matrix(m, height, width)`` is its warp's, as ``policies``'
+module doc defines it. ``apply_policy_op`` (images) and ``move_target`` (masks) are built
+from that data; an op's code is its index in ``OP_NAMES``."""
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -13,7 +14,7 @@ from .filters import adjust_sharpness
 from .pixels import apply_channel_luts, apply_lut, channel_histograms, copy_pixels
 from .tone import (autocontrast_luts, brightness_lut, contrast_lut, equalize_luts, invert_lut,
                    posterize_lut, solarize_lut)
-from .warp import affine_warp, rotation_matrix, shear_matrix, translate_matrix
+from .warp import affine_warp, mask_warp, rotation_matrix, shear_matrix, translate_matrix
 
 
 @njit
@@ -22,28 +23,38 @@ def identity_at(magnitude, src, dst, fill):
 
 
 @njit
-def shear_x_at(magnitude, src, dst, fill):
-    affine_warp(src, dst, shear_matrix(np.degrees(np.arctan(magnitude)), 0.0, 0.0, 0.0), fill)
+def shear_x_matrix(magnitude, height, width):
+    return shear_matrix(np.degrees(np.arctan(magnitude)), 0.0, 0.0, 0.0)
 
 
 @njit
-def shear_y_at(magnitude, src, dst, fill):
-    affine_warp(src, dst, shear_matrix(0.0, np.degrees(np.arctan(magnitude)), 0.0, 0.0), fill)
+def shear_y_matrix(magnitude, height, width):
+    return shear_matrix(0.0, np.degrees(np.arctan(magnitude)), 0.0, 0.0)
 
 
 @njit
-def translate_x_at(magnitude, src, dst, fill):
-    affine_warp(src, dst, translate_matrix(float(int(magnitude)), 0.0), fill)
+def translate_x_matrix(magnitude, height, width):
+    return translate_matrix(float(int(magnitude)), 0.0)
 
 
 @njit
-def translate_y_at(magnitude, src, dst, fill):
-    affine_warp(src, dst, translate_matrix(0.0, float(int(magnitude))), fill)
+def translate_y_matrix(magnitude, height, width):
+    return translate_matrix(0.0, float(int(magnitude)))
 
 
 @njit
-def rotate_at(magnitude, src, dst, fill):
-    affine_warp(src, dst, rotation_matrix(magnitude, src.shape[1] / 2, src.shape[0] / 2), fill)
+def rotate_matrix(magnitude, height, width):
+    return rotation_matrix(magnitude, width / 2, height / 2)
+
+
+def warp_at(matrix, warp):
+    """njit ``at(magnitude, src, dst, fill)``: ``warp(src, dst, matrix(magnitude, height,
+    width), fill)`` (``affine_warp`` on images, ``mask_warp`` on masks)."""
+    @njit
+    def at(magnitude, src, dst, fill):
+        warp(src, dst, matrix(magnitude, src.shape[0], src.shape[1]), fill)
+
+    return at
 
 
 @njit
@@ -93,27 +104,33 @@ def invert_at(magnitude, src, dst, fill):
 
 class PolicyOp(NamedTuple):
     """What a magnitude m does (timm's ``LEVEL_TO_ARG`` idea): ``apply(m, src, dst, fill)``
-    runs the family module's maths (``tone``, ``colour``, ``filters``, ``warp``) at m, as
-    the module doc defines it; ``rounded``: m is rounded half to even first (torchvision's
-    ``.round()``); ``side``: a ``per_side`` m is a fraction of this side ("width" or
-    "height"); ``moves_targets``: the op moves pixels (a warp), so targets (masks) move by
-    the same ``apply`` with their own fill; the others change the image only."""
+    runs the family module's maths (``tone``, ``colour``, ``filters``) at m, as the module
+    doc defines it, or, for a warp, ``matrix(m, height, width)`` is its matrix (the image
+    is warped by ``affine_warp``, targets by ``mask_warp``; other ops change the image
+    only); ``rounded``: m is rounded half to even first (torchvision's ``.round()``);
+    ``side``: a ``per_side`` m is a fraction of this side ("width" or "height")."""
 
-    apply: Callable
+    apply: Optional[Callable] = None
     rounded: bool = False
     side: Optional[str] = None
-    moves_targets: bool = False
+    matrix: Optional[Callable] = None
+
+    def on_image(self) -> Callable:
+        return self.apply if self.matrix is None else warp_at(self.matrix, affine_warp)
+
+    def on_target(self) -> Callable:
+        return identity_at if self.matrix is None else warp_at(self.matrix, mask_warp)
 
 
 #: every op a space may name, by torchvision's name; adding an op to a space is one
 #: ``SpaceOp`` line, adding an op here one line (and its ``*_at`` function above)
 POLICY_OPS = {
     "Identity": PolicyOp(identity_at),
-    "ShearX": PolicyOp(shear_x_at, moves_targets=True),
-    "ShearY": PolicyOp(shear_y_at, moves_targets=True),
-    "TranslateX": PolicyOp(translate_x_at, side="width", moves_targets=True),
-    "TranslateY": PolicyOp(translate_y_at, side="height", moves_targets=True),
-    "Rotate": PolicyOp(rotate_at, moves_targets=True),
+    "ShearX": PolicyOp(matrix=shear_x_matrix),
+    "ShearY": PolicyOp(matrix=shear_y_matrix),
+    "TranslateX": PolicyOp(side="width", matrix=translate_x_matrix),
+    "TranslateY": PolicyOp(side="height", matrix=translate_y_matrix),
+    "Rotate": PolicyOp(matrix=rotate_matrix),
     "Brightness": PolicyOp(brightness_at),
     "Color": PolicyOp(color_at),
     "Contrast": PolicyOp(contrast_at),
@@ -154,8 +171,7 @@ def _link(code: int, action, rest):
 
 #: torchvision's auto-augment op ``code`` at a (signed) ``magnitude``, as the module doc
 #: defines it (``src`` and ``dst`` must be different arrays)
-apply_policy_op = dispatcher(tuple(op.apply for op in POLICY_OPS.values()))
+apply_policy_op = dispatcher(tuple(op.on_image() for op in POLICY_OPS.values()))
 #: what op ``code`` at ``magnitude`` does to a target (a mask): the warps move it (with the
 #: target's fill), every other op leaves it as it is
-move_target = dispatcher(tuple(op.apply if op.moves_targets else identity_at
-                               for op in POLICY_OPS.values()))
+move_target = dispatcher(tuple(op.on_target() for op in POLICY_OPS.values()))

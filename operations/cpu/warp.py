@@ -98,3 +98,38 @@ def shear_matrix(shear_x, shear_y, cx, cy):
     """Shear by (``shear_x``, ``shear_y``) degrees about (``cx``, ``cy``) (torchvision's
     ``F.affine(shear=...)``; its AutoAugment ops pass the top-left corner (0, 0))."""
     return affine_matrix(0.0, 0.0, 0.0, 1.0, shear_x, shear_y, cx, cy)
+
+
+@njit(**SHARED_HELPER)
+def mask_warp(src, dst, matrix, fill):
+    """The warp of ``affine_warp``'s ``matrix`` as torchvision v2 warps a ``tv_tensors.Mask``
+    (``F.affine`` / ``F.rotate`` on tensors: ``affine_grid`` + ``grid_sample(nearest,
+    align_corners=False)``), so that a mask comes out pixel for pixel as torchvision's: the
+    matrix in image-centre coordinates as float32, each output pixel's source coordinate
+    summed in float32 as torch's batched product sums it, rounded half to even; ``fill``
+    outside. It samples the pixel ``affine_warp`` samples except where a source coordinate
+    falls on the border between two pixels (torchvision rounds such ties to even, PIL down).
+    ``src`` and ``dst`` are (H, W, 1) of one size."""
+    height, width = src.shape[0], src.shape[1]
+    half_w, half_h = np.float32(width / 2), np.float32(height / 2)
+    # centre-relative theta (torchvision's inverse matrix), then divided as affine_grid does
+    tx = matrix[0, 2] + matrix[0, 0] * (width / 2) + matrix[0, 1] * (height / 2) - width / 2
+    ty = matrix[1, 2] + matrix[1, 0] * (width / 2) + matrix[1, 1] * (height / 2) - height / 2
+    r00, r01 = np.float32(matrix[0, 0]) / half_w, np.float32(matrix[0, 1]) / half_w
+    r02 = np.float32(tx) / half_w
+    r10, r11 = np.float32(matrix[1, 0]) / half_h, np.float32(matrix[1, 1]) / half_h
+    r12 = np.float32(ty) / half_h
+    one, half = np.float32(1.0), np.float32(0.5)
+    x0, y0 = np.float32((width - 1) * 0.5), np.float32((height - 1) * 0.5)
+    for y in range(dst.shape[0]):
+        yc = np.float32(y) - y0
+        for x in range(dst.shape[1]):
+            xc = np.float32(x) - x0
+            gx = (xc * r00 + yc * r01) + one * r02
+            gy = (xc * r10 + yc * r11) + one * r12
+            u = np.rint((gx + one) * half_w - half)
+            v = np.rint((gy + one) * half_h - half)
+            if -1.0 < u < width and -1.0 < v < height:
+                dst[y, x, 0] = src[np.int64(v), np.int64(u), 0]
+            else:
+                dst[y, x, 0] = fill
