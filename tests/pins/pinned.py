@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SPECS = sorted(Path(__file__).resolve().parents[2].joinpath("specs").glob("*.yaml"))
+#: the shipped specs at cb3f755 (specs shipped later, such as the segmentation demo's, are
+#: checked by their own tests)
+PINNED_SPECS = ("cifar10", "demo", "hybrid_policy", "imagenet_rn18", "imagenet_rn50")
+SPECS = [Path(__file__).resolve().parents[2] / "specs" / f"{name}.yaml" for name in PINNED_SPECS]
 PINS = Path(__file__).with_name("pinned_bytes.json")
 
 #: every built-in op with parameters that make it fire and draw (kernel p's at 1.0)
