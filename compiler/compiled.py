@@ -72,14 +72,17 @@ class CompiledPipeline:
         return outputs_of(self.pipelines)
 
     @property
-    def label_ops(self) -> List:
-        return ops_of(self.pipelines["label"])
+    def label_ops(self) -> Optional[List]:
+        """The label pipeline's ops; None for ``label: none`` (no label output)."""
+        return ops_of(self.pipelines["label"]) if self.split.has_label else None
 
-    def bind(self, image: Optional[List], label: Optional[List]) -> Dict[str, object]:
-        """Other op lists (a partial image pipeline, a plain decoder) as a pipelines dict for
-        ``loader(pipelines=...)``, reading this split's fields: every tool that builds its own
-        pipelines goes through this, never through the names ``image`` and ``label``."""
-        return bind_fields(image, label, self.image_field, self.label_field)
+    def bind(self, image: Optional[List], label: Optional[List],
+             targets: Optional[Dict[str, tuple]] = None) -> Dict[str, object]:
+        """Other op lists (a partial image pipeline, a plain decoder; targets as ``{name:
+        (ops, field)}``) as a pipelines dict for ``loader(pipelines=...)``, reading this
+        split's fields: every tool that builds its own pipelines goes through this, never
+        through the names ``image`` and ``label``."""
+        return bind_fields(image, label, self.image_field, self.label_field, targets)
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: the same epoch gives the same draws every time it starts

@@ -37,7 +37,7 @@ def explain(compiled) -> str:
     lines = [f"split '{plan.split}' of {compiled.spec.file}: device {plan.device}, "
              f"seed {compiled.spec.seed}", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    label = " -> ".join(_op_text(op) for op in compiled.label_ops) or "none"
+    label = " -> ".join(_op_text(op) for op in compiled.label_ops or ()) or "none"
     options = compiled.split.loader
     workers, limit = options.num_workers, thread_limit()
     if workers > limit:

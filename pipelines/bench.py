@@ -2,7 +2,9 @@
 
 Every number comes from the same invocation, epochs of all variants interleaved, so ratios are
 meaningful on a noisy machine: the full pipeline, prefixes of it (decode only; decode + CPU
-ops; + transfer) whose differences give the per-stage cost, then optional baselines
+ops; + transfer) whose differences give the per-stage cost, for a split with targets the
+whole image pipeline without them (``image_only``: what the masks cost), then optional
+baselines
 (``torch_hybrid``: the same decoder followed by per-image torch ops, the correct-but-slow
 hybrid; ``ffcv_decode``: FFCV's own decoder for the same crop, RandomResizedCrop or CenterCrop,
 with ToTensor and ToTorchImage, the floor FFCV users compare against; ``dataloader``: a plain
@@ -62,12 +64,17 @@ class BenchReport:
 
     def stage_costs_us(self) -> Dict[str, float]:
         """Microseconds per image spent in each stage (differences of cumulative prefixes;
-        noise can make a cheap stage slightly negative)."""
+        noise can make a cheap stage slightly negative); ``targets``: what the split's targets
+        add to its image pipeline."""
+        whole = "image_only" if "image_only" in self.variants else "pipeline"
         costs, before = {}, 0.0
-        for stage, variant in zip(STAGE_PREFIXES + ("device_ops",), STAGE_PREFIXES + ("pipeline",)):
+        for stage, variant in zip(STAGE_PREFIXES + ("device_ops", "targets"),
+                                  STAGE_PREFIXES + (whole, "pipeline")):
             total = 1e6 / self.variants[variant].images_per_s
             costs[stage] = total - before
             before = total
+        if whole == "pipeline":
+            del costs["targets"]
         return costs
 
     def to_json(self) -> dict:
@@ -119,9 +126,9 @@ def time_variants(variants: List[Variant], epochs: int, progress: bool = True) -
 
     def run_epoch(variant: Variant, epoch: int):
         start, count = time.perf_counter(), 0
-        for images, labels in variant.make_batches(epoch):
+        for images, *rest in variant.make_batches(epoch):  # labels and targets, if any
             if variant.on_batch is not None:
-                images, labels = variant.on_batch(images, labels)
+                images, _ = variant.on_batch(images, rest[0])
             count += len(images)
         synchronize()
         return time.perf_counter() - start, count
@@ -267,6 +274,10 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
     for stage in STAGE_PREFIXES:
         compiled = compile_spec(spec_path, split=split, device=device)
         variants.append(Variant(stage, _loader_batches(compiled, beton, ends[stage], options)))
+    if reference.targets:  # the whole image pipeline without the targets: what they cost
+        compiled = compile_spec(spec_path, split=split, device=device)
+        variants.append(Variant("image_only", _loader_batches(compiled, beton, len(kinds),
+                                                              options)))
     if "torch_hybrid" in compare:
         from .hybrid_baseline import hybrid_batches
 

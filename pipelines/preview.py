@@ -2,7 +2,9 @@
 can see what a spec does before training with it.
 
 Each cell shows one sample: the original on the left, the augmented image on the right, and
-its label below. The augmented image is exactly what training sees: the split's compiled
+its label below. A split with a mask target draws the mask over both halves as a translucent
+colour per class (``overlay_masks``; the ignore index left clear), the original's cut by the
+same undistorted decode, and lists the classes present below. The augmented image is exactly what training sees: the split's compiled
 pipeline (decoder, CPU ops, device ops) run by an FFCV Loader at the chosen epoch, then the
 split's batch ops (mixup, cutmix) on the whole batch, then the normalization undone for
 display. The original is the same sample decoded with no augmentation at the augmented size:
@@ -28,6 +30,13 @@ LABEL_HEIGHT = 12
 MIN_SIDE = 64
 BACKGROUND = (40, 40, 40)
 TEXT = (230, 230, 230)
+#: how much of a class's colour covers a pixel in a mask overlay
+OVERLAY_ALPHA = 0.45
+#: class k's overlay colour is CLASS_COLOURS[k % 12] (distinct hues, VOC-like)
+CLASS_COLOURS = np.array([[128, 128, 128], [230, 25, 75], [60, 180, 75], [255, 225, 25],
+                          [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
+                          [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128]],
+                         np.float64)
 
 
 class PreviewError(PureffcvError, ValueError):
@@ -61,20 +70,30 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
     """
     from compiler import compile_spec
 
-    from .beton import stored_labels
+    from .beton import open_beton, stored_labels
     from .class_maps import names_by_label
 
     if n < 1 or columns < 1 or (zoom is not None and zoom < 1):
         raise PreviewError("n, columns and zoom must be at least 1")
     compiled = compile_spec(spec, split=split, device=device)
-    labels = stored_labels(beton, compiled.label_field, compiled.image_field)
+    if compiled.split.has_label:
+        labels = stored_labels(beton, compiled.label_field, compiled.image_field)
+    else:  # segmentation: one group of samples
+        labels = np.zeros(int(open_beton(beton, (compiled.image_field,)).num_samples), np.int64)
     names = names_by_label(beton) or None
     chosen = choose_samples(labels, n, indices=indices, classes=class_ids(classes, names, labels),
                             seed=seed, first=first, paired=bool(compiled.batch_ops))
     compiled.set_epoch(epoch)
-    augmented, targets = _augmented(compiled, beton, chosen)
-    originals = _originals(compiled, beton, chosen, augmented.shape[1:3])
-    image = compose_grid(originals, augmented, [label_text(t, names) for t in targets], columns,
+    augmented, targets, masks = _augmented(compiled, beton, chosen)
+    originals, original_masks = _originals(compiled, beton, chosen, augmented.shape[1:3])
+    if masks is not None:
+        fill = compiled.targets[0].fill
+        augmented = overlay_masks(augmented, masks, fill)
+        originals = overlay_masks(originals, original_masks, fill)
+        texts = [classes_text(mask, fill) for mask in masks]
+    else:
+        texts = [label_text(t, names) for t in targets]
+    image = compose_grid(originals, augmented, texts, columns,
                          zoom or auto_zoom(augmented.shape[1:3]))
     from PIL import Image
 
@@ -144,30 +163,58 @@ def choose_samples(labels: np.ndarray, n: int, indices: Optional[Sequence[int]] 
     return np.asarray(placed, np.int64)
 
 
-def _augmented(compiled, beton, chosen: np.ndarray) -> Tuple[np.ndarray, list]:
+def _augmented(compiled, beton, chosen: np.ndarray):
     """The samples ``chosen`` (data-set indices, in this order) through the compiled pipeline
-    and its batch ops, as uint8 NHWC for display, and their targets (class indices, or soft
-    targets after mixing). Each sample keeps its own keyed draws: they depend on its index,
-    not on its place in the batch."""
+    and its batch ops, as uint8 NHWC for display, their targets (class indices, or soft
+    targets after mixing; None without a label) and their first mask target's masks (None
+    without one). Each sample keeps its own keyed draws: they depend on its index, not on its
+    place in the batch."""
     loader = compiled.loader(beton, order="sequential", batch_size=len(chosen), drop_last=False,
                              indices=chosen, distributed=False)
-    images, targets = only_batch(loader)
+    batch = dict(zip(compiled.outputs, only_batch(loader)))
+    images, targets = batch["image"], batch.get("label")
     for op in compiled.batch_ops:
         images, targets = op(images, targets)
-    return to_display(images, normalization_of(compiled.plan)), list(targets.cpu())
+    masks = batch[compiled.targets[0].name].cpu().numpy().copy() if compiled.targets else None
+    return (to_display(images, normalization_of(compiled.plan)),
+            None if targets is None else list(targets.cpu()), masks)
 
 
-def _originals(compiled, beton, chosen: np.ndarray, size) -> np.ndarray:
+def _originals(compiled, beton, chosen: np.ndarray, size):
     """The samples ``chosen`` decoded without augmentation at ``size`` (h, w), from the
-    compiled split's image field."""
+    compiled split's image field, and their first mask target cut by the same decode (None
+    without one)."""
+    from ffcv.transforms import ToTensor
+
     from operations.cpu.decoders import CenterCrop
 
     decoder = CenterCrop(size=tuple(int(s) for s in size), ratio=1.0)
-    loader = compiled.loader(beton, pipelines=compiled.bind([decoder], None), order="sequential",
-                             batch_size=len(chosen), indices=chosen, drop_last=False,
-                             num_workers=1, distributed=False)
-    (images,) = only_batch(loader)
-    return np.array(images)  # FFCV reuses its buffers: copy
+    targets = {}
+    if compiled.targets:
+        target = compiled.targets[0]
+        targets[target.name] = ([decoder.for_target(target), ToTensor()], target.field)
+    loader = compiled.loader(beton, pipelines=compiled.bind([decoder], None, targets),
+                             order="sequential", batch_size=len(chosen), indices=chosen,
+                             drop_last=False, num_workers=1, distributed=False)
+    batch = only_batch(loader)
+    masks = np.array(batch[1])[..., 0] if compiled.targets else None
+    return np.array(batch[0]), masks  # FFCV reuses its buffers: copy
+
+
+def overlay_masks(images: np.ndarray, masks: np.ndarray, ignore_index: int) -> np.ndarray:
+    """uint8 (B, H, W, 3) ``images`` with each pixel's class colour (``CLASS_COLOURS``) laid
+    over at OVERLAY_ALPHA; pixels of ``ignore_index`` stay as they are."""
+    masks = np.asarray(masks).astype(np.int64)
+    colours = CLASS_COLOURS[masks % len(CLASS_COLOURS)]
+    blended = (1 - OVERLAY_ALPHA) * images + OVERLAY_ALPHA * colours
+    blended = np.where((masks == ignore_index)[..., None], images, blended)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def classes_text(mask: np.ndarray, ignore_index: int) -> str:
+    """The classes a mask holds, e.g. ``classes 0 2 3`` (the ignore index left out)."""
+    present = [int(v) for v in np.unique(mask) if v != ignore_index]
+    return "classes " + " ".join(map(str, present)) if present else "all ignored"
 
 
 def only_batch(loader):

@@ -11,8 +11,8 @@ from PIL import Image
 
 from compiler import compile_spec
 from pipelines.cli import main
-from pipelines.preview import (BACKGROUND, compose_grid, label_text, normalization_of,
-                               to_display)
+from pipelines.preview import (BACKGROUND, CLASS_COLOURS, compose_grid, label_text,
+                               normalization_of, overlay_masks, to_display)
 from tests.conftest import structured_image, write_beton
 from tests.pipelines import failing_kernel
 
@@ -222,3 +222,65 @@ def test_mixup_preview_mixes_different_classes_and_names_them(tmp_path, monkeypa
                  "--classes", "cat,fox", "--n", "4"]) == 0
     assert main(["preview", str(spec), str(beton), "--out", str(tmp_path / "q.png"),
                  "--classes", "cow"]) == 1
+
+
+SEGMENTATION_SPEC = """\
+version: 1
+seed: 0
+splits:
+  train:
+    image:
+      decode: {center_crop: {size: 32, ratio: 1.0}}
+      cpu: [{horizontal_flip: {p: 1.0}}, {rotate: {degrees: [90, 90], fill: 9}}]
+    targets: {mask: {ignore_index: 200}}
+    loader: {batch_size: 4, num_workers: 1}
+"""
+
+
+def test_overlay_blends_each_class_colour_and_leaves_ignored_pixels():
+    images = np.full((1, 1, 3, 3), 100, np.uint8)
+    masks = np.array([[[0, 1, 200]]])
+    out = overlay_masks(images, masks, ignore_index=200)[0, 0]
+    for k, cls in enumerate((0, 1)):  # 0.55 * 100 + 0.45 * colour, rounded
+        assert list(out[k]) == [round(55 + 0.45 * c) for c in CLASS_COLOURS[cls]]
+    assert list(out[2]) == [100, 100, 100]
+
+
+def test_a_segmentation_preview_overlays_the_masks_that_moved_with_the_images(tmp_path):
+    from ffcv.fields import RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    from operations.cpu.mask_field import MaskField
+
+    masks = [np.zeros((32, 32), np.uint8) for _ in range(4)]
+    for i, mask in enumerate(masks):
+        mask[:, :8 + 4 * i] = 1 + i % 2  # a left band of class 1 or 2
+    images = [np.full((32, 32, 3), 90, np.uint8) for _ in masks]
+
+    class Samples:
+        def __len__(self):
+            return len(masks)
+
+        def __getitem__(self, i):
+            return images[i], masks[i]
+
+    beton = tmp_path / "seg.beton"
+    DatasetWriter(str(beton), {"image": RGBImageField(write_mode="raw"), "mask": MaskField()},
+                  num_workers=1).from_indexed_dataset(Samples())
+    spec = tmp_path / "seg.yaml"
+    spec.write_text(SEGMENTATION_SPEC)
+    grid = np.asarray(Image.open(main_preview(spec, beton, tmp_path / "grid.png")))[..., :3]
+    zoom, size = 2, 64  # 32 px images are enlarged to at least 64
+    top, left = cell_origin(0, 4, size, size)
+    original = grid[top:top + size, left:left + size]
+    augmented = grid[top:top + size, left + size + 2:left + 2 * size + 2]
+    band = overlay_masks(images[0][None, :1, :1], np.array([[[1]]]), 200)[0, 0, 0]
+    plain = overlay_masks(images[0][None, :1, :1], np.array([[[0]]]), 200)[0, 0, 0]
+    assert (original[:, :8 * zoom] == band).all() and (original[:, 8 * zoom:] == plain).all()
+    # flipped left-right, then turned 90 degrees counter-clockwise: the band is at the top
+    assert (augmented[:8 * zoom] == band).all() and (augmented[8 * zoom:] == plain).all()
+
+
+def main_preview(spec, beton, out):
+    assert main(["preview", str(spec), str(beton), "--out", str(out), "--first"]) == 0
+    return out
