@@ -52,6 +52,29 @@ def write_beton(path: Path, images, labels, write_mode: str = "raw", **field_arg
     return path
 
 
+def write_segmentation_beton(path: Path, images, masks, field_order=("image", "mask")) -> Path:
+    """Write (image, mask) pairs to ``path`` (a raw RGBImageField and a MaskField, in
+    ``field_order``) with FFCV's DatasetWriter."""
+    from ffcv.fields import RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    from operations.cpu.mask_field import MaskField
+
+    fields = {"image": RGBImageField(write_mode="raw"), "mask": MaskField()}
+
+    class Pairs:
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            pair = {"image": images[i], "mask": masks[i]}
+            return tuple(pair[name] for name in field_order)
+
+    DatasetWriter(str(path), {name: fields[name] for name in field_order},
+                  num_workers=1).from_indexed_dataset(Pairs(), chunksize=4)
+    return path
+
+
 @pytest.fixture(scope="session")
 def small_beton(tmp_path_factory) -> Path:
     """40 structured 32x40 images in raw mode, labels i % 4."""

@@ -111,10 +111,16 @@ class Studio:
         resolution), again whenever an edit of the spec changes them."""
         from ..beton import stored_labels
 
-        fields = (compiled.image_field, compiled.label_field)
+        from ..beton import open_beton
+
+        fields = (compiled.image_field, compiled.label_field if compiled.split.has_label else None)
         if fields == self.fields:
             return
-        self.labels = stored_labels(self.beton, fields[1], fields[0])
+        if fields[1] is None:  # segmentation: the samples are one group
+            count = int(open_beton(self.beton, fields[:1]).num_samples)
+            self.labels = np.zeros(count, np.int64)
+        else:
+            self.labels = stored_labels(self.beton, fields[1], fields[0])
         self.fields = fields
         self.all_classes = sorted(int(c) for c in np.unique(self.labels))
         self.classes = list(self.all_classes)
@@ -202,7 +208,8 @@ class Studio:
     def _run(self, compiled, result: Render) -> None:
         import torch
 
-        from ..preview import choose_samples, label_text, normalization_of, to_display
+        from ..preview import (choose_samples, classes_text, label_text, normalization_of,
+                               overlay_masks, to_display)
 
         # the samples `pureffcv preview` would show: classes in turn, mixup partners paired
         indices = choose_samples(self.labels, self.n, classes=self.classes,
@@ -246,7 +253,15 @@ class Studio:
             record.us_per_image = 1e6 * (time.perf_counter() - t0) / max(len(indices), 1)
             result.steps.append(record)
         result.augmented = to_display(batch, normalization)
-        result.originals = self._originals(compiled, indices, result.augmented.shape[1:3])
+        result.originals, original_masks = self._originals(compiled, indices,
+                                                           result.augmented.shape[1:3])
+        if compiled.targets:  # the first mask, over both halves
+            fill = compiled.targets[0].fill
+            masks = self._masks(compiled, indices)
+            result.augmented = overlay_masks(result.augmented, masks, fill)
+            result.originals = overlay_masks(result.originals, original_masks, fill)
+            result.labels = [classes_text(mask, fill) for mask in masks]
+            return
         names = [self.name(int(t)) for t in labels.reshape(-1)]
         if compiled.plan.batch:  # mixed targets: the class shown, then the soft target
             names = [f"{name} ({label_text(t)})" for name, t in zip(names, targets.cpu())]
@@ -290,7 +305,8 @@ class Studio:
         from compiler.lower import label_pipeline
 
         op = self._warm_decoder(step)
-        bound = compiled.bind([op], label_pipeline("cpu"))
+        labelled = compiled.split.has_label
+        bound = compiled.bind([op], label_pipeline("cpu") if labelled else None)
         key = ("decoder", self._decoder_key)
         t0 = time.perf_counter()
         compiled_now = key not in self._loaders
@@ -298,19 +314,19 @@ class Studio:
             self._loaders[key] = self._loader(bound, indices)
         self._select(self._loaders[key], indices)
         self._set_epoch(op)
-        images, labels = self._one_batch(self._loaders[key])
+        images, *labels = self._one_batch(self._loaders[key])
         elapsed = time.perf_counter() - t0
         record = self._record(step, images, None)
         if compiled_now:  # the short bench: time a second, warm epoch
             record.compiled, record.compile_s = True, elapsed
             t0 = time.perf_counter()
-            images, labels = self._one_batch(self._loaders[key])
+            images, *labels = self._one_batch(self._loaders[key])
             elapsed = time.perf_counter() - t0
         record.us_per_image = 1e6 * elapsed / max(len(indices), 1)
         result.steps.append(record)
         result.compiled_steps += record.compiled
         result.reused_steps += not record.compiled
-        return images, labels.reshape(-1)
+        return images, labels[0].reshape(-1) if labelled else self.labels[indices]
 
     def _warm_decoder(self, step):
         self._decoder_key = fingerprint((step.op, step.op.clock.seed, step.op.position))
@@ -319,18 +335,34 @@ class Studio:
         self._used.add(self._decoder_key)
         return self._ops[self._decoder_key]
 
-    def _originals(self, compiled, indices: np.ndarray, size) -> np.ndarray:
+    def _originals(self, compiled, indices: np.ndarray, size):
         """The samples decoded without augmentation at ``size`` (as ``pureffcv preview``
-        shows them: the largest centred square, resized), from a kept Loader."""
+        shows them: the largest centred square, resized), and the first mask target cut by
+        the same decode (None without one), from a kept Loader."""
+        from ffcv.transforms import ToTensor
+
         from operations.cpu.decoders import CenterCrop
 
-        key = ("originals", tuple(int(s) for s in size))
+        decoder = CenterCrop(size=tuple(int(s) for s in size), ratio=1.0)
+        targets = {t.name: ([decoder.for_target(t), ToTensor()], t.field)
+                   for t in compiled.targets[:1]}
+        key = ("originals", decoder.output_size, tuple(targets))
         if key not in self._loaders:
-            self._loaders[key] = self._loader(
-                compiled.bind([CenterCrop(size=key[1], ratio=1.0)], None), indices)
+            self._loaders[key] = self._loader(compiled.bind([decoder], None, targets), indices)
         self._select(self._loaders[key], indices)
-        (images,) = self._one_batch(self._loaders[key])
-        return images
+        images, *masks = self._one_batch(self._loaders[key])
+        return images, (masks[0][..., 0] if masks else None)
+
+    def _masks(self, compiled, indices: np.ndarray) -> np.ndarray:
+        """The first mask target of ``indices`` through its compiled steps (what training
+        sees), from a Loader of this render's plan."""
+        target = compiled.targets[0]
+        ops = [step.op for step in compiled.plan.targets[target.name]]
+        loader = self._loader(compiled.bind(None, None, {target.name: (ops, target.field)}),
+                              indices)
+        compiled.set_epoch(self.epoch)
+        (masks,) = self._one_batch(loader)
+        return masks.cpu().numpy()
 
     def _loader(self, pipelines, indices: np.ndarray):
         """A one-batch Loader (batch size ``n``, the most samples a render shows); FFCV

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from compiler import compile_spec, load_spec
+from tests.conftest import write_segmentation_beton
 
 #: each class's colour (none is black, the image's fill) and the colour -> class decoding
 PALETTE = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [220, 220, 60]], np.uint8)
@@ -80,31 +81,15 @@ def test_random_geometric_specs_keep_colour_regions_and_mask_regions_together(op
     assert agree >= 0.999, f"{ops}: {agree:.5f}"
 
 
-def write_segmentation_beton(path, masks, field_order=("image", "mask")):
-    from ffcv.fields import RGBImageField
-    from ffcv.writer import DatasetWriter
-
-    from operations.cpu.mask_field import MaskField
-
-    fields = {"image": RGBImageField(write_mode="raw"), "mask": MaskField()}
-
-    class Samples:
-        def __len__(self):
-            return len(masks)
-
-        def __getitem__(self, i):
-            pair = {"image": PALETTE[masks[i] % 4], "mask": masks[i]}
-            return tuple(pair[name] for name in field_order)
-
-    DatasetWriter(str(path), {name: fields[name] for name in field_order},
-                  num_workers=1).from_indexed_dataset(Samples(), chunksize=4)
-    return path
+def write_coloured(path, masks, field_order=("image", "mask")):
+    """A .beton of ``masks`` and images that show each class in its PALETTE colour."""
+    return write_segmentation_beton(path, [PALETTE[m % 4] for m in masks], masks, field_order)
 
 
 @pytest.fixture(scope="module")
 def segmentation_beton(tmp_path_factory):
     masks = [label_map(60 + i % 5, 80 - i % 7, i) for i in range(12)]
-    return write_segmentation_beton(tmp_path_factory.mktemp("seg") / "seg.beton", masks)
+    return write_coloured(tmp_path_factory.mktemp("seg") / "seg.beton", masks)
 
 
 def epoch(compiled, beton, **overrides):
@@ -141,7 +126,7 @@ def test_masks_are_reproducible_whatever_the_workers_or_batch_size(segmentation_
 
 def test_uint16_masks_come_out_as_int32_with_their_ids(tmp_path):
     masks = [(label_map(40, 40, i).astype(np.uint16) * 1000) for i in range(4)]
-    beton = write_segmentation_beton(tmp_path / "wide.beton", masks)
+    beton = write_coloured(tmp_path / "wide.beton", masks)
     text = spec_text(["vertical_flip"], decode="decode", device="{ops: []}",
                      mask_options="{ignore_index: 65535}")
     _, out = epoch(compile_spec(load_spec(text), device="cpu"), beton)
@@ -151,7 +136,7 @@ def test_uint16_masks_come_out_as_int32_with_their_ids(tmp_path):
 
 def test_batches_keep_image_then_mask_whatever_the_files_field_order(tmp_path):
     masks = [label_map(40, 40, i) for i in range(4)]
-    beton = write_segmentation_beton(tmp_path / "swapped.beton", masks, ("mask", "image"))
+    beton = write_coloured(tmp_path / "swapped.beton", masks, ("mask", "image"))
     text = spec_text([], decode="decode", device="{ops: []}")
     images, out = epoch(compile_spec(load_spec(text), device="cpu"), beton)
     assert images.shape == (4, 40, 40, 3) and np.array_equal(out, np.stack(masks))

@@ -13,7 +13,7 @@ from compiler import compile_spec
 from pipelines.cli import main
 from pipelines.preview import (BACKGROUND, CLASS_COLOURS, compose_grid, label_text,
                                normalization_of, overlay_masks, to_display)
-from tests.conftest import structured_image, write_beton
+from tests.conftest import structured_image, write_beton, write_segmentation_beton
 from tests.pipelines import failing_kernel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -246,27 +246,17 @@ def test_overlay_blends_each_class_colour_and_leaves_ignored_pixels():
     assert list(out[2]) == [100, 100, 100]
 
 
-def test_a_segmentation_preview_overlays_the_masks_that_moved_with_the_images(tmp_path):
-    from ffcv.fields import RGBImageField
-    from ffcv.writer import DatasetWriter
-
-    from operations.cpu.mask_field import MaskField
-
-    masks = [np.zeros((32, 32), np.uint8) for _ in range(4)]
+def banded(count: int = 4):
+    """(images, masks): grey 32x32 images whose masks have a left band of class 1 or 2."""
+    masks = [np.zeros((32, 32), np.uint8) for _ in range(count)]
     for i, mask in enumerate(masks):
-        mask[:, :8 + 4 * i] = 1 + i % 2  # a left band of class 1 or 2
-    images = [np.full((32, 32, 3), 90, np.uint8) for _ in masks]
+        mask[:, :8 + 4 * i] = 1 + i % 2
+    return [np.full((32, 32, 3), 90, np.uint8) for _ in masks], masks
 
-    class Samples:
-        def __len__(self):
-            return len(masks)
 
-        def __getitem__(self, i):
-            return images[i], masks[i]
-
-    beton = tmp_path / "seg.beton"
-    DatasetWriter(str(beton), {"image": RGBImageField(write_mode="raw"), "mask": MaskField()},
-                  num_workers=1).from_indexed_dataset(Samples())
+def test_a_segmentation_preview_overlays_the_masks_that_moved_with_the_images(tmp_path):
+    images, masks = banded()
+    beton = write_segmentation_beton(tmp_path / "seg.beton", images, masks)
     spec = tmp_path / "seg.yaml"
     spec.write_text(SEGMENTATION_SPEC)
     grid = np.asarray(Image.open(main_preview(spec, beton, tmp_path / "grid.png")))[..., :3]

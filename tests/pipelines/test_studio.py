@@ -13,7 +13,7 @@ from pipelines.preview import normalization_of, only_batch, to_display
 from pipelines.studio.engine import Studio
 from pipelines.studio.fingerprint import fingerprint
 from pipelines.studio.server import StudioServer
-from tests.conftest import structured_image, write_beton
+from tests.conftest import structured_image, write_beton, write_segmentation_beton
 
 SPEC = """\
 version: 1
@@ -206,3 +206,23 @@ def test_page_follows_edits_of_the_spec(beton, tmp_path):
     finally:
         driver.quit()
         server.stop()
+
+
+def test_a_segmentation_render_overlays_the_masks_on_both_halves(tmp_path):
+    from pipelines.preview import overlay_masks
+    from tests.pipelines.test_preview import SEGMENTATION_SPEC, banded
+
+    images, masks = banded()
+    beton = write_segmentation_beton(tmp_path / "seg.beton", images, masks)
+    spec = tmp_path / "seg.yaml"
+    spec.write_text(SEGMENTATION_SPEC)
+    render = Studio(spec, beton, n=4).render()
+    assert not render.errors
+    band = overlay_masks(images[0][None, :1, :1], np.array([[[1]]]), 200)[0, 0, 0]
+    plain = overlay_masks(images[0][None, :1, :1], np.array([[[0]]]), 200)[0, 0, 0]
+    first = render.indices.index(0)
+    assert (render.originals[first][:, :8] == band).all()
+    assert (render.originals[first][:, 8:] == plain).all()
+    assert (render.augmented[first][:8] == band).all()  # flipped, turned: the band on top
+    assert (render.augmented[first][8:] == plain).all()
+    assert render.labels[first] == "classes 0 1"
