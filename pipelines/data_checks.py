@@ -107,9 +107,9 @@ def check_mask_targets(path: str, split) -> None:
     for target in targets:
         handler = reader.handlers[target.field]
         if not isinstance(handler, MaskField):
-            raise DataError(f"{path}: field '{target.field}' (target '{target.name}') is a "
-                            f"{type(handler).__name__}, not a MaskField; convert the masks "
-                            f"with pureffcv convert (docs/targets.md)")
+            raise DataError(f"{path}: field '{target.field}' (target '{target.name}') is not a "
+                            f"MaskField but {type(handler).__name__}; convert the masks with "
+                            f"pureffcv convert (docs/targets.md)")
 
 
 def split_fields(split) -> tuple:

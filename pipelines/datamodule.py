@@ -113,6 +113,10 @@ class FFCVDataModule(pl.LightningDataModule):
                 continue
             compile_spec(spec, split, device="cpu")  # plan errors now (no Numba, no GPU)
             if self._falls_back(path, folder):
+                if spec.split(split).targets:
+                    raise DataError(f"{split}: the image-folder fallback reads class folders, "
+                                    f"not masks; convert {folder} first (--data.convert true "
+                                    f"or pureffcv convert)")
                 if world_size > 1:
                     raise DataError(f"{split}: the image-folder fallback runs in one process; "
                                     f"convert {folder} first (--convert true or pureffcv "

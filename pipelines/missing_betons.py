@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Tuple
 from . import class_maps
 from .convert import convert
 from .convert.folders import class_folders
+from .convert.segmentation import is_segmentation_folder
 from .data_checks import DataError
 from .fallback import use_fallback
 
@@ -34,7 +35,8 @@ def shared_class_map(sources: Sequence[Source]) -> Optional[class_maps.ClassMap]
     """The one class map of a run's folder splits: an existing .beton's (they must all agree,
     ``class_maps.check_agree``), which must name every folder's classes, else the union of the
     folders' class names; None when no source is a folder. ClassMapError otherwise."""
-    folders = [folder for _, path, folder in sources if use_fallback(path, folder)]
+    folders = [folder for _, path, folder in sources if use_fallback(path, folder)
+               and not is_segmentation_folder(Path(folder))]  # masks hold ids, not names
     if not folders:
         return None
     existing = [(split, path) for split, path, _ in sources
@@ -63,7 +65,8 @@ def convert_missing(sources: Sequence[Source], rank: Optional[int] = None,
             continue
         if rank == 0:
             print(f"{split}: converting {folder} -> {path}", flush=True)
-            result = convert(folder, path, classes=classes)
+            segmentation = is_segmentation_folder(Path(folder))
+            result = convert(folder, path, classes=None if segmentation else classes)
             if result.skipped:
                 print(f"{split}: {len(result.skipped)} unreadable image(s) skipped, listed in "
                       f"{result.skipped_path}", flush=True)
