@@ -97,7 +97,7 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
 
     def for_target(self, target):
         """The target decoded from the same crop box, resized nearest-neighbour."""
-        return MaskCropDecoder(self.get_crop_generator, self.keyed, self.output_size, self)
+        return MaskCropDecoder(self.get_crop_generator, self.keyed, True, self)
 
     def set_output_size(self, size) -> None:
         """Resize to ``size`` (int or [height, width]) from the next generated code on
@@ -287,7 +287,7 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
 
     def for_target(self, target):
         """The target as stored (all of one size, as the images)."""
-        return MaskCropDecoder(whole_image_box, False, None, self)
+        return MaskCropDecoder(whole_image_box, False, False, self)
 
     def generate_code(self) -> Callable:
         """FFCV's decode loop: this closure reads each sample's address, size and field, then

@@ -76,28 +76,31 @@ def _mask_crop_step(crop: Callable):
 class MaskCropDecoder(StepOf, MaskDecoder):
     """A mask target's decoder, built by an image decoder's ``for_target``: the box its
     ``crop(key, height, width) -> (y, x, h, w)`` draws (keyed by the image decoder's position
-    when ``keyed``), resized nearest-neighbour to ``output_size`` (height, width; None: the
-    masks' one stored size, for a decoder that neither crops nor resizes). uint8 masks come out
-    as uint8, a field holding any uint16 mask as uint16; (H, W, 1) per sample. A subclass of
-    the field's own decoder, which FFCV requires of a pipeline's first op."""
+    when ``keyed``), resized nearest-neighbour to the image decoder's current
+    ``output_size`` when ``resized`` (progressive resizing changes it between epochs), else
+    the masks' one stored size (a decoder that neither crops nor resizes). uint8 masks come
+    out as uint8, a field holding any uint16 mask as uint16; (H, W, 1) per sample. A
+    subclass of the field's own decoder, which FFCV requires of a pipeline's first op."""
 
-    stage = "decoder"
-
-    def __init__(self, crop: Callable, keyed: bool, output_size: Optional[Tuple[int, int]],
-                 of: PureOperation):
+    def __init__(self, crop: Callable, keyed: bool, resized: bool, of: PureOperation):
         super().__init__(of)
-        self.crop, self.keyed, self.output_size = crop, keyed, output_size
+        self.crop, self.keyed, self.resized, self.image_decoder = crop, keyed, resized, of
+
+    def output_size(self) -> Tuple[int, int]:
+        """(height, width): the image decoder's, or the masks' one stored size."""
+        if self.resized:
+            return tuple(self.image_decoder.output_size)
+        heights, widths = self.metadata["height"], self.metadata["width"]
+        if len(set(heights.tolist())) > 1 or len(set(widths.tolist())) > 1:
+            raise ValueError("the masks have several sizes: decode them with a crop "
+                             "(random_resized_crop, center_crop or resize)")
+        return int(heights[0]), int(widths[0])
 
     def declare_state_and_memory(self, previous_state: State):
         heights, widths = self.metadata["height"], self.metadata["width"]
         dtype = np.dtype(np.uint16 if (self.metadata["dtype"] == UINT16).any() else np.uint8)
-        if self.output_size is None:
-            if len(set(heights.tolist())) > 1 or len(set(widths.tolist())) > 1:
-                raise ValueError("the masks have several sizes: decode them with a crop "
-                                 "(random_resized_crop, center_crop or resize)")
-            self.output_size = (int(heights[0]), int(widths[0]))
         largest = int((heights.astype(np.int64) * widths.astype(np.int64)).max()) * 2
-        shape = tuple(self.output_size) + (1,)
+        shape = self.output_size() + (1,)
         return (replace(previous_state, jit_mode=True, shape=shape, dtype=dtype),
                 (AllocationQuery(shape, dtype), AllocationQuery((largest,), np.dtype(np.uint8))))
 
@@ -122,4 +125,4 @@ class MaskCropDecoder(StepOf, MaskDecoder):
         return decode
 
     def __repr__(self):
-        return f"MaskCropDecoder(output_size={self.output_size})"
+        return f"MaskCropDecoder(of={type(self.image_decoder).__name__})"

@@ -140,3 +140,10 @@ def test_batches_keep_image_then_mask_whatever_the_files_field_order(tmp_path):
     text = spec_text([], decode="decode", device="{ops: []}")
     images, out = epoch(compile_spec(load_spec(text), device="cpu"), beton)
     assert images.shape == (4, 40, 40, 3) and np.array_equal(out, np.stack(masks))
+
+
+def test_masks_follow_the_image_decoders_size_under_progressive_resizing(segmentation_beton):
+    compiled = compile_spec(load_spec(spec_text([])), device="cpu")
+    compiled.decoder.op.set_output_size(40)  # what the DataModule does between epochs
+    images, masks = epoch(compiled, segmentation_beton)
+    assert images.shape[1:3] == masks.shape[1:] == (40, 40)
