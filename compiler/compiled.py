@@ -68,7 +68,8 @@ class CompiledPipeline:
 
     @property
     def outputs(self) -> tuple:
-        """The names of a batch's elements, in order (``SplitSpec.outputs``)."""
+        """The names of a batch's elements, in order: image, label (unless ``label: none``),
+        then the targets as written."""
         return outputs_of(self.pipelines)
 
     @property

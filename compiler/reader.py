@@ -145,53 +145,57 @@ class _Loader:
 
     def _targets(self, node: Optional[Node], image: Optional[Node]) -> List[TargetSpec]:
         """``targets: {NAME: {kind, field, ignore_index, num_classes}}`` (``{}`` or null for
-        a mask named NAME with the defaults)."""
-        if node is None or node.value is None:
+        a mask named NAME with the defaults); no two read one field, none the image's."""
+        if node is None or node.value is None or not self._is_mapping(node, "targets"):
             return []
-        if not self._is_mapping(node, "targets"):
-            return []
-        image_field = "image"
-        if image is not None and image.is_mapping and "field" in image.value:
-            image_field = image.value["field"].value
-        targets, fields = [], {}
-        for name, options in node.value.items():
-            pos = node.key_pos[name]
-            if not isinstance(name, str) or not name.isidentifier():
-                self.errors.add(pos, f"a target's name must be a word (letters, digits, _), "
-                                     f"got {show(name)}")
-                continue
-            if name in ("image", "label"):
-                self.errors.add(pos, f"a target cannot be named '{name}' (a batch's {name} has "
-                                     f"that name); call it e.g. 'mask' and set field: {name}")
-                continue
-            if options.value is None:
-                options = Node({}, options.pos)
-            if not self._is_mapping(options, f"target '{name}'"):
-                continue
-            values = check_mapping(options, dataclass_params(TargetOptions), self.errors,
-                                   f"target '{name}'", fill_defaults=False)
-            target = TargetSpec(name, pos, TargetOptions(**values))
-            field = target.target().field
-            where = options.value["field"].pos if "field" in options.value else pos
-            if field == image_field:
-                self.errors.add(where, f"target '{name}' reads field '{field}', the image's "
-                                       f"field; name the .beton field that holds the {target.options.kind}")
-            elif field in fields:
-                self.errors.add(where, f"targets '{fields[field]}' and '{name}' both read field "
-                                       f"'{field}'")
-            fields.setdefault(field, name)
-            o = target.options
-            if o.num_classes is not None and o.ignore_index < o.num_classes:
-                self.errors.add(options.value["ignore_index"].pos if "ignore_index" in options.value
-                                else pos,
-                                f"target '{name}': ignore_index {o.ignore_index} is a class id "
-                                f"(num_classes is {o.num_classes}); use a value >= num_classes, "
-                                f"e.g. 255")
-            targets.append(target)
         if not node.value:
             self.errors.add(node.pos, "targets is empty; name a target (targets: {mask: "
                                       "{num_classes: N}}) or remove the key")
+        image_field = "image"
+        if image is not None and image.is_mapping and "field" in image.value:
+            image_field = image.value["field"].value
+        targets, readers = [], {}
+        for name, options in node.value.items():
+            target = self._target(name, options, node.key_pos[name])
+            if target is None:
+                continue
+            field = target.target().field
+            written = options.value if options.is_mapping else {}
+            where = written["field"].pos if "field" in written else target.pos
+            if field == image_field:
+                self.errors.add(where, f"target '{name}' reads field '{field}', the image's "
+                                       f"field; name the .beton field that holds the "
+                                       f"{target.options.kind}")
+            elif field in readers:
+                self.errors.add(where, f"targets '{readers[field]}' and '{name}' both read "
+                                       f"field '{field}'")
+            readers.setdefault(field, name)
+            targets.append(target)
         return targets
+
+    def _target(self, name, options: Node, pos: Pos) -> Optional[TargetSpec]:
+        if not isinstance(name, str) or not name.isidentifier():
+            self.errors.add(pos, f"a target's name must be a word (letters, digits, _), got "
+                                 f"{show(name)}")
+            return None
+        if name in ("image", "label"):
+            self.errors.add(pos, f"a target cannot be named '{name}' (a batch's {name} has "
+                                 f"that name); call it e.g. 'mask' and set field: {name}")
+            return None
+        if options.value is None:
+            options = Node({}, options.pos)
+        if not self._is_mapping(options, f"target '{name}'"):
+            return None
+        values = check_mapping(options, dataclass_params(TargetOptions), self.errors,
+                               f"target '{name}'", fill_defaults=False)
+        target = TargetSpec(name, pos, TargetOptions(**values))
+        o = target.options
+        if o.num_classes is not None and o.ignore_index < o.num_classes:
+            where = options.value["ignore_index"].pos if "ignore_index" in options.value else pos
+            self.errors.add(where, f"target '{name}': ignore_index {o.ignore_index} is a class "
+                                   f"id (num_classes is {o.num_classes}); use a value >= "
+                                   f"num_classes, e.g. 255")
+        return target
 
     def _image(self, node: Node, owner: str) -> Optional[ImageSpec]:
         what = f"{owner} image"
@@ -241,8 +245,8 @@ class _Loader:
                 self.errors.add(node.pos, f"label type {label.type} needs num_classes (the "
                                           f"length of the target vector)")
             return label
-        self.errors.add(node.pos, f"label must be 'int', 'none' or {{num_classes: N}}, got "
-                                  f"{show(node.plain())}")
+        self.errors.add(node.pos, f"label must be 'int' or {{num_classes: N}} (or 'none': no "
+                                  f"label), got {show(node.plain())}")
         return LabelSpec()
 
     def _loader(self, node: Optional[Node], split: str) -> LoaderOptions:

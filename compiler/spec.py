@@ -145,12 +145,6 @@ class SplitSpec:
     def has_label(self) -> bool:
         return self.label.type != "none"
 
-    def outputs(self) -> Tuple[str, ...]:
-        """The names of a batch's elements, in order: image, label (unless ``label: none``),
-        then the targets as written."""
-        return ("image",) + (("label",) if self.has_label else ()) + \
-            tuple(t.name for t in self.targets)
-
     def ops(self) -> List[OpSpec]:
         """The split's ops in pipeline order; an op's index here is its RNG stream."""
         return [self.image.decode, *self.image.cpu, *self.image.device_ops, *self.batch]

@@ -120,29 +120,32 @@ def op_class(form: str, function: Callable, output_type: Optional[Callable],
     # it (FFCV compiles the batch loop with fastmath=True), which changes roundings (PIL's)
     # and caches whichever version compiled first. Pinned, the maths and its helpers are exact.
     jitted = njit(fastmath=False)(function)
+    kernel = derived_kernel(form, jitted, fast_kernel)
     name = "".join(part.capitalize() for part in function.__name__.split("_"))
     return type(name, (DeclaredOp,), {
         "__doc__": function.__doc__, "__module__": function.__module__, "__qualname__": name,
         "form": form, "maths": staticmethod(jitted),
-        "kernel": staticmethod(derived_kernel(form, jitted, fast_kernel)),
+        "kernel": staticmethod(kernel),
         "arg_names": tuple(names[len(leading):]), "gate": gate, "gated": gated,
         "filled": filled, "declared_output_type": staticmethod(output_type) if output_type else None,
-        "declared_targets": derived_targets(form, jitted, fast_kernel, targets),
+        "declared_targets": derived_targets(form, jitted, kernel if fast_kernel else None,
+                                            targets),
         "declared_signature": inspect.Signature(
             [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params),
     })
 
 
-def derived_targets(form: str, maths, fast_kernel=None,
+def derived_targets(form: str, maths, exact_warp=None,
                     targets: Optional[TargetDeclaration] = None) -> Optional[TargetDeclaration]:
     """What a declaration does to targets (``DeclaredOp.declared_targets``): a table changes
     the image only; a warp moves a mask by its matrix (``warp.mask_warp``, torchvision's
-    sampling of masks; a flip's exact loop); a kernel says so itself (``targets``)."""
+    sampling of masks), or by ``exact_warp``, the image's own loop for a warp without draws
+    that uncovers nothing (flips); a kernel says so itself (``targets``)."""
     if form in ("lut", "channel_luts"):
         return IMAGE_ONLY
     if form == "matrix":
-        if fast_kernel is not None:
-            return {"mask": derived_kernel(form, maths, fast_kernel)}
+        if exact_warp is not None:
+            return {"mask": exact_warp}
 
         @njit
         def mask_warp_kernel(src, dst, rng, fill, *args):

@@ -21,9 +21,6 @@ from typing import Callable, Dict, Optional, Union
 
 from .types import OpTypeError
 
-#: the target kinds a spec may name, and what each is
-KINDS = {"mask": "a per-pixel class map (uint8 or uint16) the size of the image"}
-
 #: a kernel op's declaration for ops that change the image only (``cpu_op(targets=...)``)
 IMAGE_ONLY = "image only"
 
@@ -34,9 +31,10 @@ TargetDeclaration = Union[str, Dict[str, Callable]]
 
 @dataclass(frozen=True)
 class Target:
-    """One target of a split: its output ``name``, ``kind`` (a key of ``KINDS``), the .beton
-    ``field`` it is read from, the value ``fill`` written where a warp uncovers pixels (a
-    mask's ``ignore_index``), and ``num_classes`` (None: not checked)."""
+    """One target of a split: its output ``name``, ``kind`` (``mask``: a per-pixel class map,
+    uint8 or uint16, the size of the image), the .beton ``field`` it is read from, the value
+    ``fill`` written where a warp uncovers pixels (a mask's ``ignore_index``), and
+    ``num_classes`` (None: not checked)."""
 
     name: str
     kind: str
