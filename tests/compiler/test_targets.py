@@ -34,17 +34,16 @@ def error_lines(text: str, device: str = "cpu") -> list:
 
 
 def test_a_mask_target_with_defaults_reads_its_own_field_and_no_label():
-    split = load_spec(spec(targets="{mask: }")).split("train")
-    target = split.targets[0].target()
-    assert target == Target("mask", "mask", "mask", 255, None)
-    assert split.outputs() == ("image", "mask") and not split.has_label
+    compiled = compile_spec(load_spec(spec(targets="{mask: }")), device="cpu")
+    assert compiled.targets == (Target("mask", "mask", "mask", 255, None),)
+    assert compiled.outputs == ("image", "mask") and not compiled.split.has_label
 
 
 def test_a_label_next_to_a_target_comes_before_it_in_a_batch():
     text = spec(targets="{seg: {field: masks, ignore_index: 9}}", extra="    label: int\n")
-    split = load_spec(text).split("train")
-    assert split.outputs() == ("image", "label", "seg")
-    assert split.targets[0].target() == Target("seg", "mask", "masks", 9, None)
+    compiled = compile_spec(load_spec(text), device="cpu")
+    assert compiled.outputs == ("image", "label", "seg")
+    assert compiled.targets == (Target("seg", "mask", "masks", 9, None),)
 
 
 @pytest.mark.parametrize("targets, position, message", [
