@@ -15,15 +15,14 @@ import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder, SimpleRGBImageDecoder
 from numba import njit
 
-from ..batch_loop import batch_stream_reader, no_stream
 from ..base import PureOperation
-from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..params import AreaRange, AspectRange, Probability, Size
 from ..registry import register_op
 from ..rng import sample_key, uniform
 from ..types import ImageType
-from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
+from ..pointers import ENTRY_FLAGS, bytes_at
 from . import jpeg
+from .decode_loop import keyed_decode_loop, plain_decode_loop
 from .jpeg import decode_crop_resized
 from .mask_decoders import MaskCropDecoder
 from .native import decode_jpeg, memcpy, resize_crop
@@ -114,25 +113,8 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         """FFCV's decode loop, split in two: this closure reads each sample's address, size
         and field (cheap, serial), then the per-image work (crop, decode, resize) runs in
         parallel through a cached C entry (``pointers.by_pointer``)."""
-        read_samples = _sample_reader(self.memory_read)
-        batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else no_stream
         step = _crop_decode_step(self.get_crop_generator, self.crop_aware and jpeg.AVAILABLE)
-        run = by_pointer(step, parallel=True)
-
-        def report(i, arguments):  # arguments: run's (count, samples, indices, ...)
-            raise_replayed(self, arguments[2][i], lambda: replay(step, i, arguments))
-
-        def decode(batch_indices, my_storage, metadata, storage_state):
-            destination, temp_storage = my_storage
-            samples = read_samples(batch_indices, metadata, storage_state)
-            indices, stream = batch_indices.astype(np.int64), batch_stream()
-            arguments = (len(batch_indices), samples, indices, stream, temp_storage, destination)
-            check_failure(run(*arguments), token, arguments)
-            return destination[:len(batch_indices)]
-
-        token = reporter_token(report, decode)
-
-        return decode
+        return keyed_decode_loop(self, _sample_reader(self.memory_read), step, self.keyed)
 
 
 def _sample_reader(mem_read) -> Callable:
@@ -292,22 +274,7 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
     def generate_code(self) -> Callable:
         """FFCV's decode loop: this closure reads each sample's address, size and field, then
         the decodes run in parallel through a cached C entry (as the crop decoders')."""
-        read_samples = _sample_reader(self.memory_read)
-        step = _decode_step()
-        run = by_pointer(step, parallel=True)
-
-        def report(i, arguments):  # arguments: the batch's indices, then run's
-            raise_replayed(self, arguments[0][i], lambda: replay(step, i, arguments[1:]))
-
-        def decode(batch_indices, destination, metadata, storage_state):
-            samples = read_samples(batch_indices, metadata, storage_state)
-            check_failure(run(len(batch_indices), samples, destination), token,
-                          (batch_indices, len(batch_indices), samples, destination))
-            return destination[:len(batch_indices)]
-
-        token = reporter_token(report, decode)
-
-        return decode
+        return plain_decode_loop(self, _sample_reader(self.memory_read), _decode_step())
 
 
 @lru_cache(maxsize=None)

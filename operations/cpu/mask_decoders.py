@@ -9,17 +9,16 @@ for ``tv_tensors.Mask``: output index i reads input index ``min(floor(i * (in / 
 in - 1)`` with the scale and product in float32 (exact doubling: ``i >> 1``).
 """
 from dataclasses import replace
-from typing import Callable, Optional, Tuple
+from typing import Callable, Tuple
 
 import numpy as np
 from numba import njit
 
 from ..base import PureOperation, StepOf
-from ..batch_loop import batch_stream_reader, no_stream
 from ..ffcv_api import AllocationQuery, State
-from ..kernel_errors import check_failure, raise_replayed, reporter_token
-from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
+from ..pointers import ENTRY_FLAGS, bytes_at
 from ..rng import sample_key
+from .decode_loop import keyed_decode_loop
 from .mask_field import MaskDecoder, check_inflated, inflate_mask, mask_sample_reader
 
 #: the stored dtype codes (``mask_field``'s metadata) and their numpy dtypes
@@ -105,24 +104,8 @@ class MaskCropDecoder(StepOf, MaskDecoder):
                 (AllocationQuery(shape, dtype), AllocationQuery((largest,), np.dtype(np.uint8))))
 
     def generate_code(self) -> Callable:
-        read_samples = mask_sample_reader(self.memory_read)
-        batch_stream = batch_stream_reader(self.clock, self.position) if self.keyed else no_stream
-        step = _mask_crop_step(self.crop)
-        run = by_pointer(step, parallel=True)
-
-        def report(i, arguments):  # arguments: run's (count, samples, indices, ...)
-            raise_replayed(self, arguments[2][i], lambda: replay(step, i, arguments))
-
-        def decode(batch_indices, my_storage, metadata, storage_state):
-            destination, temp = my_storage
-            samples = read_samples(batch_indices, metadata, storage_state)
-            indices, stream = batch_indices.astype(np.int64), batch_stream()
-            arguments = (len(batch_indices), samples, indices, stream, temp, destination)
-            check_failure(run(*arguments), token, arguments)
-            return destination[:len(batch_indices)]
-
-        token = reporter_token(report, decode)
-        return decode
+        return keyed_decode_loop(self, mask_sample_reader(self.memory_read),
+                                 _mask_crop_step(self.crop), self.keyed)
 
     def __repr__(self):
         return f"MaskCropDecoder(of={type(self.image_decoder).__name__})"

@@ -28,8 +28,8 @@ from ffcv.types import TYPE_ID_HANDLER
 from numba import njit, types
 
 from ..errors import PureffcvError
-from ..kernel_errors import check_failure, raise_replayed, reporter_token
-from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
+from ..pointers import ENTRY_FLAGS, bytes_at
+from .decode_loop import plain_decode_loop
 from .native import declare
 
 #: the type id of ``MaskField`` in a .beton's field table: FFCV 1.0.2's own fields use 0-6
@@ -204,22 +204,7 @@ class MaskDecoder(Operation):
     def generate_code(self) -> Callable:
         """Each sample's address and size read serially, then the masks inflated in parallel
         through a cached C entry (as ``decoders.Decode`` decodes images)."""
-        read_samples = mask_sample_reader(self.memory_read)
-        step = _inflate_step()
-        run = by_pointer(step, parallel=True)
-
-        def report(i, arguments):  # arguments: the batch's indices, then run's
-            raise_replayed(self, arguments[0][i], lambda: replay(step, i, arguments[1:]))
-
-        def decode(batch_indices, destination, metadata, storage_state):
-            samples = read_samples(batch_indices, metadata, storage_state)
-            check_failure(run(len(batch_indices), samples, destination), token,
-                          (batch_indices, len(batch_indices), samples, destination))
-            return destination[:len(batch_indices)]
-
-        token = reporter_token(report, decode)
-
-        return decode
+        return plain_decode_loop(self, mask_sample_reader(self.memory_read), _inflate_step())
 
 
 @lru_cache(maxsize=None)
