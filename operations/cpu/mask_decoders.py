@@ -20,12 +20,13 @@ from ..pointers import ENTRY_FLAGS, bytes_at
 from ..rng import sample_key
 from .decode_loop import keyed_decode_loop
 from .mask_field import MaskDecoder, check_inflated, inflate_mask, mask_sample_reader
+from .pixels import SHARED_HELPER
 
 #: the stored dtype codes (``mask_field``'s metadata) and their numpy dtypes
 UINT16 = 1
 
 
-@njit(inline="always")
+@njit(**SHARED_HELPER)  # exact float32 maths whoever calls it (FFCV's loops are fastmath)
 def nearest_index(i, in_size, out_size):
     """The input index torch's nearest resize reads for output index ``i``."""
     if in_size == out_size:
@@ -36,7 +37,7 @@ def nearest_index(i, in_size, out_size):
     return min(np.int64(np.floor(np.float32(i) * scale)), in_size - 1)
 
 
-@njit
+@njit(**SHARED_HELPER)
 def nearest_resize_crop(src, y, x, h, w, dst):
     """``dst[i, j] = src[y + nearest_index(i, h, H), x + nearest_index(j, w, W)]`` for a
     (H, W, 1) ``dst``: the box (y, x, h, w) of the 2-D ``src`` resized nearest-neighbour."""
