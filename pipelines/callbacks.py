@@ -9,6 +9,9 @@ resuming exact, and the writer of ``pureffcv predict``'s table.
 - ``PredictionWriter``: ``predict_step``'s outputs (index, label, top-k classes and
   probabilities) as one CSV or Parquet file, rows in .beton order; under DDP each rank writes
   a part and rank 0 joins them.
+- ``MaskWriter``: segmentation's predictions, one PNG per sample named by its .beton index
+  (``000042.png``), written as each batch is predicted (no epoch's worth of masks in memory);
+  under DDP each rank writes its own samples' files.
 """
 import csv
 import json
@@ -55,6 +58,59 @@ def check_output(path: str) -> None:
                                   f"pyarrow), or name a .csv file") from None
     if Path(path).is_dir():
         raise PredictionError(f"{path} is a directory; name the output file")
+
+
+def check_mask_output(path: str) -> None:
+    """PredictionError before predicting when ``path`` cannot be the folder of predicted
+    masks."""
+    if Path(path).suffix.lower() in (".csv", ".parquet"):
+        raise PredictionError(f"{path}: a segmentation model's predictions are PNG masks; "
+                              f"name a folder for them (--output DIR)")
+    if Path(path).exists() and not Path(path).is_dir():
+        raise PredictionError(f"{path} is a file; name a folder for the predicted masks")
+
+
+def mask_file_name(index: int) -> str:
+    """The predicted mask's file name for the sample at ``index`` of the .beton."""
+    return f"{index:06d}.png"
+
+
+def write_mask(mask: torch.Tensor, path: Path) -> None:
+    """A (H, W) class map as a PNG: mode L for uint8, 16-bit grey (I;16) above 255 classes."""
+    from PIL import Image
+
+    values = mask.numpy()
+    if values.dtype.itemsize > 1:
+        image = Image.fromarray(values.astype("<u2"))  # the ids fit: num_classes <= 65536
+    else:
+        image = Image.fromarray(values)
+    image.save(path)
+
+
+class MaskWriter(BasePredictionWriter):
+    """Writes each predicted batch's masks (``{"index", "mask"}`` from a segmentation
+    ``predict_step``) into ``output``, a folder, as ``mask_file_name(index)``; a file of the
+    same name is replaced. ``written`` is the folder once every rank has written its masks
+    (on rank 0; None before and elsewhere), and ``count`` the masks this process wrote."""
+
+    def __init__(self, output: str):
+        super().__init__(write_interval="batch")
+        self.output = Path(output)
+        self.written: Optional[Path] = None
+        self.count = 0
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch,
+                           batch_idx, dataloader_idx):
+        self.output.mkdir(parents=True, exist_ok=True)
+        for index, mask in zip(prediction["index"].tolist(), prediction["mask"]):
+            write_mask(mask, self.output / mask_file_name(int(index)))
+            self.count += 1
+
+    def on_predict_epoch_end(self, trainer, pl_module):
+        self.output.mkdir(parents=True, exist_ok=True)  # an empty data set: an empty folder
+        trainer.strategy.barrier("pureffcv-masks-written")  # every rank's files are there
+        if trainer.global_rank == 0:
+            self.written = self.output
 
 
 def prediction_rows(outputs: Sequence[dict], names: Optional[Dict[int, str]] = None) -> List[dict]:

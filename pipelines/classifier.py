@@ -1,10 +1,12 @@
 """``ImageClassifier``: the LightningModule that trains a ResNet on pureffcv batches.
 
 Batches arrive on the device, normalized, in channels_last (the spec's device stage). Targets
-are class indices (B,) or, after mixup/cutmix, class probabilities (B, C).
+are class indices (B,) or, after mixup/cutmix, class probabilities (B, C); with ``task:
+segmentation``, integer masks (B, H, W) of class indices at the images' resolution.
 """
 import time
 import warnings
+from pathlib import Path
 from typing import Literal, Optional
 
 import lightning.pytorch as pl
@@ -14,8 +16,12 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import (MulticlassAccuracy, MultilabelAveragePrecision,
                                          MultilabelF1Score)
 
-from .models import build_resnet
+from .models import build_resnet, build_segmentation_resnet
 from .schedules import ScheduleName, linear_scaling_lr, lr_factor
+from .segmentation_metrics import MeanIoU, PixelAccuracy
+
+#: the ``ignore_index`` of masks when neither the model nor the spec gives one
+DEFAULT_IGNORE_INDEX = 255
 
 
 def as_class_indices(labels: torch.Tensor) -> torch.Tensor:
@@ -30,6 +36,34 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor,
     if targets.dtype.is_floating_point:
         return F.cross_entropy(logits, targets)
     return F.cross_entropy(logits, as_class_indices(targets), label_smoothing=label_smoothing)
+
+
+def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor,
+                      ignore_index: int = DEFAULT_IGNORE_INDEX,
+                      label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over the pixels whose mask is not ``ignore_index`` (0 when every
+    pixel is ignored, where PyTorch's mean would be NaN): ``logits`` (B, C, H, W), ``masks``
+    (B, H, W) integer class indices."""
+    masks = masks.long()
+    losses = F.cross_entropy(logits, masks, ignore_index=ignore_index, reduction="none",
+                             label_smoothing=label_smoothing)  # 0 at ignored pixels
+    counted = (masks != ignore_index).sum()
+    return losses.sum() / counted.clamp(min=1)
+
+
+def spec_ignore_index(datamodule) -> Optional[int]:
+    """The ``ignore_index`` of the first mask target (``targets:``) in the data module's
+    spec, in the order the spec writes its splits; None without a spec or a mask target."""
+    spec = getattr(datamodule, "spec", None)
+    if spec is None:
+        return None
+    from compiler import load_spec
+
+    for split in load_spec(Path(spec)).splits.values():
+        for target in getattr(split, "targets", ()):
+            if target.options.kind == "mask":
+                return target.options.ignore_index
+    return None
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list:
@@ -63,6 +97,14 @@ class ImageClassifier(pl.LightningModule):
     - ``multilabel``: targets are multi-hot vectors (B, num_classes) (the spec's ``label:
       {type: multi_hot}``): sigmoid outputs, binary cross-entropy, and val/test ``map`` (mean
       average precision over classes) and ``f1`` (macro, at 0.5) instead of top-1/top-5.
+    - ``task``: ``classification`` (the above) or ``segmentation``: batches ``(images,
+      masks)`` with integer masks (B, H, W); the ResNet becomes the encoder of
+      ``pipelines.models.SegmentationResNet`` (a light U-Net/FPN decoder of
+      ``decoder_channels``, default 2 x ``width``, to ``num_classes`` logits per pixel);
+      per-pixel cross-entropy (``label_smoothing`` too) leaving out ``ignore_index`` pixels
+      (None: the spec's mask target's, else 255); val/test ``miou`` and ``pixel_accuracy``
+      from the epoch's confusion matrix (``pipelines.segmentation_metrics``); flip TTA
+      mirrors the logits back before averaging; predictions are masks.
     """
 
     def __init__(self, arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet50",
@@ -71,11 +113,22 @@ class ImageClassifier(pl.LightningModule):
                  momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 5e-5,
                  schedule: ScheduleName = "triangular", peak_epoch: float = 2.0,
                  step_length: int = 30, step_ratio: float = 0.1, warmup_epochs: float = 0.0,
-                 label_smoothing: float = 0.1, flip_tta: bool = True, multilabel: bool = False):
+                 label_smoothing: float = 0.1, flip_tta: bool = True, multilabel: bool = False,
+                 task: Literal["classification", "segmentation"] = "classification",
+                 ignore_index: Optional[int] = None, decoder_channels: Optional[int] = None):
         super().__init__()
         self.save_hyperparameters()
         self.num_classes = num_classes
         self.multilabel = multilabel
+        self.task = task
+        self._epoch_start: Optional[float] = None
+        self._epoch_images = 0
+        if task == "segmentation":
+            self._init_segmentation(arch, num_classes, width, blurpool, multilabel,
+                                    ignore_index, decoder_channels)
+            return
+        if task != "classification":
+            raise ValueError(f"unknown task '{task}'; choose classification or segmentation")
         self.model = build_resnet(arch, num_classes, width, blurpool)
         self.model.to(memory_format=torch.channels_last)
         top_k = min(5, num_classes)
@@ -90,8 +143,42 @@ class ImageClassifier(pl.LightningModule):
             setattr(self, f"{stage}_{'f1' if multilabel else 'top5'}", second)
             setattr(self, f"{stage}_loss", MeanMetric())
         self.predict_top_k = top_k
-        self._epoch_start: Optional[float] = None
-        self._epoch_images = 0
+
+    def _init_segmentation(self, arch: str, num_classes: int, width: int, blurpool: bool,
+                           multilabel: bool, ignore_index: Optional[int],
+                           decoder_channels: Optional[int]) -> None:
+        if multilabel:
+            raise ValueError("multilabel is for classification; segmentation masks hold one "
+                             "class per pixel")
+        self.ignore_index = DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index
+        self.model = build_segmentation_resnet(arch, num_classes, width, blurpool,
+                                               decoder_channels)
+        self.model.to(memory_format=torch.channels_last)
+        for stage in ("val", "test"):
+            setattr(self, f"{stage}_miou", MeanIoU(num_classes, self.ignore_index))
+            setattr(self, f"{stage}_pixel_accuracy", PixelAccuracy(num_classes,
+                                                                   self.ignore_index))
+            setattr(self, f"{stage}_loss", MeanMetric())
+        self.predict_top_k = 1
+
+    @property
+    def segmentation(self) -> bool:
+        return self.task == "segmentation"
+
+    def set_ignore_index(self, ignore_index: int) -> None:
+        """The masks' ignore index for the loss and the metrics (segmentation)."""
+        self.ignore_index = ignore_index
+        for stage in ("val", "test"):
+            for name in ("miou", "pixel_accuracy"):
+                getattr(self, f"{stage}_{name}").ignore_index = ignore_index
+
+    def setup(self, stage: str) -> None:
+        """Segmentation without an ``ignore_index`` of its own takes the spec's mask
+        target's (255 when the spec has none)."""
+        if self.segmentation and self.hparams.ignore_index is None:
+            found = spec_ignore_index(getattr(self.trainer, "datamodule", None))
+            if found is not None:
+                self.set_ignore_index(found)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images.contiguous(memory_format=torch.channels_last))
@@ -122,7 +209,10 @@ class ImageClassifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int):
         images, targets = batch[0], batch[1]
-        if self.multilabel:
+        if self.segmentation:
+            loss = segmentation_loss(self(images), targets, self.ignore_index,
+                                     self.hparams.label_smoothing)
+        elif self.multilabel:
             loss = F.binary_cross_entropy_with_logits(self(images), targets.float())
         else:
             loss = classification_loss(self(images), targets, self.hparams.label_smoothing)
@@ -180,13 +270,19 @@ class ImageClassifier(pl.LightningModule):
 
     # ----- evaluation -----------------------------------------------------------------------
     def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits of an evaluation batch (with ``flip_tta``: averaged with the mirror's)."""
+        """Logits of an evaluation batch (with ``flip_tta``: averaged with the mirror's;
+        segmentation: the mirror's logits mirrored back first)."""
         logits = self(images)
         if self.hparams.flip_tta:
-            logits = (logits + self(images.flip(3))) / 2
+            mirrored = self(images.flip(3))
+            if self.segmentation:
+                mirrored = mirrored.flip(3)
+            logits = (logits + mirrored) / 2
         return logits
 
     def _evaluate(self, batch, prefix: str) -> None:
+        if self.segmentation:
+            return self._evaluate_masks(batch, prefix)
         images, labels = batch[0], batch[1]
         logits = self.evaluation_logits(images)
         loss = getattr(self, f"{prefix}_loss")
@@ -215,6 +311,21 @@ class ImageClassifier(pl.LightningModule):
             self.log(f"{prefix}/{name}", getattr(self, f"{prefix}_{name}"), on_step=False,
                      on_epoch=True, prog_bar=i == 0)
 
+    def _evaluate_masks(self, batch, prefix: str) -> None:
+        """Segmentation: the per-pixel loss (weighted by counted pixels, so the epoch's value
+        is the mean over all its pixels) and the confusion-matrix metrics."""
+        images, masks = batch[0], batch[1].long()
+        logits = self.evaluation_logits(images)
+        counted = (masks != self.ignore_index).sum()
+        loss = getattr(self, f"{prefix}_loss")
+        loss.update(segmentation_loss(logits, masks, self.ignore_index), weight=counted)
+        predictions = logits.argmax(1)
+        self.log(f"{prefix}/loss", loss, on_step=False, on_epoch=True)
+        for i, name in enumerate(("miou", "pixel_accuracy")):
+            metric = getattr(self, f"{prefix}_{name}")
+            metric.update(predictions, masks)
+            self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True, prog_bar=i == 0)
+
     def validation_step(self, batch, batch_idx: int):
         self._evaluate(batch, "val")
 
@@ -225,12 +336,19 @@ class ImageClassifier(pl.LightningModule):
         """``{"index", "label", "classes", "probabilities"}``: the samples' .beton indices (a
         third batch element; else positions counted from 0), their stored labels (vectors for
         vector targets), and the top-k classes (k = min(5, num_classes)) with their softmax
-        probabilities (multilabel: sigmoid, each class on its own), best first."""
+        probabilities (multilabel: sigmoid, each class on its own), best first.
+
+        Segmentation: ``{"index", "mask"}``, the predicted class of every pixel (B, H, W),
+        uint8 when ``num_classes`` <= 256, else int32."""
         images, labels = batch[0], batch[1]
         if len(batch) > 2:
             indices = batch[2]
         else:
             indices = torch.arange(images.shape[0]) + batch_idx * images.shape[0]
+        if self.segmentation:
+            masks = self.evaluation_logits(images).argmax(1)
+            dtype = torch.uint8 if self.num_classes <= 256 else torch.int32
+            return {"index": indices.cpu(), "mask": masks.to(dtype).cpu()}
         logits = self.evaluation_logits(images).float()
         probabilities = logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
         top = probabilities.topk(self.predict_top_k, dim=1)

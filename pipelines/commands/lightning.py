@@ -32,7 +32,8 @@ def run(name: str, argv) -> int:
     from lightning.pytorch.cli import LightningCLI
 
     from operations.errors import PureffcvError
-    from pipelines.callbacks import LastCheckpoint, PredictionWriter, check_output
+    from pipelines.callbacks import (LastCheckpoint, MaskWriter, PredictionWriter,
+                                     check_mask_output, check_output)
     from pipelines.classifier import ImageClassifier
     from pipelines.datamodule import FFCVDataModule
     from pipelines.notices import quiet_library_notices
@@ -55,7 +56,9 @@ def run(name: str, argv) -> int:
             if method == "predict":
                 parser.add_argument("--output", type=Optional[str], default=None,
                                     help="predictions file, .csv or .parquet (default: "
-                                         "predictions.csv in the trainer's default_root_dir)")
+                                         "predictions.csv in the trainer's default_root_dir); "
+                                         "segmentation: a folder of PNG masks (default: "
+                                         "predictions/ there)")
                 parser.add_argument("--top_k", type=int, default=5,
                                     help="classes written per sample (default: 5, at most "
                                          "num_classes)")
@@ -83,7 +86,14 @@ def run(name: str, argv) -> int:
         if ckpt_path is not None and ckpt_path not in SPECIAL_CHECKPOINTS \
                 and not Path(ckpt_path).is_file():
             raise PureffcvError(f"{ckpt_path}: no such checkpoint file")
-        if method == "predict":
+        if method == "predict" and getattr(model, "task", None) == "segmentation":
+            # masks are written batch by batch, not kept for the epoch's end
+            output = config.output or str(Path(trainer.default_root_dir) / "predictions")
+            check_mask_output(output)
+            writer = MaskWriter(output)
+            trainer.callbacks.append(writer)
+            extra["return_predictions"] = False
+        elif method == "predict":
             output = config.output or str(Path(trainer.default_root_dir) / "predictions.csv")
             check_output(output)
             model.predict_top_k = max(1, min(config.top_k, model.num_classes))

@@ -8,10 +8,15 @@ class_k, prob_k, best first (softmax probabilities; multi-label: sigmoid, ranked
 label_name and name_i columns when DATA.classes.json (written by pureffcv convert) exists.
 --data.predict_path defaults to --data.test_path, then --data.val_path; the spec's test split
 (else val) is the pipeline.
+
+A segmentation model (--model.task segmentation) writes masks instead: --output names a folder
+(default: predictions/ in the trainer's default_root_dir) and each sample's predicted class map
+is a PNG there named by its .beton index (000042.png; mode L, 16-bit above 256 classes), at
+the resolution the split's decoder gives.
 """
 from .lightning import run as _run
 
-HELP = "write a checkpoint's top-k predictions for a .beton to CSV/Parquet"
+HELP = "write a checkpoint's top-k predictions for a .beton to CSV/Parquet (masks: PNGs)"
 PASSTHROUGH = True
 
 

@@ -93,6 +93,8 @@ class ResNet(nn.Module):
         self.layer2 = self._stage(block, width * 2, layers[1], 2)
         self.layer3 = self._stage(block, width * 4, layers[2], 2)
         self.layer4 = self._stage(block, width * 8, layers[3], 2)
+        #: the channels of each stage's output (what ``stages`` returns)
+        self.stage_channels = [width * m * block.expansion for m in (1, 2, 4, 8)]
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
         for m in self.modules():
@@ -111,6 +113,16 @@ class ResNet(nn.Module):
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
+
+    def stages(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The four stages' outputs (strides 4, 8, 16, 32), for dense heads
+        (``pipelines.models.segmentation``); the classifier's ``forward`` does not use it."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outputs = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            outputs.append(x)
+        return outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
