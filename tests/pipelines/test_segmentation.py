@@ -10,7 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 from pipelines.callbacks import MaskWriter, PredictionError, check_mask_output, write_mask
-from pipelines.classifier import ImageClassifier, segmentation_loss
+from pipelines.classifier import ImageClassifier, segmentation_loss, spec_ignore_index
 from pipelines.demo_shapes import (IGNORE_INDEX, build_shapes_dataset, draw_sample,
                                    ignore_borders)
 from pipelines.models import build_segmentation_resnet
@@ -216,6 +216,29 @@ def test_ignore_index_option_and_classification_is_untouched():
     classifier = ImageClassifier(arch="resnet18", num_classes=4, width=8)
     assert classifier.task == "classification" and hasattr(classifier, "val_top1")
     assert not any(name.startswith("model.backbone") for name in classifier.state_dict())
+
+
+def test_the_ignore_index_defaults_to_the_specs_mask_targets(tmp_path):
+    class Data:
+        spec = str(tmp_path / "seg.yaml")
+
+    (tmp_path / "seg.yaml").write_text(SEGMENTATION_SPEC.replace("ignore_index: 255",
+                                                                 "ignore_index: 9"))
+    assert spec_ignore_index(Data()) == 9
+    assert spec_ignore_index(object()) is None  # no spec
+    Data.spec = "demo"  # a shipped classification spec: no mask target
+    assert spec_ignore_index(Data()) is None
+
+    class Trainer:
+        datamodule = Data()
+
+    Data.spec = str(tmp_path / "seg.yaml")
+    model, given = segmenter(), segmenter(ignore_index=4)
+    for m in (model, given):
+        m.trainer = Trainer()
+        m.setup("fit")
+    assert model.ignore_index == 9 and model.test_pixel_accuracy.ignore_index == 9
+    assert given.ignore_index == 4 and given.val_miou.ignore_index == 4  # the model's wins
 
 
 def test_predict_writes_one_png_mask_per_sample_named_by_index(tmp_path):
