@@ -117,3 +117,21 @@ def split_fields(split) -> tuple:
     and the targets'."""
     label = (split.label.field,) if split.has_label else ()
     return (split.image.field,) + label + tuple(t.target().field for t in split.targets)
+
+
+def check_task(spec_path: str, split, task: Optional[str], num_classes: Optional[int]) -> None:
+    """DataError when the model's ``task`` cannot train on ``split``: segmentation needs a mask
+    target whose classes ``num_classes`` outputs cover, classification a label."""
+    masks = [t.target() for t in split.targets if t.options.kind == "mask"]
+    if task == "segmentation" and not masks:
+        raise DataError(f"{spec_path}: the {split.name} split has no mask target but the "
+                        f"model's task is segmentation; add targets: {{mask: {{num_classes: "
+                        f"N}}}} to the split or set --model.task classification")
+    if task == "classification" and not split.has_label:
+        raise DataError(f"{spec_path}: the {split.name} split reads no label (label: none) "
+                        f"but the model's task is classification; set --model.task "
+                        f"segmentation or give the split a label")
+    declared = masks[0].num_classes if task == "segmentation" else None
+    if declared is not None and num_classes is not None and num_classes < declared:
+        raise DataError(f"{spec_path}: the {split.name} masks have {declared} classes but the "
+                        f"model outputs {num_classes}; set --model.num_classes {declared}")

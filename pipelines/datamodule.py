@@ -31,7 +31,8 @@ import lightning.pytorch as pl
 
 from . import class_maps
 from .data_checks import (DataError, check_batches, check_int_labels, check_mask_targets,
-                          check_vector_target, open_reader, split_fields, warn_if_empty)
+                          check_task, check_vector_target, open_reader, split_fields,
+                          warn_if_empty)
 from .epochs import EpochLoader, FallbackEpochs, IndexedBatches, epoch_to_run
 from .missing_betons import convert_missing, shared_class_map
 from .progressive import ProgressiveResizing
@@ -89,10 +90,13 @@ class FFCVDataModule(pl.LightningDataModule):
 
     # ----- checks before training -----------------------------------------------------------
     def check(self, num_classes: Optional[int] = None, stage: str = "fit",
-              world_size: int = 1, multilabel: Optional[bool] = None) -> None:
+              world_size: int = 1, multilabel: Optional[bool] = None,
+              task: Optional[str] = None) -> None:
         """Raise DataError / compiler.SpecError (one line each) for a missing or unreadable
-        .beton, a bad spec or plan of a split in use, labels that ``num_classes`` outputs
-        cannot represent, or the image-folder fallback with ``world_size`` > 1 processes."""
+        .beton, a bad spec or plan of a split in use, a model ``task`` the split cannot feed
+        (segmentation without a mask target, classification without a label), labels or
+        mask classes that ``num_classes`` outputs cannot represent, or the image-folder
+        fallback with ``world_size`` > 1 processes."""
         from compiler import compile_spec, load_spec
 
         if stage == "fit" and self.train_path is None and self.train_folder is None:
@@ -112,6 +116,7 @@ class FFCVDataModule(pl.LightningDataModule):
             if path is None and folder is None:
                 continue
             compile_spec(spec, split, device="cpu")  # plan errors now (no Numba, no GPU)
+            check_task(self.spec, spec.split(split), task, num_classes)
             if self._falls_back(path, folder):
                 if spec.split(split).targets:
                     raise DataError(f"{split}: the image-folder fallback reads class folders, "
@@ -206,7 +211,7 @@ class FFCVDataModule(pl.LightningDataModule):
         model = self.trainer.lightning_module if self.trainer is not None else None
         self.check(getattr(model, "num_classes", None), stage,
                    self.trainer.world_size if self.trainer is not None else 1,
-                   getattr(model, "multilabel", None))
+                   getattr(model, "multilabel", None), getattr(model, "task", None))
 
     # ----- loaders --------------------------------------------------------------------------
     def _compile(self, split: str):

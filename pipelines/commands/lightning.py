@@ -102,7 +102,8 @@ def run(name: str, argv) -> int:
             extra["return_predictions"] = True
         data.convert_missing()
         data.check(model.num_classes, stage=stage, world_size=trainer.world_size,
-                   multilabel=getattr(model, "multilabel", None))
+                   multilabel=getattr(model, "multilabel", None),
+                   task=getattr(model, "task", None))
     except PureffcvError as exc:  # DataError, SpecError, ConversionError, PredictionError...
         print(f"pureffcv {name}: {exc}", file=sys.stderr)
         return 1

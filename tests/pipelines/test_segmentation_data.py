@@ -53,3 +53,20 @@ def test_a_mask_target_must_read_a_mask_field(tmp_path):
     with pytest.raises(DataError, match="field 'label' \\(target 'mask'\\) is not a MaskField "
                                         "but IntField"):
         FFCVDataModule(str(spec), train_path=str(beton)).check()
+
+
+@pytest.mark.parametrize("spec, task, classes, message", [
+    (SPEC, "classification", 4, "the train split reads no label \\(label: none\\) but the "
+                                "model's task is classification"),
+    (SPEC.replace("    targets: {mask: {num_classes: 4}}\n", ""), "segmentation", 4,
+     "the train split has no mask target but the model's task is segmentation"),
+    (SPEC, "segmentation", 3, "the train masks have 4 classes but the model outputs 3; set "
+                              "--model.num_classes 4"),
+])
+def test_a_model_task_the_split_cannot_feed_is_refused_before_training(shapes, tmp_path, spec,
+                                                                       task, classes, message):
+    path = tmp_path / "seg.yaml"
+    path.write_text(spec)
+    data = FFCVDataModule(str(path), train_path=str(tmp_path / "missing.beton"))
+    with pytest.raises(DataError, match=message):
+        data.check(classes, task=task)
