@@ -60,19 +60,22 @@ def run_splits(specs: List[Path], beton: Path) -> int:
             compiled = compile_spec(spec, split=split, device="cpu")
             loader = compiled.loader(beton, batch_size=4, num_workers=1, order="sequential",
                                      drop_last=False, os_cache=False, distributed=False)
-            for images, labels in loader:
+            for images, *rest in loader:  # labels and targets, as the split reads
                 for op in compiled.batch_ops:
-                    images, labels = op(images, labels)
+                    images, _ = op(images, rest[0])
                 break
             count += 1
     return count
 
 
 def small_jpeg_beton(folder: Path) -> Path:
-    """8 JPEGs of 72x56 with structure, labels 0..7, in ``folder``/small.beton."""
+    """8 JPEGs of 72x56 with structure, labels 0..7 and masks of 4 classes (for specs with
+    a mask target), in ``folder``/small.beton."""
     import numpy as np
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
+
+    from operations.cpu.mask_field import MaskField
 
     y, x = np.mgrid[0:56, 0:72]
     images = [np.stack([(x * 3 + i * 20) % 256, (y * 4) % 256, (x + y + 40 * i) % 256],
@@ -83,11 +86,11 @@ def small_jpeg_beton(folder: Path) -> Path:
             return len(images)
 
         def __getitem__(self, i):
-            return images[i], i
+            return images[i], i, ((y // 14 + x // 18 + i) % 4).astype(np.uint8)
 
     path = folder / "small.beton"
     writer = DatasetWriter(str(path), {"image": RGBImageField(write_mode="jpg"),
-                                       "label": IntField()}, num_workers=1)
+                                       "label": IntField(), "mask": MaskField()}, num_workers=1)
     writer.from_indexed_dataset(Samples(), chunksize=8)
     return path
 
