@@ -7,7 +7,9 @@ By concept: ``folders`` (scanning an ImageFolder tree), ``label_csv`` (multi-lab
 ``arrays`` (``.npz``), ``segmentation`` (pairing images with masks), ``images`` and
 ``masks`` (decoding and checking image and mask files), ``writer`` (FFCV's writer, made
 safe), ``cleanup`` (what a killed conversion leaves behind) and ``run`` (the ``convert``
-function that ties them together).
+function that ties them together). Detection and pose data: ``coco.convert_coco`` and
+``yolo.convert_yolo``, sharing ``detection`` (checks, ``OUT.categories.json``, writing boxes
+and keypoints).
 """
 from .errors import ConversionError
 from .run import ConversionResult, convert, default_workers
