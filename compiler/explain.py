@@ -48,7 +48,7 @@ def explain(compiled) -> str:
               f"label: {label}"]
     for target in compiled.targets:
         steps = " -> ".join(step.name for step in plan.targets[target.name])
-        lines.append(f"{target.name} ({target.kind}, fill {target.fill}): {steps}")
+        lines.append(f"{target.name} ({target.describe()}): {steps}")
     lines += [f"loader: batch_size {options.batch_size}, order {options.order}, drop_last "
               f"{show(options.drop_last)}, os_cache {show(options.os_cache)}, num_workers "
               f"{workers}, batches_ahead {options.batches_ahead}, distributed "

@@ -13,9 +13,9 @@ from operations.registry import deprecated_alias, did_you_mean
 
 from .errors import ErrorList, Pos, SpecError, SpecWarning, first_line
 from .shipped import shipped_spec
-from .spec import (EXTENSION_PREFIX, MAX_SEED, VERSION, DeviceOptions, ImageSpec, LabelSpec,
-                   SECTIONS, LoaderOptions, OpSpec, Range, Spec, SplitSpec, TargetOptions,
-                   TargetSpec)
+from .spec import (EXTENSION_PREFIX, KIND_OPTIONS, MAX_SEED, VERSION, DeviceOptions, ImageSpec,
+                   LabelSpec, LoaderOptions, OpSpec, Range, SECTIONS, Spec, SplitSpec,
+                   TargetOptions, TargetSpec)
 from .validate import (REQUIRED, ValueProblem, check_mapping, coerce, dataclass_params, op_params,
                        show)
 from .yaml_positions import Node, parse
@@ -144,7 +144,7 @@ class _Loader:
         return SplitSpec(name, key_pos, image, label, batch, loader, tuple(targets))
 
     def _targets(self, node: Optional[Node], image: Optional[Node]) -> List[TargetSpec]:
-        """``targets: {NAME: {kind, field, ignore_index, num_classes}}`` (``{}`` or null for
+        """``targets: {NAME: {kind, field, ...}}`` (``spec.TargetOptions``; ``{}`` or null for
         a mask named NAME with the defaults); no two read one field, none the image's."""
         if node is None or node.value is None or not self._is_mapping(node, "targets"):
             return []
@@ -190,6 +190,16 @@ class _Loader:
                                f"target '{name}'", fill_defaults=False)
         target = TargetSpec(name, pos, TargetOptions(**values))
         o = target.options
+        for key, kind in ((k, kind) for kind, keys in KIND_OPTIONS.items() for k in keys):
+            if key in options.value and kind != o.kind:
+                self.errors.add(options.value[key].pos,
+                                f"target '{name}': {key} applies to {kind} targets, not "
+                                f"{o.kind}; remove it")
+        pairs = [i for pair in o.flip_pairs for i in pair]
+        if len(pairs) != len(set(pairs)):
+            self.errors.add(options.value["flip_pairs"].pos,
+                            f"target '{name}': flip_pairs name a point twice; each point is in "
+                            f"at most one [left, right] pair")
         if o.num_classes is not None and o.ignore_index < o.num_classes:
             where = options.value["ignore_index"].pos if "ignore_index" in options.value else pos
             self.errors.add(where, f"target '{name}': ignore_index {o.ignore_index} is a class "

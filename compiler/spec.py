@@ -89,23 +89,44 @@ class LabelSpec:
 MAX_MASK_VALUE = 65535
 
 
+#: a keypoint index (a target's ``flip_pairs``)
+KeypointIndex = Annotated[int, Range(0, 65535)]
+#: the options that apply to one target kind only (the others apply to every kind)
+KIND_OPTIONS = {"mask": ("ignore_index", "num_classes"),
+                "boxes": ("format", "normalized", "min_area", "min_visibility", "min_size"),
+                "keypoints": ("flip_pairs",)}
+
+
 @dataclass(frozen=True)
 class TargetOptions:
     """One entry of ``targets:`` (``targets: {NAME: {...}}``), a target that moves with the
     image under the same draws (``operations.targets``).
 
-    - ``kind``: ``mask`` (a per-pixel class map, uint8 or uint16, the size of the image).
+    - ``kind``: ``mask`` (a per-pixel class map, uint8 or uint16, the size of the image),
+      ``boxes`` (boxes with class labels, a varying number per image) or ``keypoints``
+      (instances of a fixed number of points with visibility).
     - ``field``: the .beton field holding it (default: the target's name).
-    - ``ignore_index``: the class id of pixels a loss ignores; warps write it where they
-      uncover pixels (default 255).
-    - ``num_classes``: class ids run 0..num_classes-1 (besides ``ignore_index``); null: not
-      checked.
+    - masks: ``ignore_index``, the class id of pixels a loss ignores; warps write it where
+      they uncover pixels (default 255); ``num_classes``: class ids run
+      0..num_classes-1 (besides ``ignore_index``); null: not checked.
+    - boxes: ``format`` of the batch's boxes (``xyxy`` default, ``xywh``, ``cxcywh``);
+      ``normalized``: divided by the image's width and height (default false: pixels);
+      a box stays valid while its area is >= ``min_area`` px^2, the share of its area the
+      crops and warps kept is >= ``min_visibility`` (0..1) and both sides are >=
+      ``min_size`` px (defaults 0: a box is dropped only when nothing of it is left).
+    - keypoints: ``flip_pairs``, the [left, right] point indices a mirror swaps.
     """
 
-    kind: Literal["mask"] = "mask"
+    kind: Literal["mask", "boxes", "keypoints"] = "mask"
     field: Optional[str] = None
     ignore_index: Annotated[int, Range(0, MAX_MASK_VALUE)] = 255
     num_classes: Optional[Annotated[int, Range(1, MAX_MASK_VALUE + 1)]] = None
+    format: Literal["xyxy", "xywh", "cxcywh"] = "xyxy"
+    normalized: bool = False
+    min_area: Annotated[float, Range(0, None)] = 0.0
+    min_visibility: Annotated[float, Range(0, 1)] = 0.0
+    min_size: Annotated[float, Range(0, None)] = 0.0
+    flip_pairs: Tuple[Tuple[KeypointIndex, KeypointIndex], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,7 +140,10 @@ class TargetSpec:
     def target(self) -> Target:
         """The target the ops see (``operations.targets.Target``)."""
         o = self.options
-        return Target(self.name, o.kind, o.field or self.name, o.ignore_index, o.num_classes)
+        return Target(self.name, o.kind, o.field or self.name, o.ignore_index, o.num_classes,
+                      box_format=o.format, normalized=o.normalized, min_area=o.min_area,
+                      min_visibility=o.min_visibility, min_size=o.min_size,
+                      flip_pairs=o.flip_pairs)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def plan_targets(plan: Plan, targets: List[Target], split_pos: Pos, errors: Erro
             steps.append(Step(step.name, op, step.stage, step.pos, step.position,
                               jit=step.stage in ("decoder", "cpu"), parts=step.parts))
         else:
-            plan.targets[target.name] = _with_transfer(steps, plan.device)
+            plan.targets[target.name] = _with_transfer(steps, plan.device, target)
 
 
 def _for_target(step: Step, target: Target):
@@ -52,7 +52,7 @@ def _pos_of(step: Step, split_pos: Pos) -> Pos:
     return next((part.pos for part in step.parts if part.pos is not None), split_pos)
 
 
-def _with_transfer(steps: List[Step], device: str) -> List[Step]:
+def _with_transfer(steps: List[Step], device: str, target: Target) -> List[Step]:
     """The JIT steps, the transfer to ``device``, the device steps, then ``TargetBatch``."""
     transfer = [Step("to_tensor", ToTensor(), "boundary")]
     if device != "cpu":
@@ -61,4 +61,4 @@ def _with_transfer(steps: List[Step], device: str) -> List[Step]:
     jit = [s for s in steps if s.jit]
     later = [s for s in steps if not s.jit]
     decoder = steps[0].op  # every decoder decodes targets too
-    return jit + transfer + later + [Step("target_batch", TargetBatch(decoder), "boundary")]
+    return jit + transfer + later + [Step("target_batch", TargetBatch(decoder, target), "boundary")]

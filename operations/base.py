@@ -227,6 +227,15 @@ class StepOf(PureOperation):
         return inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
 
 
+class KeepsShape:
+    """A mixin for steps whose output has their input's shape and dtype (a target's warp):
+    FFCV's hook without an image type."""
+
+    def declare_state_and_memory(self, previous_state: State):
+        shape, dtype = tuple(previous_state.shape), np.dtype(previous_state.dtype)
+        return (previous_state, AllocationQuery(shape, dtype))
+
+
 def image_type_of_state(state: State) -> ImageType:
     """Our ImageType for an FFCV State in the JIT stage (per-sample HWC numpy)."""
     h, w, c = (tuple(state.shape) + (None, None, 3))[:3] if state.shape else (None, None, 3)

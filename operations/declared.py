@@ -5,15 +5,14 @@ is what it builds: a ``DeclaredOp`` subclass whose class attributes are the decl
 import inspect
 from typing import Callable, ClassVar, Optional, Tuple
 
-import numpy as np
 from numba import njit
 
-from .base import FusionPart, Gate, PureOperation, StepOf
+from .base import FusionPart, Gate, KeepsShape, PureOperation, StepOf
 from .batch_loop import keyed_batch_loop
 from .cpu.pixels import apply_channel_luts, apply_lut, channel_histograms
 from .cpu.values import Fill
-from .cpu.warp import affine_warp, mask_warp
-from .ffcv_api import AllocationQuery, State
+from .cpu.target_warps import TARGET_WARPS
+from .cpu.warp import affine_warp
 from .params import Probability
 from .targets import IMAGE_ONLY, TargetDeclaration, not_declared
 from .types import ImageType
@@ -45,8 +44,8 @@ class DeclaredOp(PureOperation):
     declared_signature: ClassVar[inspect.Signature]
     #: what the op does to targets: IMAGE_ONLY, per kind a kernel ``(target_in, target_out,
     #: rng, fill, *params)``, or None (not declared). Derived from the form: a table changes
-    #: the image only, a warp warps masks by its matrix (``warp.mask_warp``); a kernel's is
-    #: its declaration's ``targets``
+    #: the image only, a warp moves every kind by its matrix (``target_warps``); a kernel's
+    #: is its declaration's ``targets``
     declared_targets: ClassVar[Optional[TargetDeclaration]] = None
 
     def __init__(self, **values):
@@ -138,24 +137,31 @@ def op_class(form: str, function: Callable, output_type: Optional[Callable],
 def derived_targets(form: str, maths, exact_warp=None,
                     targets: Optional[TargetDeclaration] = None) -> Optional[TargetDeclaration]:
     """What a declaration does to targets (``DeclaredOp.declared_targets``): a table changes
-    the image only; a warp moves a mask by its matrix (``warp.mask_warp``, torchvision's
-    sampling of masks), or by ``exact_warp``, the image's own loop for a warp without draws
-    that uncovers nothing (flips); a kernel says so itself (``targets``)."""
+    the image only; a warp moves every target kind by its matrix (``target_warps``: masks
+    sampled as torchvision samples them, boxes and keypoints mapped), a mask by
+    ``exact_warp`` instead when given, the image's own loop for a warp without draws that
+    uncovers nothing (flips); a kernel says so itself (``targets``)."""
     if form in ("lut", "channel_luts"):
         return IMAGE_ONLY
     if form == "matrix":
+        moved = {kind: _moved_by(maths, how.canvas, how.warp) for kind, how in TARGET_WARPS.items()}
         if exact_warp is not None:
-            return {"mask": exact_warp}
-
-        @njit
-        def mask_warp_kernel(src, dst, rng, fill, *args):
-            mask_warp(src, dst, maths(src.shape[0], src.shape[1], rng, *args), fill)
-
-        return {"mask": mask_warp_kernel}
+            moved["mask"] = exact_warp
+        return moved
     if targets is None or targets == IMAGE_ONLY:
         return targets
     return {kind: kernel if hasattr(kernel, "py_func") else njit(fastmath=False)(kernel)
             for kind, kernel in targets.items()}
+
+
+def _moved_by(maths, canvas, warp):
+    """The target kernel of a warp's ``maths`` for one kind (``target_warps.TargetWarp``)."""
+    @njit
+    def target_warp_kernel(src, dst, rng, fill, *args):
+        height, width = canvas(src)
+        warp(src, dst, maths(height, width, rng, *args), fill)
+
+    return target_warp_kernel
 
 
 def derived_kernel(form: str, maths, fast_kernel=None):
@@ -191,7 +197,7 @@ def derived_kernel(form: str, maths, fast_kernel=None):
     return warp_kernel
 
 
-class TargetStep(StepOf):
+class TargetStep(KeepsShape, StepOf):
     """A per-sample kernel run over a target with an image op's key, gate and parameters:
     ``kernel(target_in, target_out, rng, *args)`` in ``keyed_batch_loop`` at the image op's
     position, so it fires for the same samples and draws the same values. The target keeps
@@ -203,10 +209,6 @@ class TargetStep(StepOf):
         super().__init__(of)
         self.kernel, self.args, self.p, self.gate = kernel, args, p, gate
         self.of = type(of).__name__
-
-    def declare_state_and_memory(self, previous_state: State):
-        shape, dtype = tuple(previous_state.shape), np.dtype(previous_state.dtype)
-        return (previous_state, AllocationQuery(shape, dtype))
 
     def generate_code(self):
         return keyed_batch_loop(self.kernel, self.args, self.p, self.gate, self.clock,

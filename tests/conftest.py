@@ -81,3 +81,32 @@ def small_beton(tmp_path_factory) -> Path:
     images = [structured_image(32, 40, seed=i) for i in range(40)]
     return write_beton(tmp_path_factory.mktemp("beton") / "small.beton", images,
                        [i % 4 for i in range(40)])
+
+
+def write_detection_beton(path: Path, images, boxes, labels, keypoints=None) -> Path:
+    """Write images (raw RGBImageField) with their ``boxes`` ((n, 4) xyxy each), ``labels``
+    and optionally ``keypoints`` ((n, K, 3) each) with FFCV's DatasetWriter."""
+    from ffcv.fields import RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    from operations.cpu.instances_field import (BoxesField, BoxesSample, KeypointsField,
+                                                KeypointsSample)
+
+    fields = {"image": RGBImageField(write_mode="raw"), "boxes": BoxesField()}
+    if keypoints is not None:
+        fields["keypoints"] = KeypointsField(np.asarray(keypoints[0]).shape[1])
+
+    class Samples:
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            h, w = images[i].shape[:2]
+            sample = (images[i], BoxesSample(np.asarray(boxes[i], np.float32).reshape(-1, 4),
+                                             np.asarray(labels[i], np.int64), h, w))
+            if keypoints is not None:
+                sample += (KeypointsSample(np.asarray(keypoints[i], np.float32), h, w),)
+            return sample
+
+    DatasetWriter(str(path), fields, num_workers=1).from_indexed_dataset(Samples(), chunksize=4)
+    return path

@@ -24,7 +24,7 @@ from ..pointers import ENTRY_FLAGS, bytes_at
 from . import jpeg
 from .decode_loop import keyed_decode_loop, plain_decode_loop
 from .jpeg import decode_crop_resized
-from .mask_decoders import MaskCropDecoder
+from .instance_decoders import target_decoder
 from .native import decode_jpeg, memcpy, resize_crop
 
 #: torchvision's number of tries before the centre-crop fallback
@@ -95,8 +95,8 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         return ImageType(height=h, width=w)
 
     def for_target(self, target):
-        """The target decoded from the same crop box, resized nearest-neighbour."""
-        return MaskCropDecoder(self.get_crop_generator, self.keyed, True, self)
+        """The target decoded from the same crop box, resized (masks nearest-neighbour)."""
+        return target_decoder(target, self.get_crop_generator, self.keyed, True, self)
 
     def set_output_size(self, size) -> None:
         """Resize to ``size`` (int or [height, width]) from the next generated code on
@@ -269,7 +269,7 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
 
     def for_target(self, target):
         """The target as stored (all of one size, as the images)."""
-        return MaskCropDecoder(whole_image_box, False, False, self)
+        return target_decoder(target, whole_image_box, False, False, self)
 
     def generate_code(self) -> Callable:
         """FFCV's decode loop: this closure reads each sample's address, size and field, then

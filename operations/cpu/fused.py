@@ -6,19 +6,19 @@ from the parts' ``fusion_part()`` (``base.FusionPart``), so any op declared with
 Per image, each part draws with its own key and gate exactly as it would alone (its position's
 stream, the sample key, ``derive(key, 1)`` for its maths), so fusing keeps every draw.
 """
-import copy
 from typing import Sequence
 
 import numpy as np
 from numba import njit
 
 from ..batch_loop import epoch_reader, gate_check
-from ..base import PureOperation
+from ..base import KeepsShape, PureOperation
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..pointers import ENTRY_FLAGS, by_pointer, replay
 from ..rng import derive, sample_key, stream_key
 from .pixels import apply_channel_luts, channel_histograms, identity_luts
-from .warp import affine_warp, mask_warp
+from .target_warps import TARGET_WARPS, pixel_canvas
+from .warp import affine_warp
 
 
 # ---------------------------------------------------------------- composing, per pixel
@@ -195,16 +195,15 @@ class FusedAffine(FusedChain):
                              f"got {sorted(map(str, fills))}")
         self.fill = fills.pop() if fills else 0
 
-    #: how the composed matrix is applied: PIL's sampling on images, torchvision's on masks
+    #: how the composed matrix is applied (PIL's sampling on images; targets:
+    #: ``target_warps``) and the canvas size the parts draw for
     warp = staticmethod(affine_warp)
+    canvas = staticmethod(pixel_canvas)
 
     def for_target(self, target):
         """The same composed warp on the target (one warp for the whole run, as on the
-        image), sampled as torchvision samples masks (``warp.mask_warp``), with the target's
-        fill."""
-        moved = copy.copy(self)
-        moved.fill, moved.warp = target.fill, mask_warp
-        return moved
+        image)."""
+        return FusedTargetWarp(self.parts, target)
 
     def part_step(self, part):
         function, args = part.function, part.args
@@ -215,10 +214,12 @@ class FusedAffine(FusedChain):
         return step
 
     def table_builder(self, chain):
+        size_of = self.canvas
+
         @njit(fastmath=False)  # exact maths below, as in the kernels (see declared.op_class)
         def table_of(image, keys, index):
             matrix = identity_matrix()
-            chain(matrix, (image.shape[0], image.shape[1]), keys, index)
+            chain(matrix, size_of(image), keys, index)
             return matrix
 
         return table_of
@@ -231,6 +232,16 @@ class FusedAffine(FusedChain):
             sample(src, dst, matrix, fill)
 
         return warp
+
+
+class FusedTargetWarp(KeepsShape, FusedAffine):
+    """A fused warp on a target: the same parts and draws, the composed matrix applied as
+    ``target_warps`` moves the target's kind, with the target's fill."""
+
+    def __init__(self, parts: Sequence[PureOperation], target):
+        super().__init__(parts)
+        self.fill = target.fill
+        self.canvas, self.warp = TARGET_WARPS[target.kind]
 
 
 # ---------------------------------------------------------------- code generation

@@ -90,7 +90,7 @@ class HorizontalFlipOnDevice(DeviceOperation):
 
     def for_target(self, target):
         """The target mirrored for the same samples."""
-        return TargetMirrorOnDevice(self)
+        return TargetMirrorOnDevice(self, target)
 
     def jit_equivalent(self, image: ImageType):
         """The CPU backend at this op's position: the same decision per sample, on uint8

@@ -144,8 +144,8 @@ class JitNormalizeFlip(PureOperation):
         samples (the flip's kernel, stream and gate)."""
         if self.params["p"] == 0:
             return None
-        return TargetStep(horizontal_flip.kernel, (target.fill,), self.params["p"],
-                          horizontal_flip.gate, self)
+        return TargetStep(horizontal_flip.declared_targets[target.kind], (target.fill,),
+                          self.params["p"], horizontal_flip.gate, self)
 
     def generate_code(self):
         return keyed_batch_loop(mirrored_lookup, (self.table,), self.params["p"],

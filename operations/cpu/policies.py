@@ -37,6 +37,7 @@ from ..rng import randint, uniform
 from ..types import OpTypeError, requires_uint8
 from .pixels import copy_pixels
 from .policy_ops import OP_NAMES, POLICY_OPS, apply_policy_op, move_target
+from .target_warps import TARGET_WARPS, pixel_canvas
 from .values import Fill
 
 class SpaceOp(NamedTuple):
@@ -204,21 +205,23 @@ def trivial_augment_choice(key, num_bins):
     return op, bin, sign
 
 
-def trivial_augment_wide_with(apply_op):
+def trivial_augment_wide_with(apply_op, canvas=pixel_canvas):
     """TrivialAugmentWide's draws with ``apply_op`` doing the chosen op on the image
-    (``apply_policy_op``) or on a target (``move_target``, which passes the image's fill
-    after the parameters, unused: a target moves with its own ``fill``)."""
+    (``apply_policy_op``) or on a target (``move_target[kind]``, which passes the image's
+    fill after the parameters, unused: a target moves with its own ``fill``), ``canvas``
+    giving the (height, width) the magnitudes are drawn for (``target_warps``)."""
     @njit(fastmath=False)  # as declared maths are (declared.op_class)
     def trivial_augment_wide_kernel(image_in, image_out, rng, fill, num_magnitude_bins, *image_fill):
         op, bin, sign = trivial_augment_choice(rng, num_magnitude_bins)
         entry = TRIVIAL_AUGMENT_WIDE_TABLE[op]
-        magnitude = op_magnitude(entry, bin, num_magnitude_bins, sign, image_in.shape[0], image_in.shape[1])
+        height, width = canvas(image_in)
+        magnitude = op_magnitude(entry, bin, num_magnitude_bins, sign, height, width)
         apply_op(int(entry[CODE]), magnitude, image_in, image_out, fill)
 
     return trivial_augment_wide_kernel
 
 
-def rand_augment_with(apply_op):
+def rand_augment_with(apply_op, canvas=pixel_canvas):
     """RandAugment's draws with ``apply_op`` doing each op (see ``trivial_augment_wide_with``)."""
     @njit(fastmath=False)  # as declared maths are (declared.op_class)
     def rand_augment_kernel(image_in, image_out, rng, fill, num_ops, magnitude, num_magnitude_bins, *image_fill):
@@ -226,7 +229,7 @@ def rand_augment_with(apply_op):
             copy_pixels(image_in, image_out)
             return
         scratch = np.empty_like(image_in)
-        height, width = image_in.shape[0], image_in.shape[1]
+        height, width = canvas(image_in)
         for step in range(num_ops):
             entry = RAND_AUGMENT_TABLE[randint(rng, 2 * step, 0, len(RAND_AUGMENT_TABLE))]
             sign = -1.0 if uniform(rng, 2 * step + 1) < 0.5 else 1.0
@@ -236,13 +239,13 @@ def rand_augment_with(apply_op):
     return rand_augment_kernel
 
 
-def auto_augment_with(apply_op):
+def auto_augment_with(apply_op, canvas=pixel_canvas):
     """AutoAugment's draws with ``apply_op`` doing each step (see ``trivial_augment_wide_with``)."""
     @njit(fastmath=False)  # as declared maths are (declared.op_class)
     def auto_augment_kernel(image_in, image_out, rng, fill, policy, *image_fill):
         sub = randint(rng, 0, 0, len(IMAGENET_ROWS))
         scratch = np.empty_like(image_in)
-        height, width = image_in.shape[0], image_in.shape[1]
+        height, width = canvas(image_in)
         done = 0
         for j in range(IMAGENET_ROWS.shape[1]):
             if uniform(rng, 1 + 2 * j) > IMAGENET_PROBS[sub, j]:
@@ -258,13 +261,17 @@ def auto_augment_with(apply_op):
     return auto_augment_kernel
 
 
+def on_targets(policy_with) -> dict:
+    """A policy's target kernels, one per target kind: its draws with ``move_target``."""
+    return {kind: policy_with(move_target[kind], how.canvas) for kind, how in TARGET_WARPS.items()}
+
+
 trivial_augment_wide_image = trivial_augment_wide_with(apply_policy_op)
-trivial_augment_wide_target = trivial_augment_wide_with(move_target)
 
 
 @register_op("trivial_augment_wide")
 @cpu_op(output_type=requires_uint8("trivial_augment_wide", rgb=True),
-        targets={"mask": trivial_augment_wide_target})
+        targets=on_targets(trivial_augment_wide_with))
 def trivial_augment_wide(image_in, image_out, rng,
                          num_magnitude_bins: Annotated[int, Range(2, MAX_COUNT)] = 31, fill: Fill = 0):
     """torchvision TrivialAugmentWide: per image, one of its 14 ops (Identity, ShearX, ShearY,
@@ -282,11 +289,10 @@ def trivial_augment_wide(image_in, image_out, rng,
 
 
 rand_augment_image = rand_augment_with(apply_policy_op)
-rand_augment_target = rand_augment_with(move_target)
 
 
 @register_op("rand_augment")
-@cpu_op(output_type=_rand_augment_type, targets={"mask": rand_augment_target})
+@cpu_op(output_type=_rand_augment_type, targets=on_targets(rand_augment_with))
 def rand_augment(image_in, image_out, rng, num_ops: Annotated[int, Range(0, MAX_COUNT)] = 2,
                  magnitude: Annotated[int, Range(0, MAX_COUNT)] = 9,
                  num_magnitude_bins: Annotated[int, Range(2, MAX_COUNT)] = 31, fill: Fill = 0):
@@ -309,12 +315,11 @@ def rand_augment(image_in, image_out, rng, num_ops: Annotated[int, Range(0, MAX_
 
 
 auto_augment_image = auto_augment_with(apply_policy_op)
-auto_augment_target = auto_augment_with(move_target)
 
 
 @register_op("auto_augment")
 @cpu_op(output_type=requires_uint8("auto_augment", rgb=True),
-        targets={"mask": auto_augment_target})
+        targets=on_targets(auto_augment_with))
 def auto_augment(image_in, image_out, rng, policy: Literal["imagenet"] = "imagenet",
                  fill: Fill = 0):
     """torchvision AutoAugment with its ImageNet policy: per image, one of the 25 sub-policies

@@ -2,7 +2,7 @@
 (timm's ``LEVEL_TO_ARG`` idea): ``POLICY_OPS`` maps torchvision's op names to a ``PolicyOp``
 whose ``apply(m, src, dst, fill)`` runs the family modules' maths (``tone``, ``colour``,
 ``filters``) at m, or whose ``matrix(m, height, width)`` is its warp's, as ``policies``'
-module doc defines it. ``apply_policy_op`` (images) and ``move_target`` (masks) are built
+module doc defines it. ``apply_policy_op`` (images) and ``move_target`` (each target kind) are built
 from that data; an op's code is its index in ``OP_NAMES``."""
 from typing import Callable, NamedTuple, Optional
 
@@ -14,7 +14,8 @@ from .filters import adjust_sharpness
 from .pixels import apply_channel_luts, apply_lut, channel_histograms, copy_pixels
 from .tone import (autocontrast_luts, brightness_lut, contrast_lut, equalize_luts, invert_lut,
                    posterize_lut, solarize_lut)
-from .warp import affine_warp, mask_warp, rotation_matrix, shear_matrix, translate_matrix
+from .target_warps import TARGET_WARPS, TargetWarp, pixel_canvas
+from .warp import affine_warp, rotation_matrix, shear_matrix, translate_matrix
 
 
 @njit
@@ -47,12 +48,19 @@ def rotate_matrix(magnitude, height, width):
     return rotation_matrix(magnitude, width / 2, height / 2)
 
 
-def warp_at(matrix, warp):
-    """njit ``at(magnitude, src, dst, fill)``: ``warp(src, dst, matrix(magnitude, height,
-    width), fill)`` (``affine_warp`` on images, ``mask_warp`` on masks)."""
+#: how an image is warped (PIL's sampling); targets: ``target_warps``
+IMAGE_WARP = TargetWarp(pixel_canvas, affine_warp)
+
+
+def warp_at(matrix, how: TargetWarp):
+    """njit ``at(magnitude, src, dst, fill)``: ``how.warp(src, dst, matrix(magnitude,
+    *how.canvas(src)), fill)``."""
+    canvas, warp = how
+
     @njit
     def at(magnitude, src, dst, fill):
-        warp(src, dst, matrix(magnitude, src.shape[0], src.shape[1]), fill)
+        height, width = canvas(src)
+        warp(src, dst, matrix(magnitude, height, width), fill)
 
     return at
 
@@ -106,8 +114,8 @@ class PolicyOp(NamedTuple):
     """What a magnitude m does (timm's ``LEVEL_TO_ARG`` idea): ``apply(m, src, dst, fill)``
     runs the family module's maths (``tone``, ``colour``, ``filters``) at m, as the module
     doc defines it, or, for a warp, ``matrix(m, height, width)`` is its matrix (the image
-    is warped by ``affine_warp``, targets by ``mask_warp``; other ops change the image
-    only); ``rounded``: m is rounded half to even first (torchvision's ``.round()``);
+    is warped by ``affine_warp``, targets as ``target_warps`` moves their kind; other ops
+    change the image only); ``rounded``: m is rounded half to even first (torchvision's ``.round()``);
     ``side``: a ``per_side`` m is a fraction of this side ("width" or "height")."""
 
     apply: Optional[Callable] = None
@@ -116,10 +124,10 @@ class PolicyOp(NamedTuple):
     matrix: Optional[Callable] = None
 
     def on_image(self) -> Callable:
-        return self.apply if self.matrix is None else warp_at(self.matrix, affine_warp)
+        return self.apply if self.matrix is None else warp_at(self.matrix, IMAGE_WARP)
 
-    def on_target(self) -> Callable:
-        return identity_at if self.matrix is None else warp_at(self.matrix, mask_warp)
+    def on_target(self, kind: str) -> Callable:
+        return identity_at if self.matrix is None else warp_at(self.matrix, TARGET_WARPS[kind])
 
 
 #: every op a space may name, by torchvision's name; adding an op to a space is one
@@ -172,6 +180,7 @@ def _link(code: int, action, rest):
 #: torchvision's auto-augment op ``code`` at a (signed) ``magnitude``, as the module doc
 #: defines it (``src`` and ``dst`` must be different arrays)
 apply_policy_op = dispatcher(tuple(op.on_image() for op in POLICY_OPS.values()))
-#: what op ``code`` at ``magnitude`` does to a target (a mask): the warps move it (with the
-#: target's fill), every other op leaves it as it is
-move_target = dispatcher(tuple(op.on_target() for op in POLICY_OPS.values()))
+#: per target kind, what op ``code`` at ``magnitude`` does to a target: the warps move it
+#: (with the target's fill), every other op leaves it as it is
+move_target = {kind: dispatcher(tuple(op.on_target(kind) for op in POLICY_OPS.values()))
+               for kind in TARGET_WARPS}

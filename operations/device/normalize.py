@@ -107,7 +107,7 @@ class Normalize(DeviceOperation):
     def for_target(self, target):
         """Normalization changes the image only; a fused flip mirrors the target for the
         same samples."""
-        return TargetMirrorOnDevice(self) if self.flip_p > 0 else None
+        return TargetMirrorOnDevice(self, target) if self.flip_p > 0 else None
 
     def absorb(self, other):
         """normalize + an adjacent flip -> ``normalize_flip`` drawing as the flip does."""

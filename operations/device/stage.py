@@ -16,6 +16,7 @@ from ..base import Gate, PureOperation, StepOf
 from ..ffcv_api import AllocationQuery, State
 from ..types import TORCH_DTYPES, ImageType
 from . import rng
+from .instance_batch import box_batch, keypoint_batch, mirrored_boxes, mirrored_points
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32")
 
@@ -92,16 +93,21 @@ class DeviceOperation(PureOperation):
         return self.generate_code()(images, dst, np.arange(b) if indices is None else indices)
 
 
+#: how a device flip mirrors each target kind's batch: ``mirror(batch, flips)``
+TARGET_MIRRORS = {"mask": mirrored, "boxes": mirrored_boxes, "keypoints": mirrored_points}
+
+
 class TargetMirrorOnDevice(StepOf):
-    """A target batch (B, H, W, 1) on the device, mirrored left-right for the samples
-    ``flips(indices)`` picks: the decisions of the image op whose ``for_target`` built it
-    (``horizontal_flip``'s device backend, ``normalize_flip``)."""
+    """A target batch on the device (masks (B, H, W, 1), boxes or keypoints as instance
+    arrays), mirrored left-right for the samples ``flips(indices)`` picks: the decisions of
+    the image op whose ``for_target`` built it (``horizontal_flip``'s device backend,
+    ``normalize_flip``)."""
 
     stage = "device"
 
-    def __init__(self, of: PureOperation):
+    def __init__(self, of: PureOperation, target):
         super().__init__(of)
-        self.flips = of.flips
+        self.flips, self.mirror = of.flips, TARGET_MIRRORS[target.kind]
 
     def declare_state_and_memory(self, previous_state: State):
         return (replace(previous_state, jit_mode=False),
@@ -111,28 +117,43 @@ class TargetMirrorOnDevice(StepOf):
     def generate_code(self):
         def mirror_targets(targets, dst, indices):
             out = dst[:targets.shape[0]]
-            out.copy_(mirrored(targets, self.flips(torch.from_numpy(np.asarray(indices, np.int64)))))
+            out.copy_(self.mirror(targets, self.flips(torch.from_numpy(np.asarray(indices, np.int64)))))
             return out
 
         mirror_targets.with_indices = True
         return mirror_targets
 
 
+def mask_batch(masks: torch.Tensor, target) -> torch.Tensor:
+    """(B, H, W, 1) masks -> the (B, H, W) batch, uint8 as uint8, uint16 as int32 (torch's
+    uint16 has few operations; class indices want a signed type)."""
+    out = masks[..., 0]
+    return out if out.dtype == torch.uint8 else out.to(torch.int32)
+
+
+#: each target kind's batch (``TargetBatch``): ``batch_of(pipeline_output, target)``
+TARGET_BATCHES = {"mask": mask_batch, "boxes": box_batch, "keypoints": keypoint_batch}
+
+
 class TargetBatch(StepOf):
-    """The last step of a mask target's pipeline: (B, H, W, 1) -> the (B, H, W) batch, uint8
-    masks as uint8, uint16 ones as int32 (torch's uint16 has few operations; class indices
-    want a signed type)."""
+    """The last step of a target's pipeline: its kind's batch (``TARGET_BATCHES``): masks
+    (B, H, W), boxes a ``BoxBatch``, keypoints a ``KeypointBatch``."""
 
     stage = "device"
 
+    def __init__(self, of: PureOperation, target):
+        super().__init__(of)
+        self.target, self.batch_of = target, TARGET_BATCHES[target.kind]
+
     def declare_state_and_memory(self, previous_state: State):
+        if self.target.kind != "mask":
+            return replace(previous_state, jit_mode=False), None
         dtype = torch.uint8 if previous_state.dtype == torch.uint8 else torch.int32
         return replace(previous_state, jit_mode=False, shape=tuple(previous_state.shape)[:-1],
                        dtype=dtype), None
 
     def generate_code(self):
-        def squeezed(targets, _dst):
-            out = targets[..., 0]
-            return out if out.dtype == torch.uint8 else out.to(torch.int32)
+        def batch(targets, _dst):
+            return self.batch_of(targets, self.target)
 
-        return squeezed
+        return batch
