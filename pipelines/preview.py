@@ -2,9 +2,14 @@
 can see what a spec does before training with it.
 
 Each cell shows one sample: the original on the left, the augmented image on the right, and
-its label below. A split with a mask target draws the mask over both halves as a translucent
-colour per class (``overlay_masks``; the ignore index left clear), the original's cut by the
-same undistorted decode, and lists the classes present below. The augmented image is exactly what training sees: the split's compiled
+its label below. A split's targets are drawn over both halves, the original's cut by the same
+undistorted decode: its first mask target as a translucent colour per class (``overlay_masks``;
+the ignore index left clear, the classes present listed below), each boxes target as
+rectangles outlined in their class's colour with the class id or name (``OUT.categories.json``)
+at their top-left corner, each keypoints target as dots (filled where visible, rings where
+labelled but occluded); on the augmented half only what training keeps (valid rows, labelled
+points on the image), on the original every stored box and labelled point the decode keeps
+(``draw_overlay``). The augmented image is exactly what training sees: the split's compiled
 pipeline (decoder, CPU ops, device ops) run by an FFCV Loader at the chosen epoch, then the
 split's batch ops (mixup, cutmix) on the whole batch, then the normalization undone for
 display. The original is the same sample decoded with no augmentation at the augmented size:
@@ -13,8 +18,9 @@ resize; stretched when the augmented images are not square).
 """
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -37,6 +43,11 @@ CLASS_COLOURS = np.array([[128, 128, 128], [230, 25, 75], [60, 180, 75], [255, 2
                           [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
                           [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128]],
                          np.float64)
+#: a keypoint's dot: its colour (filled where visible, v = 2; a ring where v = 1), the rim of a
+#: filled dot, its radius in displayed pixels
+POINT_COLOUR = (255, 255, 255)
+POINT_RIM = (0, 0, 0)
+POINT_RADIUS = 2
 
 
 class PreviewError(PureffcvError, ValueError):
@@ -84,17 +95,23 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
     chosen = choose_samples(labels, n, indices=indices, classes=class_ids(classes, names, labels),
                             seed=seed, first=first, paired=bool(compiled.batch_ops))
     compiled.set_epoch(epoch)
-    augmented, targets, masks = _augmented(compiled, beton, chosen)
-    originals, original_masks = _originals(compiled, beton, chosen, augmented.shape[1:3])
-    if masks is not None:
-        fill = compiled.targets[0].fill
-        augmented = overlay_masks(augmented, masks, fill)
-        originals = overlay_masks(originals, original_masks, fill)
-        texts = [classes_text(mask, fill) for mask in masks]
-    else:
-        texts = [label_text(t, names) for t in targets]
-    image = compose_grid(originals, augmented, texts, columns,
-                         zoom or auto_zoom(augmented.shape[1:3]))
+    augmented, targets, outputs = _augmented(compiled, beton, chosen)
+    originals, stored = _originals(compiled, beton, chosen, augmented.shape[1:3])
+    zoom = zoom or auto_zoom(augmented.shape[1:3])
+    texts = target_texts(compiled.targets, outputs, len(chosen))
+    if targets is not None:
+        texts = [" ".join(filter(None, (label_text(t, names), text)))
+                 for t, text in zip(targets, texts)]
+    augmented, augmented_overlays = with_targets(augmented, compiled.targets, outputs)
+    originals, original_overlays = with_targets(originals, compiled.targets, stored)
+    if augmented_overlays is not None:  # drawn at the displayed size, so the grid's zoom is 1
+        box_names, offset = box_classes(beton)
+        augmented = np.stack([draw_overlay(image, overlay, zoom, box_names, offset)
+                              for image, overlay in zip(augmented, augmented_overlays)])
+        originals = np.stack([draw_overlay(image, overlay, zoom, box_names, offset)
+                              for image, overlay in zip(originals, original_overlays)])
+        zoom = 1
+    image = compose_grid(originals, augmented, texts, columns, zoom)
     from PIL import Image
 
     path = Path(out)
@@ -166,39 +183,219 @@ def choose_samples(labels: np.ndarray, n: int, indices: Optional[Sequence[int]] 
 def _augmented(compiled, beton, chosen: np.ndarray):
     """The samples ``chosen`` (data-set indices, in this order) through the compiled pipeline
     and its batch ops, as uint8 NHWC for display, their targets (class indices, or soft
-    targets after mixing; None without a label) and their first mask target's masks (None
-    without one). Each sample keeps its own keyed draws: they depend on its index, not on its
-    place in the batch."""
+    targets after mixing; None without a label) and their targets' batches by name (masks,
+    ``BoxBatch``, ``KeypointBatch``). Each sample keeps its own keyed draws: they depend on
+    its index, not on its place in the batch."""
     loader = compiled.loader(beton, order="sequential", batch_size=len(chosen), drop_last=False,
                              indices=chosen, distributed=False)
     batch = dict(zip(compiled.outputs, only_batch(loader)))
     images, targets = batch["image"], batch.get("label")
     for op in compiled.batch_ops:
         images, targets = op(images, targets)
-    masks = batch[compiled.targets[0].name].cpu().numpy().copy() if compiled.targets else None
+    outputs = {t.name: batch[t.name] for t in compiled.targets}
     return (to_display(images, normalization_of(compiled.plan)),
-            None if targets is None else list(targets.cpu()), masks)
+            None if targets is None else list(targets.cpu()), outputs)
 
 
 def _originals(compiled, beton, chosen: np.ndarray, size):
     """The samples ``chosen`` decoded without augmentation at ``size`` (h, w), from the
-    compiled split's image field, and their first mask target cut by the same decode (None
-    without one)."""
+    compiled split's image field, and their targets cut by the same decode (``stored_batches``:
+    every stored box and point the decode keeps, in pixels)."""
     from ffcv.transforms import ToTensor
 
     from operations.cpu.decoders import CenterCrop
 
     decoder = CenterCrop(size=tuple(int(s) for s in size), ratio=1.0)
-    targets = {}
-    if compiled.targets:
-        target = compiled.targets[0]
-        targets[target.name] = ([decoder.for_target(target), ToTensor()], target.field)
+    targets = {t.name: ([decoder.for_target(t), ToTensor()], t.field) for t in compiled.targets}
     loader = compiled.loader(beton, pipelines=compiled.bind([decoder], None, targets),
                              order="sequential", batch_size=len(chosen), indices=chosen,
                              drop_last=False, num_workers=1, distributed=False)
-    batch = only_batch(loader)
-    masks = np.array(batch[1])[..., 0] if compiled.targets else None
-    return np.array(batch[0]), masks  # FFCV reuses its buffers: copy
+    images, *decoded = only_batch(loader)
+    stored = stored_batches(compiled.targets, dict(zip(targets, decoded)))
+    return np.array(images), stored  # FFCV reuses its buffers: copy
+
+
+def stored_batches(targets, decoded: dict) -> dict:
+    """Targets as a target decoder gives them (``decoded``, by name: masks (B, H, W, 1),
+    instance arrays of ``operations.cpu.instances``) in the form a target's pipeline ends
+    with (masks (B, H, W), ``BoxBatch``, ``KeypointBatch`` in the target's box format), with
+    nothing filtered: every box a clip left some area is valid."""
+    from operations.device.instance_batch import box_batch, keypoint_batch
+
+    batches = {}
+    for target in targets:
+        value = decoded[target.name]
+        if target.kind == "mask":
+            batches[target.name] = np.array(value)[..., 0]
+        elif target.kind == "boxes":
+            batches[target.name] = box_batch(_tensor(value), replace(
+                target, min_area=0.0, min_visibility=0.0, min_size=0.0))
+        else:
+            batches[target.name] = keypoint_batch(_tensor(value), target)
+    return batches
+
+
+def _tensor(value):
+    import torch
+
+    return value.clone() if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))
+
+
+def _numpy(value) -> np.ndarray:
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+
+
+class Overlay(NamedTuple):
+    """What one sample's boxes and keypoints targets draw over its image, in pixels of that
+    image: ``boxes`` (n, 4) x1, y1, x2, y2 with their class ``labels`` (n,); ``points`` (p, 2)
+    x, y with their ``visibility`` (p,): 2 visible, 1 labelled but occluded."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    points: np.ndarray
+    visibility: np.ndarray
+
+
+def with_targets(images: np.ndarray, targets, outputs: dict
+                 ) -> Tuple[np.ndarray, Optional[List[Overlay]]]:
+    """uint8 (B, H, W, 3) ``images`` with the first mask target among ``targets`` laid over
+    (``overlay_masks``), and per sample the ``Overlay`` of the boxes and keypoints targets
+    (None without one). ``outputs``: the targets' batches by name, as a target's pipeline
+    ends (masks (B, H, W), ``BoxBatch``, ``KeypointBatch``)."""
+    mask = next((t for t in targets if t.kind == "mask"), None)
+    if mask is not None:
+        images = overlay_masks(images, _numpy(outputs[mask.name]), mask.fill)
+    return images, overlays(targets, outputs, images.shape[1:3], len(images))
+
+
+def overlays(targets, outputs: dict, size, count: int) -> Optional[List[Overlay]]:
+    """Per sample, the ``Overlay`` of the boxes and keypoints targets among ``targets`` on
+    images of ``size`` (h, w): valid boxes in pixels (the target's format and normalization
+    undone), the points of valid instances with v > 0; None without such a target."""
+    drawn = [t for t in targets if t.kind in ("boxes", "keypoints")]
+    if not drawn:
+        return None
+    boxes, labels = [[] for _ in range(count)], [[] for _ in range(count)]
+    points, visibility = [[] for _ in range(count)], [[] for _ in range(count)]
+    for target in drawn:
+        batch = outputs[target.name]
+        valid = _numpy(batch.valid).astype(bool)
+        if target.kind == "boxes":
+            xyxy = pixel_boxes(_numpy(batch.boxes), target, size)
+            classes = _numpy(batch.labels).astype(np.int64)
+            for i in range(count):
+                boxes[i].append(xyxy[i][valid[i]])
+                labels[i].append(classes[i][valid[i]])
+        else:
+            xy = _numpy(batch.points).astype(np.float64)
+            v = _numpy(batch.visibility).astype(np.int64)
+            shown = valid[..., None] & (v > 0)
+            for i in range(count):
+                points[i].append(xy[i][shown[i]])
+                visibility[i].append(v[i][shown[i]])
+
+    def joined(parts, shape, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
+
+    return [Overlay(joined(boxes[i], (0, 4), np.float64), joined(labels[i], (0,), np.int64),
+                    joined(points[i], (0, 2), np.float64), joined(visibility[i], (0,), np.int64))
+            for i in range(count)]
+
+
+def pixel_boxes(boxes: np.ndarray, target, size) -> np.ndarray:
+    """(..., 4) ``boxes`` in ``target``'s format (``xyxy``, ``xywh``, ``cxcywh``; normalized
+    or not) on images of ``size`` (h, w) as x1, y1, x2, y2 pixels."""
+    b = np.asarray(boxes, np.float64)
+    if target.normalized:
+        height, width = size
+        b = b * np.array([width, height, width, height], np.float64)
+    if target.box_format == "xywh":
+        return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], -1)
+    if target.box_format == "cxcywh":
+        return np.concatenate([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2], -1)
+    return b
+
+
+def target_texts(targets, outputs: dict, count: int) -> List[str]:
+    """Per sample, what its label strip says of its targets ("" without targets): the
+    classes of the first mask target (``classes_text``), then the number of valid boxes of
+    the boxes targets, or without one, of instances of the keypoints targets."""
+    parts = [[] for _ in range(count)]
+    mask = next((t for t in targets if t.kind == "mask"), None)
+    if mask is not None:
+        for i, m in enumerate(_numpy(outputs[mask.name])):
+            parts[i].append(classes_text(m, mask.fill))
+    counted = [t for t in targets if t.kind == "boxes"] or \
+        [t for t in targets if t.kind == "keypoints"]
+    if counted:
+        nouns = ("box", "boxes") if counted[0].kind == "boxes" else ("instance", "instances")
+        valid = sum(_numpy(outputs[t.name].valid).astype(bool).sum(1) for t in counted)
+        for i in range(count):
+            parts[i].append(f"{int(valid[i])} {nouns[int(valid[i]) != 1]}")
+    return [", ".join(p) for p in parts]
+
+
+def box_classes(beton) -> Tuple[Dict[int, str], int]:
+    """Box labels' names from the ``OUT.categories.json`` beside ``beton`` ({} without one,
+    or an unreadable one), and the offset its masks add to a label (``--polygon-masks``
+    writes label + 1), so that a box takes its instance mask's colour (0 without masks)."""
+    from .convert.detection import categories_path, read_categories
+    from .convert.errors import ConversionError
+
+    if not categories_path(beton).is_file():
+        return {}, 0
+    try:
+        categories = read_categories(beton)
+        names = {int(c["label"]): str(c["name"]) for c in categories.get("labels", [])}
+        offset = int((categories.get("mask") or {}).get("offset", 0))
+    except (ConversionError, AttributeError, KeyError, TypeError, ValueError):
+        return {}, 0
+    return names, offset
+
+
+def draw_overlay(image: np.ndarray, overlay: Optional[Overlay], zoom: int = 1,
+                 names: Optional[Dict[int, str]] = None, offset: int = 0) -> np.ndarray:
+    """uint8 (H, W, 3) ``image`` enlarged ``zoom`` times (nearest neighbour), with ``overlay``
+    drawn at that size: each box outlined (1 px) in its class's colour (``CLASS_COLOURS[(label
+    + offset) % 12]``) from pixel (x1, y1) to (x2 - 1, y2 - 1) of the enlarged image (box
+    coordinates times ``zoom``, rounded), its class (``names``, else the label number) on a
+    tag of that colour at its top-left corner (above the box where there is room, else
+    inside); each point a dot of radius POINT_RADIUS at (x, y) times ``zoom``, rounded:
+    filled POINT_COLOUR with a POINT_RIM rim where visible, a POINT_COLOUR ring where
+    occluded. Boxes with no area at this size are left out."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.fromarray(np.ascontiguousarray(_enlarge(image, zoom)))
+    if overlay is None:
+        return np.asarray(canvas)
+    draw = ImageDraw.Draw(canvas)
+    for box, label in zip(overlay.boxes, overlay.labels):
+        x1, y1, x2, y2 = (int(np.rint(v * zoom)) for v in box)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        colour = tuple(int(c) for c in CLASS_COLOURS[(int(label) + offset) % len(CLASS_COLOURS)])
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=colour)
+        _tag(draw, x1, y1, (names or {}).get(int(label), str(int(label))), colour)
+    r = POINT_RADIUS
+    for (x, y), v in zip(overlay.points, overlay.visibility):
+        cx, cy = int(np.rint(x * zoom)), int(np.rint(y * zoom))
+        if v >= 2:
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=POINT_COLOUR, outline=POINT_RIM)
+        else:
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=POINT_COLOUR)
+    return np.asarray(canvas)
+
+
+def _tag(draw, x: int, y: int, text: str, colour) -> None:
+    """``text`` on a ``colour`` tag whose bottom-left is the box corner (x, y), or whose
+    top-left is, when the image has no room above; dark text on light colours, light on
+    dark."""
+    left, top, right, bottom = draw.textbbox((0, 0), text)
+    width, height = right - left + 2, bottom - top + 1
+    y0 = y - height if y >= height else y
+    draw.rectangle((x, y0, x + width - 1, y0 + height - 1), fill=colour)
+    light = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2] > 140
+    draw.text((x + 1 - left, y0 - top), text, fill=(0, 0, 0) if light else (255, 255, 255))
 
 
 def overlay_masks(images: np.ndarray, masks: np.ndarray, ignore_index: int) -> np.ndarray:

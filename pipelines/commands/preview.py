@@ -5,9 +5,13 @@ Each cell: the sample decoded without augmentation (left), the same sample as tr
 at --epoch (right: the split's decoder, CPU ops, device ops and batch ops such as mixup, with
 the normalization undone for display), and its label (class names when DATA.classes.json,
 written by pureffcv convert, exists; for mixed batches, the two largest classes of the soft
-target). By default --n samples drawn across the classes in turn (seeded by --seed), so an
-ImageFolder sorted by class shows every class and mixup pairs differ in class; --classes
-keeps some classes, --indices shows exactly those samples, --first the first --n in order.
+target). A split's targets are drawn over both halves: a mask as a translucent colour per
+class, boxes outlined in their class's colour with the class (names from DATA.categories.json,
+written by pureffcv convert --coco/--yolo), keypoints as dots (rings where occluded); the
+augmented half shows what training keeps. By default --n samples drawn across the classes
+in turn (seeded by --seed), so an ImageFolder sorted by class shows every class and mixup
+pairs differ in class; --classes keeps some classes, --indices shows exactly those samples,
+--first the first --n in order.
 """
 import sys
 

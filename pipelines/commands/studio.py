@@ -2,7 +2,9 @@
 the spec file is saved.
 
 The page (http://127.0.0.1:PORT/) shows originals beside their augmented versions across the
-data set's classes (names from DATA.classes.json when `pureffcv convert` wrote one), the
+data set's classes (names from DATA.classes.json when `pureffcv convert` wrote one), with
+the split's targets drawn as `pureffcv preview` draws them (masks, boxes, keypoints; not on
+the per-step images), the
 `explain` table, each step's time per image from a short bench, and spec errors as
 FILE:LINE:COL highlighted in the YAML. Buttons: new draw (the next epoch), same draw, pick
 classes, and step through the pipeline op by op. The process stays warm: after a save only

@@ -10,6 +10,12 @@ instance — with its compiled batch loop — under a fingerprint of its class, 
 position, seed and input type. After a save, only the steps whose fingerprint changed
 compile; the others, and the decoder's Loader, are reused. The images after every step are
 kept, which is what "step through the pipeline" shows.
+
+A split's targets are drawn as ``pureffcv preview`` draws them, on the originals and the
+augmented samples: the first mask laid over the pixels here, boxes and keypoints kept as
+``preview.Overlay`` and drawn when the page asks for the image, at its zoom (``images.png``).
+The per-step images show the image alone: a target's steps run in a Loader of their own, not
+op by op.
 """
 import threading
 import time
@@ -20,6 +26,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..class_maps import names_by_label
+from ..preview import Overlay, box_classes
 from .fingerprint import fingerprint
 
 #: ops kept compiled beyond the current plan's (older variants, for undo-like edits)
@@ -43,7 +50,10 @@ class StepResult:
 
 @dataclass
 class Render:
-    """Everything the page shows after one render (or the errors that stopped it)."""
+    """Everything the page shows after one render (or the errors that stopped it): the
+    originals and augmented samples (a mask target already laid over them) and, with boxes
+    or keypoints targets, what to draw over each (``preview.Overlay``; ``box_names`` and
+    ``box_offset`` as ``preview.draw_overlay`` takes them)."""
     version: int
     spec_text: str
     epoch: int
@@ -54,6 +64,10 @@ class Render:
     labels: List[str] = field(default_factory=list)
     originals: Optional[np.ndarray] = None
     augmented: Optional[np.ndarray] = None
+    original_overlays: Optional[List[Overlay]] = None
+    augmented_overlays: Optional[List[Overlay]] = None
+    box_names: Dict[int, str] = field(default_factory=dict)
+    box_offset: int = 0
     steps: List[StepResult] = field(default_factory=list)
     explain: str = ""
     errors: List[dict] = field(default_factory=list)  # {file, line, column, message}
@@ -85,6 +99,7 @@ class Studio:
         self.all_classes: List[int] = []
         self.classes: List[int] = []
         self.names = names_by_label(beton)
+        self.box_names, self.box_offset = box_classes(beton)
         self.version = 0
         self.last: Optional[Render] = None
         self.last_good: Optional[Render] = None
@@ -171,12 +186,15 @@ class Studio:
         result.indices, result.labels = good.indices, good.labels
         result.originals, result.augmented, result.steps = good.originals, good.augmented, \
             good.steps
+        result.original_overlays, result.augmented_overlays = good.original_overlays, \
+            good.augmented_overlays
         result.stale = True
 
     def _empty(self, text: str) -> Render:
         return Render(version=self.version, spec_text=text, epoch=self.epoch,
                       classes=list(self.classes), all_classes=list(self.all_classes),
-                      class_names={c: self.name(c) for c in self.all_classes})
+                      class_names={c: self.name(c) for c in self.all_classes},
+                      box_names=dict(self.box_names), box_offset=self.box_offset)
 
     def _render_into(self, result: Render, text: str) -> None:
         from compiler import SpecError, compile_spec
@@ -208,8 +226,8 @@ class Studio:
     def _run(self, compiled, result: Render) -> None:
         import torch
 
-        from ..preview import (choose_samples, classes_text, label_text, normalization_of,
-                               overlay_masks, to_display)
+        from ..preview import (choose_samples, label_text, normalization_of, target_texts,
+                               to_display, with_targets)
 
         # the samples `pureffcv preview` would show: classes in turn, mixup partners paired
         indices = choose_samples(self.labels, self.n, classes=self.classes,
@@ -252,20 +270,22 @@ class Studio:
             record = self._record(step, batch, normalization)
             record.us_per_image = 1e6 * (time.perf_counter() - t0) / max(len(indices), 1)
             result.steps.append(record)
-        result.augmented = to_display(batch, normalization)
-        result.originals, original_masks = self._originals(compiled, indices,
-                                                           result.augmented.shape[1:3])
-        if compiled.targets:  # the first mask, over both halves
-            fill = compiled.targets[0].fill
-            masks = self._masks(compiled, indices)
-            result.augmented = overlay_masks(result.augmented, masks, fill)
-            result.originals = overlay_masks(result.originals, original_masks, fill)
-            result.labels = [classes_text(mask, fill) for mask in masks]
+        augmented = to_display(batch, normalization)
+        originals, stored = self._originals(compiled, indices, augmented.shape[1:3])
+        outputs = self._targets(compiled, indices)
+        # the first mask over both halves; boxes and keypoints drawn at the page's zoom
+        result.augmented, result.augmented_overlays = with_targets(augmented, compiled.targets,
+                                                                   outputs)
+        result.originals, result.original_overlays = with_targets(originals, compiled.targets,
+                                                                  stored)
+        texts = target_texts(compiled.targets, outputs, len(indices))
+        if not compiled.split.has_label:
+            result.labels = texts
             return
         names = [self.name(int(t)) for t in labels.reshape(-1)]
         if compiled.plan.batch:  # mixed targets: the class shown, then the soft target
             names = [f"{name} ({label_text(t)})" for name, t in zip(names, targets.cpu())]
-        result.labels = names
+        result.labels = [" ".join(filter(None, pair)) for pair in zip(names, texts)]
 
     def _record(self, step, out, normalization) -> StepResult:
         import torch
@@ -337,32 +357,34 @@ class Studio:
 
     def _originals(self, compiled, indices: np.ndarray, size):
         """The samples decoded without augmentation at ``size`` (as ``pureffcv preview``
-        shows them: the largest centred square, resized), and the first mask target cut by
-        the same decode (None without one), from a kept Loader."""
+        shows them: the largest centred square, resized), and their targets cut by the same
+        decode (``preview.stored_batches``), from a kept Loader."""
         from ffcv.transforms import ToTensor
 
         from operations.cpu.decoders import CenterCrop
 
+        from ..preview import stored_batches
+
         decoder = CenterCrop(size=tuple(int(s) for s in size), ratio=1.0)
         targets = {t.name: ([decoder.for_target(t), ToTensor()], t.field)
-                   for t in compiled.targets[:1]}
-        key = ("originals", decoder.output_size, tuple(targets))
+                   for t in compiled.targets}
+        key = ("originals", decoder.output_size, tuple(compiled.targets))
         if key not in self._loaders:
             self._loaders[key] = self._loader(compiled.bind([decoder], None, targets), indices)
         self._select(self._loaders[key], indices)
-        images, *masks = self._one_batch(self._loaders[key])
-        return images, (masks[0][..., 0] if masks else None)
+        images, *decoded = self._one_batch(self._loaders[key])
+        return images, stored_batches(compiled.targets, dict(zip(targets, decoded)))
 
-    def _masks(self, compiled, indices: np.ndarray) -> np.ndarray:
-        """The first mask target of ``indices`` through its compiled steps (what training
-        sees), from a Loader of this render's plan."""
-        target = compiled.targets[0]
-        ops = [step.op for step in compiled.plan.targets[target.name]]
-        loader = self._loader(compiled.bind(None, None, {target.name: (ops, target.field)}),
-                              indices)
+    def _targets(self, compiled, indices: np.ndarray) -> dict:
+        """The targets of ``indices`` through their compiled steps (what training sees), by
+        name ({} without targets), from one Loader of this render's plan."""
+        if not compiled.targets:
+            return {}
+        pipelines = {t.name: ([step.op for step in compiled.plan.targets[t.name]], t.field)
+                     for t in compiled.targets}
+        loader = self._loader(compiled.bind(None, None, pipelines), indices)
         compiled.set_epoch(self.epoch)
-        (masks,) = self._one_batch(loader)
-        return masks.cpu().numpy()
+        return dict(zip(pipelines, self._one_batch(loader)))
 
     def _loader(self, pipelines, indices: np.ndarray):
         """A one-batch Loader (batch size ``n``, the most samples a render shows); FFCV
@@ -390,8 +412,12 @@ class Studio:
     def _one_batch(loader):
         from ..preview import only_batch
 
-        batch = only_batch(loader)
-        return tuple(np.array(b) if isinstance(b, np.ndarray) else b.clone() for b in batch)
+        def copied(b):  # FFCV reuses its buffers
+            if isinstance(b, np.ndarray):
+                return np.array(b)
+            return type(b)(*map(copied, b)) if isinstance(b, tuple) else b.clone()
+
+        return tuple(copied(b) for b in only_batch(loader))
 
     def _forget_unused(self, compiled) -> None:
         """Keep the current plan's ops and at most KEEP_OPS others (the most recent)."""

@@ -5,11 +5,17 @@ import math
 import numpy as np
 
 
-def png(image: np.ndarray, zoom: int = 1) -> bytes:
-    """One uint8 HWC image as PNG bytes, enlarged ``zoom`` times (nearest neighbour)."""
+def png(image: np.ndarray, zoom: int = 1, overlay=None, names=None, offset: int = 0) -> bytes:
+    """One uint8 HWC image as PNG bytes, enlarged ``zoom`` times (nearest neighbour), with
+    its boxes and keypoints (``preview.Overlay``; None: none) drawn at that size as
+    ``preview.draw_overlay`` draws them (``names`` and ``offset`` its)."""
     from PIL import Image
 
-    if zoom > 1:
+    from ..preview import draw_overlay
+
+    if overlay is not None:
+        image = draw_overlay(image, overlay, zoom, names, offset)
+    elif zoom > 1:
         image = image.repeat(zoom, axis=0).repeat(zoom, axis=1)
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")

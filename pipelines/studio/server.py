@@ -125,17 +125,19 @@ class StudioServer:
         if render is None or render.version != version or render.augmented is None:
             return None
         zoom = zoom_for(render.augmented.shape[1:3])
+        overlays = None
         if kind == "original":
-            batch = render.originals
+            batch, overlays = render.originals, render.original_overlays
         elif kind == "augmented":
-            batch = render.augmented
+            batch, overlays = render.augmented, render.augmented_overlays
         elif kind.startswith("step") and kind[4:].isdigit() and int(kind[4:]) < len(render.steps):
             batch = render.steps[int(kind[4:])].images
         else:
             return None
         if batch is None or not 0 <= i < len(batch):
             return None
-        return png(batch[i], zoom)
+        return png(batch[i], zoom, overlays[i] if overlays else None, render.box_names,
+                   render.box_offset)
 
 
 def _signature(path: Path):

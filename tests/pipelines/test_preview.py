@@ -11,9 +11,11 @@ from PIL import Image
 
 from compiler import compile_spec
 from pipelines.cli import main
-from pipelines.preview import (BACKGROUND, CLASS_COLOURS, compose_grid, label_text,
-                               normalization_of, overlay_masks, to_display)
-from tests.conftest import structured_image, write_beton, write_segmentation_beton
+from pipelines.preview import (BACKGROUND, CLASS_COLOURS, POINT_COLOUR, POINT_RIM, Overlay,
+                               box_classes, compose_grid, draw_overlay, label_text,
+                               normalization_of, overlay_masks, pixel_boxes, to_display)
+from tests.conftest import (structured_image, write_beton, write_detection_beton,
+                            write_segmentation_beton)
 from tests.pipelines import failing_kernel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -274,3 +276,124 @@ def test_a_segmentation_preview_overlays_the_masks_that_moved_with_the_images(tm
 def main_preview(spec, beton, out):
     assert main(["preview", str(spec), str(beton), "--out", str(out), "--first"]) == 0
     return out
+
+
+DETECTION_SPEC = """\
+version: 1
+seed: 0
+splits:
+  train:
+    image:
+      decode: {center_crop: {size: 32, ratio: 1.0}}
+      cpu: [{horizontal_flip: {p: 1.0}}]
+    targets:
+      boxes: {kind: boxes, format: xywh, normalized: true, min_area: 10}
+      keypoints: {kind: keypoints}
+    loader: {batch_size: 2, num_workers: 1}
+"""
+GREY = 90
+
+
+def detection_scene(folder: Path) -> Path:
+    """A .beton of two grey 32x32 images: the first with a box (4, 6)-(20, 26) of class 1,
+    its keypoints (10, 16) visible, (24, 20) occluded and one not labelled, and a 2x2 box
+    (28, 28)-(30, 30) of class 2 without keypoints (area 4: below DETECTION_SPEC's min_area);
+    the second with neither. Beside it, an OUT.categories.json naming the classes."""
+    import json
+
+    images = [np.full((32, 32, 3), GREY, np.uint8) for _ in range(2)]
+    boxes = [[[4, 6, 20, 26], [28, 28, 30, 30]], np.zeros((0, 4))]
+    labels = [[1, 2], []]
+    points = [[[[10, 16, 2], [24, 20, 1], [0, 0, 0]], np.zeros((3, 3))], np.zeros((0, 3, 3))]
+    beton = write_detection_beton(folder / "det.beton", images, boxes, labels, points)
+    (folder / "det.categories.json").write_text(json.dumps({"labels": [
+        {"label": 1, "category_id": 7, "name": "cat"},
+        {"label": 2, "category_id": 9, "name": "dog"}]}))
+    return beton
+
+
+def outlined(image, x1, y1, x2, y2, colour) -> bool:
+    """Whether the rectangle of pixels x1..x2, y1..y2 (inclusive) has ``colour`` all round
+    and is not filled with it."""
+    edges = [image[y1:y2 + 1, x1], image[y1:y2 + 1, x2], image[y1, x1:x2 + 1],
+             image[y2, x1:x2 + 1]]
+    return all((edge == colour).all() for edge in edges) and \
+        (image[y1 + 1:y2, x1 + 1:x2] != colour).any()
+
+
+def test_a_detection_preview_draws_boxes_and_keypoints_on_both_halves(tmp_path, monkeypatch):
+    import pipelines.preview as preview_module
+
+    beton = detection_scene(tmp_path)
+    spec = tmp_path / "det.yaml"
+    spec.write_text(DETECTION_SPEC)
+    texts = []
+    compose = preview_module.compose_grid
+
+    def keep(originals, augmented, labels, columns, zoom=1):
+        texts.extend(labels)
+        return compose(originals, augmented, labels, columns, zoom)
+
+    monkeypatch.setattr(preview_module, "compose_grid", keep)
+    grid = np.asarray(Image.open(main_preview(spec, beton, tmp_path / "grid.png")))[..., :3]
+    assert texts == ["1 box", "0 boxes"]  # the 2x2 box fails min_area
+    size = 64  # 32 px images enlarged twice; the boxes drawn at that size
+    top, left = cell_origin(0, 2, size, size)
+    original = grid[top:top + size, left:left + size]
+    augmented = grid[top:top + size, left + size + 2:left + 2 * size + 2]
+    cat, dog = CLASS_COLOURS[1], CLASS_COLOURS[2]
+    # original: (4, 6)-(20, 26) times 2 is pixels 8..39 x 12..51; the small box drawn too
+    assert outlined(original, 8, 12, 39, 51, cat)
+    assert outlined(original, 56, 56, 59, 59, dog)
+    assert (original[52:, :56] == GREY).all()  # nothing else below the box
+    # keypoints: a filled dot at (10, 16) * 2 with its rim, a ring at (24, 20) * 2
+    assert (original[32, 20] == POINT_COLOUR).all() and (original[32, 22] == POINT_RIM).all()
+    assert (original[40, 48] == GREY).all() and (original[40, 50] == POINT_COLOUR).all()
+    assert (original[:4, :4] == GREY).all()  # the point not labelled, at (0, 0): not drawn
+    # mirrored: x -> 32 - x, the box 12..28 (pixels 24..55); the small box is not valid
+    assert outlined(augmented, 24, 12, 55, 51, cat)
+    assert (augmented[52:] == GREY).all()
+    assert (augmented[32, 44] == POINT_COLOUR).all() and (augmented[32, 46] == POINT_RIM).all()
+    assert (augmented[40, 16] == GREY).all() and (augmented[40, 18] == POINT_COLOUR).all()
+    # the second sample has nothing to draw
+    top, left = cell_origin(1, 2, size, size)
+    assert (grid[top:top + size, left:left + size] == GREY).all()
+    assert (grid[top:top + size, left + size + 2:left + 2 * size + 2] == GREY).all()
+
+
+def test_pixel_boxes_undo_each_format():
+    from operations import Target
+
+    xyxy = np.array([[4.0, 6.0, 20.0, 26.0]])
+    size = (32, 40)  # h, w
+    scale = np.array([40, 32, 40, 32])
+    for box_format, stored in [("xyxy", [4, 6, 20, 26]), ("xywh", [4, 6, 16, 20]),
+                               ("cxcywh", [12, 16, 16, 20])]:
+        target = Target("boxes", "boxes", "boxes", box_format=box_format)
+        assert np.allclose(pixel_boxes(np.array([stored], float), target, size), xyxy)
+        normalized = Target("boxes", "boxes", "boxes", box_format=box_format, normalized=True)
+        assert np.allclose(pixel_boxes(np.array([stored]) / scale, normalized, size), xyxy)
+
+
+def test_draw_overlay_at_a_zoom_with_the_masks_colours(tmp_path):
+    import json
+
+    image = np.full((20, 30, 3), GREY, np.uint8)
+    overlay = Overlay(np.array([[2.0, 10.0, 12.0, 16.0], [5.0, 5.0, 5.0, 9.0]]),
+                      np.array([1, 3]), np.array([[25.0, 4.0]]), np.array([2]))
+    drawn = draw_overlay(image, overlay, zoom=3, names={1: "cat"}, offset=1)
+    assert drawn.shape == (60, 90, 3)
+    colour = CLASS_COLOURS[2]  # label 1 + offset 1: its polygon mask's colour
+    assert outlined(drawn, 6, 30, 35, 47, colour)
+    assert (drawn[24:30, 6:12] == colour).any()  # the tag above the box
+    assert not (drawn == CLASS_COLOURS[4]).all(-1).any()  # no area: not drawn
+    assert (drawn[12, 75] == POINT_COLOUR).all()
+    assert np.array_equal(draw_overlay(image, None, zoom=2), image.repeat(2, 0).repeat(2, 1))
+    beton = tmp_path / "coco.beton"
+    assert box_classes(beton) == ({}, 0)
+    (tmp_path / "coco.categories.json").write_text(json.dumps({
+        "labels": [{"label": 0, "category_id": 1, "name": "person"}],
+        "mask": {"background": 0, "offset": 1}}))
+    assert box_classes(beton) == ({0: "person"}, 1)
+    (tmp_path / "coco.categories.json").write_text("{not json")
+    assert box_classes(beton) == ({}, 0)

@@ -226,3 +226,43 @@ def test_a_segmentation_render_overlays_the_masks_on_both_halves(tmp_path):
     assert (render.augmented[first][:8] == band).all()  # flipped, turned: the band on top
     assert (render.augmented[first][8:] == plain).all()
     assert render.labels[first] == "classes 0 1"
+
+
+def test_a_detection_render_draws_boxes_and_keypoints_on_both_halves(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from pipelines.preview import CLASS_COLOURS, POINT_COLOUR
+    from pipelines.studio.images import zoom_for
+    from tests.pipelines.test_preview import DETECTION_SPEC, GREY, detection_scene, outlined
+
+    beton = detection_scene(tmp_path)
+    spec = tmp_path / "det.yaml"
+    spec.write_text(DETECTION_SPEC)
+    studio = Studio(spec, beton, n=2)
+    render = studio.render()
+    assert not render.errors and render.box_names == {1: "cat", 2: "dog"}
+    first = render.indices.index(0)
+    assert render.labels[first] == "1 box" and render.labels[1 - first] == "0 boxes"
+    # as stored on the original (both boxes), mirrored and filtered (min_area) on the sample
+    original, augmented = render.original_overlays[first], render.augmented_overlays[first]
+    assert np.allclose(original.boxes, [[4, 6, 20, 26], [28, 28, 30, 30]])
+    assert np.allclose(augmented.boxes, [[12, 6, 28, 26]]) and list(augmented.labels) == [1]
+    assert np.allclose(augmented.points, [[22, 16], [8, 20]])
+    assert list(augmented.visibility) == [2, 1]
+    assert (render.augmented == GREY).all()  # drawn when the page asks, at its zoom
+    server = StudioServer(studio, port=0)
+    try:
+        zoom = zoom_for((32, 32))
+        page = np.asarray(Image.open(io.BytesIO(server.image(render.version, "augmented",
+                                                              first))))[..., :3]
+        assert page.shape == (32 * zoom, 32 * zoom, 3)
+        assert outlined(page, 12 * zoom, 6 * zoom, 28 * zoom - 1, 26 * zoom - 1, CLASS_COLOURS[1])
+        assert (page[16 * zoom, 22 * zoom] == POINT_COLOUR).all()
+        page = np.asarray(Image.open(io.BytesIO(server.image(render.version, "original",
+                                                              first))))[..., :3]
+        assert outlined(page, 28 * zoom, 28 * zoom, 30 * zoom - 1, 30 * zoom - 1,
+                        CLASS_COLOURS[2])
+    finally:
+        server.httpd.server_close()
