@@ -97,19 +97,30 @@ def check_batches(path: str, loader, batch_size: Optional[int] = None, fields=()
                         f"drop_last: false in the spec's loader")
 
 
-def check_mask_targets(path: str, split) -> None:
-    """Each of the split's mask targets reads a ``MaskField`` of ``path``; DataError naming
-    the field otherwise (a field of another kind would decode as garbage or fail later)."""
+def check_target_fields(path: str, split) -> None:
+    """Each of the split's targets reads a field of its kind in ``path`` (a mask a
+    ``MaskField``, boxes a ``BoxesField``, keypoints a ``KeypointsField`` with the points its
+    ``flip_pairs`` name); DataError naming the field otherwise (a field of another kind would
+    decode as garbage or fail later)."""
+    from operations.cpu.instances_field import BoxesField, KeypointsField
     from operations.cpu.mask_field import MaskField
 
+    fields = {"mask": MaskField, "boxes": BoxesField, "keypoints": KeypointsField}
     targets = [t.target() for t in split.targets]
     reader = open_reader(path, tuple(t.field for t in targets) + (split.image.field,))
     for target in targets:
-        handler = reader.handlers[target.field]
-        if not isinstance(handler, MaskField):
-            raise DataError(f"{path}: field '{target.field}' (target '{target.name}') is not a "
-                            f"MaskField but {type(handler).__name__}; convert the masks with "
-                            f"pureffcv convert (docs/targets.md)")
+        handler, wanted = reader.handlers[target.field], fields[target.kind]
+        if not isinstance(handler, wanted):
+            raise DataError(f"{path}: field '{target.field}' (target '{target.name}', "
+                            f"{target.kind}) is not a {wanted.__name__} but "
+                            f"{type(handler).__name__}; convert the data with pureffcv convert "
+                            f"(docs/targets.md)")
+        points = getattr(handler, "num_keypoints", None)
+        named = [i for pair in target.flip_pairs for i in pair]
+        if points is not None and named and max(named) >= points:
+            raise DataError(f"{path}: target '{target.name}' swaps point {max(named)} in "
+                            f"flip_pairs but field '{target.field}' holds {points} keypoints "
+                            f"(0..{points - 1})")
 
 
 def split_fields(split) -> tuple:

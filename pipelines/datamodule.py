@@ -30,7 +30,7 @@ from typing import Callable, List, Optional
 import lightning.pytorch as pl
 
 from . import class_maps
-from .data_checks import (DataError, check_batches, check_int_labels, check_mask_targets,
+from .data_checks import (DataError, check_batches, check_int_labels, check_target_fields,
                           check_task, check_vector_target, open_reader, split_fields,
                           warn_if_empty)
 from .epochs import EpochLoader, FallbackEpochs, IndexedBatches, epoch_to_run
@@ -119,9 +119,10 @@ class FFCVDataModule(pl.LightningDataModule):
             check_task(self.spec, spec.split(split), task, num_classes)
             if self._falls_back(path, folder):
                 if spec.split(split).targets:
+                    kinds = sorted({t.options.kind for t in spec.split(split).targets})
                     raise DataError(f"{split}: the image-folder fallback reads class folders, "
-                                    f"not masks; convert {folder} first (--data.convert true "
-                                    f"or pureffcv convert)")
+                                    f"not {' or '.join(kinds)} targets; convert {folder} first "
+                                    f"(--data.convert true or pureffcv convert)")
                 if world_size > 1:
                     raise DataError(f"{split}: the image-folder fallback runs in one process; "
                                     f"convert {folder} first (--convert true or pureffcv "
@@ -130,7 +131,7 @@ class FFCVDataModule(pl.LightningDataModule):
             if path is None:
                 continue
             label, image_field = spec.split(split).label, spec.split(split).image.field
-            check_mask_targets(path, spec.split(split))
+            check_target_fields(path, spec.split(split))
             if multilabel is not None and multilabel != (label.type == "multi_hot"):
                 raise DataError(
                     f"{self.spec}: the {split} label type is {label.type} but the model's "

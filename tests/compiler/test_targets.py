@@ -47,7 +47,7 @@ def test_a_label_next_to_a_target_comes_before_it_in_a_batch():
 
 
 @pytest.mark.parametrize("targets, position, message", [
-    ("{mask: {kind: boxes}}", "8:28", "kind"),
+    ("{mask: {kind: polygons}}", "8:28", "kind"),
     ("{mask: {ignore_index: 70000}}", "8:36", "ignore_index"),
     ("{mask: {num_classes: 21, ignore_index: 3}}", "8:53",
      "target 'mask': ignore_index 3 is a class id (num_classes is 21); use a value >= "

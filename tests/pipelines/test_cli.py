@@ -19,7 +19,7 @@ def test_help_lists_the_commands():
               and not line.startswith("     ")]  # "    NAME  help" (continuations: deeper)
     assert listed == ["convert", "doctor", "specs", "check", "explain", "preview", "stats", "bench",
                       "fit", "validate", "test", "predict", "train", "demo", "studio", "cache"]
-    assert "convert an image folder or .npz into an FFCV .beton" in done.stdout
+    assert "convert an image folder, .npz, segmentation, COCO or YOLO data" in done.stdout
     assert "check that this environment can run pureffcv" in done.stdout
 
 

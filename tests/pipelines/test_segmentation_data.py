@@ -42,7 +42,7 @@ def test_the_image_folder_fallback_refuses_a_split_with_masks(shapes, tmp_path):
     spec.write_text(SPEC)
     data = FFCVDataModule(str(spec), train_folder=str(shapes))
     with pytest.raises(DataError, match="train: the image-folder fallback reads class folders, "
-                                        "not masks; convert .* first"):
+                                        "not mask targets; convert .* first"):
         data.check()
 
 
@@ -50,8 +50,8 @@ def test_a_mask_target_must_read_a_mask_field(tmp_path):
     spec = tmp_path / "seg.yaml"
     spec.write_text(SPEC.replace("{mask: {num_classes: 4}}", "{mask: {field: label}}"))
     beton = write_beton(tmp_path / "cls.beton", [structured_image(32, 32)] * 4, [0, 1, 2, 3])
-    with pytest.raises(DataError, match="field 'label' \\(target 'mask'\\) is not a MaskField "
-                                        "but IntField"):
+    with pytest.raises(DataError, match="field 'label' \\(target 'mask', mask\\) is not a "
+                                        "MaskField but IntField"):
         FFCVDataModule(str(spec), train_path=str(beton)).check()
 
 
