@@ -304,3 +304,13 @@ def test_target_options_of_another_kind_are_located_errors(options, message):
     with pytest.raises(SpecError) as err:
         load_spec(text)
     assert message in str(err.value) and ":5:" in str(err.value)
+
+
+def test_explain_names_the_targets_each_step_moves():
+    text = compile_spec(load_spec(spec_text(["rotate: {degrees: 20}", "invert"])),
+                        device="cpu").explain()
+    rows = {line.split()[2]: line for line in text.splitlines()[3:8] if line.strip()}
+    assert "boxes,keypoints" in rows["rotate"] and "boxes,keypoints" not in rows["invert"]
+    assert ("boxes (boxes, xyxy pixels, min_area 0, min_visibility 0, min_size 0): decode -> "
+            "rotate -> to_tensor -> target_batch") in text
+    assert "keypoints (keypoints, mirror swaps 1<->2): decode -> rotate -> to_tensor" in text
