@@ -17,7 +17,7 @@ from ..ffcv_api import AllocationQuery, State
 from ..pointers import ENTRY_FLAGS, bytes_at
 from ..rng import sample_key
 from .decode_loop import keyed_decode_loop
-from .instances import BOX_COLUMNS, crop_boxes, crop_points, mirror_permutation
+from .instances import BOX_ROW_LENGTH, crop_boxes, crop_points, mirror_permutation
 from .instances_field import (BoxesDecoder, KeypointsDecoder, check_payload,
                               instances_sample_reader, payload_labels, payload_views)
 from .mask_decoders import MaskCropDecoder
@@ -43,9 +43,10 @@ class InstancesCropDecoder(StepOf):
         raise NotImplementedError
 
     def declare_state_and_memory(self, previous_state: State):
-        shape = (1 + self.rows(), self.columns())
-        return (replace(previous_state, jit_mode=True, shape=shape, dtype=np.dtype("float64")),
-                (AllocationQuery(shape, np.dtype("float64")), AllocationQuery((1,), np.dtype(np.uint8))))
+        shape, dtype = (1 + self.rows(), self.columns()), np.dtype("float64")
+        unused = AllocationQuery((1,), np.dtype(np.uint8))  # the keyed decode loop's scratch
+        return (replace(previous_state, jit_mode=True, shape=shape, dtype=dtype),
+                (AllocationQuery(shape, dtype), unused))
 
     def output_size(self) -> Tuple[int, int]:
         """(height, width) the instances are scaled to; (0, 0): each sample's stored size."""
@@ -63,7 +64,7 @@ class BoxesCropDecoder(InstancesCropDecoder, BoxesDecoder):
     """Boxes cut and scaled with the image, clipped to it (``instances.crop_boxes``)."""
 
     def columns(self) -> int:
-        return BOX_COLUMNS
+        return BOX_ROW_LENGTH
 
     def sample_writer(self) -> Callable:
         @njit(inline="always")

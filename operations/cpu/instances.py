@@ -8,7 +8,7 @@ float64 array of 1 + M rows (M: the most instances a sample of the .beton holds,
 - row 0, the header: the canvas (the image's height and width at this step), then, for
   keypoints, the mirror permutation: after a mirror, point k is the point that was perm[k]
   (left and right swapped as the spec's ``flip_pairs`` name them);
-- boxes, ``BOX_COLUMNS`` per row: x1, y1, x2, y2, label, share. ``share`` is the part of the
+- boxes, ``BOX_ROW_LENGTH`` values a row: x1, y1, x2, y2, label, share. ``share`` is the part of the
   box's area every clip so far kept (1.0 as stored, the product of kept / before over the
   clips; 0: no box, a padding row or a box with nothing left);
 - keypoints, 1 + 3K per row: present (1.0 for an instance, 0.0 padding), then x, y, v per
@@ -31,7 +31,7 @@ from numba import njit
 from .pixels import SHARED_HELPER
 
 #: per box row: x1, y1, x2, y2, label, share
-BOX_COLUMNS = 6
+BOX_ROW_LENGTH = 6
 SHARE = 5
 
 
@@ -170,7 +170,7 @@ def boxes_array(boxes, labels, height: int, width: int, rows: Optional[int] = No
     """The instance array of (n, 4) ``boxes`` (x1, y1, x2, y2) and their ``labels`` on a
     height x width canvas, with ``rows`` instance rows (default n, at least 1)."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    out = np.empty((1 + (rows or max(len(boxes), 1)), BOX_COLUMNS))
+    out = np.empty((1 + (rows or max(len(boxes), 1)), BOX_ROW_LENGTH))
     crop_boxes(boxes, np.asarray(labels, np.int64).reshape(-1), 0, 0, height, width,
                height, width, out)
     return out
