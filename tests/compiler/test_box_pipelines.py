@@ -17,6 +17,7 @@ from operations import Target
 from operations.cpu.instances import boxes_array, boxes_in, keypoints_array, points_in
 from operations.device.instance_batch import (box_batch, detection_targets, mirrored_boxes,
                                               mirrored_points)
+from tests.compiler.test_target_pipelines import run_jit_steps
 from tests.conftest import write_detection_beton
 
 PALETTE = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]], np.uint8)
@@ -97,14 +98,6 @@ def check_sample(objects, boxes, valid, points, visibility, original_points):
     assert np.array_equal(orientation(points), orientation(original_points[:, :, :2]))
 
 
-def run_cpu_steps(steps, batch, indices):
-    """A plan's per-sample steps (decoder and transfer left out) on a numpy batch."""
-    for step in steps:
-        if step.stage == "cpu":
-            batch = step.op.apply(batch, indices)
-    return batch
-
-
 @settings(max_examples=12, deadline=None)
 @given(ops=st.lists(st.sampled_from(GEOMETRIC), min_size=1, max_size=4),
        seed=st.integers(0, 2 ** 32), shape=st.sampled_from([(64, 96), (80, 72), (61, 93)]))
@@ -117,9 +110,9 @@ def test_random_geometric_specs_keep_boxes_and_keypoints_on_their_objects(ops, s
     boxes = np.stack([boxes_array(s[1], s[2], *shape) for s in scenes])
     points = np.stack([keypoints_array(s[3], *shape, flip_pairs=[(1, 2)]) for s in scenes])
     indices = np.arange(20, 24, dtype=np.int64)
-    masks = run_cpu_steps(compiled.plan.targets["mask"], masks, indices)[..., 0]
-    boxes = run_cpu_steps(compiled.plan.targets["boxes"], boxes, indices)
-    points = run_cpu_steps(compiled.plan.targets["keypoints"], points, indices)
+    masks = run_jit_steps(compiled.plan.targets["mask"], masks, indices)[..., 0]
+    boxes = run_jit_steps(compiled.plan.targets["boxes"], boxes, indices)
+    points = run_jit_steps(compiled.plan.targets["keypoints"], points, indices)
     for i in range(4):
         b, _, share = boxes_in(boxes[i])
         p, v, _ = points_in(points[i])
