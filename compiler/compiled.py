@@ -1,6 +1,6 @@
 """The result of compiling one split: FFCV pipelines, a Loader factory, the epoch clock."""
 import os
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -18,6 +18,7 @@ from .quasi_random import DistributedQuasiRandom
 from .reader import load_spec
 from .safe_loader import SafeLoader
 from .spec import Spec, SplitSpec
+from .views import ViewCopy, group_views, lower_views, plan_views
 from .workers import usable_workers
 
 
@@ -25,20 +26,28 @@ class CompiledPipeline:
     """One split of a spec, compiled for one device.
 
     ``pipelines`` is what ``ffcv.loader.Loader(pipelines=...)`` takes; its batches are
-    ``outputs`` in order (image, label unless ``label: none``, then each target);
+    ``outputs`` in order (image, label unless ``label: none``, then each target; with views,
+    each view copy in place of the image: ``group_views`` pairs them with their views);
     ``batch_ops`` run on ``(images, labels)`` after the loader (the Lightning side applies
     them). Every op is bound
     to one EpochClock: call ``set_epoch(n)`` before ``iter(loader)`` (FFCV prefetches there).
     """
 
-    def __init__(self, spec: Spec, split: SplitSpec, plan: Plan, clock: EpochClock):
+    def __init__(self, spec: Spec, split: SplitSpec, plan: Plan, clock: EpochClock,
+                 views: Sequence[ViewCopy] = ()):
         self.spec = spec
         self.split = split
         self.plan = plan
         self.clock = clock
+        #: a split with ``image.views``: every copy of every view, planned (``plan`` is the
+        #: first one's)
+        self.views: Tuple[ViewCopy, ...] = tuple(views)
         self.targets = tuple(t.target() for t in split.targets)
         self.pipelines: Dict[str, List] = lower(plan, split.image.field, split.label,
                                                 self.targets)
+        if self.views:
+            self.pipelines = lower_views(self.views, split.image.field, clock,
+                                         self.pipelines["label"])
 
     @property
     def device(self) -> str:
@@ -84,6 +93,10 @@ class CompiledPipeline:
         split's fields: every tool that builds its own pipelines goes through this, never
         through the names ``image`` and ``label``."""
         return bind_fields(image, label, self.image_field, self.label_field, targets)
+
+    def group_views(self, batch: Sequence) -> Tuple[Dict[str, list], tuple]:
+        """A batch of this split (with views) as ``({view: [tensor per copy]}, rest)``."""
+        return group_views(batch, self.views)
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: the same epoch gives the same draws every time it starts
@@ -178,5 +191,9 @@ def compile_spec(spec_or_path: Union[Spec, str, os.PathLike], split: str = "trai
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
     split_spec = spec.split(split)
     clock = EpochClock(spec.seed, epoch)
-    plan = build_plan(split_spec, resolve_device(device), clock, optimize)
-    return CompiledPipeline(spec, split_spec, plan, clock)
+    device = resolve_device(device)
+    if split_spec.views:
+        views = plan_views(split_spec, device, clock, optimize)
+        return CompiledPipeline(spec, split_spec, views[0].plan, clock, views)
+    return CompiledPipeline(spec, split_spec, build_plan(split_spec, device, clock, optimize),
+                            clock)

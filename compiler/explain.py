@@ -24,19 +24,12 @@ def rng_streams(step: Step) -> str:
 
 def explain(compiled) -> str:
     plan = compiled.plan
-    moves = bool(plan.targets)
-    header = ("stage", "rng", "step", "op", "output", "runs") + (("moves",) if moves else ()) + \
-        ("note",)
-    rows = [header]
-    for step in plan.steps + plan.batch:
-        output = step.output.describe() if step.output is not None else "-"
-        touched = ((",".join(step.moves) or "-",) if moves else ())
-        rows.append((step.stage, rng_streams(step), step.name,
-                     type(step.op).__name__, output, runs_on(step)) + touched + (step.note,))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [f"split '{plan.split}' of {compiled.spec.file}: device {plan.device}, "
+    lines = [f"split '{compiled.split.name}' of {compiled.spec.file}: device {plan.device}, "
              f"seed {compiled.spec.seed}", ""]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    if compiled.views:
+        lines += _views(compiled)
+    else:
+        lines += _table(plan.steps + plan.batch, bool(plan.targets))
     label = " -> ".join(_op_text(op) for op in compiled.label_ops or ()) or "none"
     options = compiled.split.loader
     workers, limit = options.num_workers, thread_limit()
@@ -54,6 +47,34 @@ def explain(compiled) -> str:
               f"{workers}, batches_ahead {options.batches_ahead}, distributed "
               f"{show(options.distributed)}"]
     return "\n".join(lines)
+
+
+def _table(steps, moves: bool) -> list:
+    """One row per step: stage, RNG stream(s), name, op, output type, where it runs
+    (``moves``: the targets it moves too), note."""
+    header = ("stage", "rng", "step", "op", "output", "runs") + (("moves",) if moves else ()) + \
+        ("note",)
+    rows = [header]
+    for step in steps:
+        output = step.output.describe() if step.output is not None else "-"
+        touched = ((",".join(step.moves) or "-",) if moves else ())
+        rows.append((step.stage, rng_streams(step), step.name,
+                     type(step.op).__name__, output, runs_on(step)) + touched + (step.note,))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _views(compiled) -> list:
+    """The shared decode, then each view copy's steps (its first step crops its box out of
+    the shared decode)."""
+    copies = compiled.views
+    lines = [f"shared decode: one per image for all {len(copies)} view copies (ViewsDecoder): "
+             f"every copy's box drawn, their union decoded once (crop-aware, at the largest "
+             f"DCT scale any copy needs); each copy's first step resizes its box out of it"]
+    for copy in copies:
+        lines += ["", f"view '{copy.view}' copy {copy.copy} -> batch element '{copy.output}'"]
+        lines += ["  " + line for line in _table(copy.plan.steps, False)]
+    return lines
 
 
 def _op_text(op) -> str:

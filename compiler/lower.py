@@ -88,8 +88,9 @@ def source_fields(pipelines: Dict[str, object]) -> List[str]:
     for name, pipeline in pipelines.items():
         if pipeline is None:
             continue
-        source = getattr(pipeline, "source", name)
-        fields.append(source if isinstance(source, str) else name)
+        source = getattr(pipeline, "source", None) or name
+        if isinstance(source, str):  # else another pipeline's op (views): no field of its own
+            fields.append(source)
     return fields
 
 

@@ -35,12 +35,14 @@ STAGE_WORDS = {"decoder": "a decoder", "cpu": "a CPU (Numba) op", "device": "a d
                "batch": "a batch op (it needs images and labels together)"}
 
 
-def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool = True) -> Plan:
+def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool = True,
+               first_position: int = 0) -> Plan:
     """Instantiate, place, type-check and (``optimize``) rewrite a split's ops with the
-    passes of ``compiler/passes.py``; raise SpecErrors."""
+    passes of ``compiler/passes.py``; raise SpecErrors. The ops' RNG streams are their
+    positions in the split's op list, from ``first_position`` on."""
     errors = ErrorList()
     steps = []
-    for position, spec in enumerate(split.ops()):
+    for position, spec in enumerate(split.ops(), start=first_position):
         _check_section(spec, errors)
         op = _instantiate(spec, split.image.dtype, errors)
         if op is None:

@@ -13,9 +13,10 @@ from operations.registry import deprecated_alias, did_you_mean
 
 from .errors import ErrorList, Pos, SpecError, SpecWarning, first_line
 from .shipped import shipped_spec
-from .spec import (EXTENSION_PREFIX, KIND_OPTIONS, MAX_SEED, VERSION, DeviceOptions, ImageSpec,
+from .spec import (EXTENSION_PREFIX, KIND_OPTIONS, MAX_SEED, MAX_VIEW_COPIES, VERSION,
+                   DeviceOptions, ImageSpec,
                    LabelSpec, LoaderOptions, OpSpec, Range, SECTIONS, Spec, SplitSpec,
-                   TargetOptions, TargetSpec)
+                   TargetOptions, TargetSpec, ViewSpec)
 from .validate import (REQUIRED, ValueProblem, check_mapping, coerce, dataclass_params, op_params,
                        show)
 from .yaml_positions import Node, parse
@@ -132,16 +133,27 @@ class _Loader:
         self._unknown_keys(node, {"image", "label", "targets", "batch", "loader"}, what)
         targets = self._targets(node.value.get("targets"), node.value.get("image"))
         label = self._label(node.value.get("label"), default="none" if targets else "int")
-        image = None
+        image, views = None, ()
         if "image" not in node.value:
             self.errors.add(key_pos, f"{what} needs 'image:' (with at least 'decode:')")
         else:
-            image = self._image(node.value["image"], what)
+            image, views = self._image(node.value["image"], what)
         batch = tuple(self._op_list(node.value.get("batch"), "batch", label))
+        if views:
+            self._check_view_split(node, what)
         loader = self._loader(node.value.get("loader"), name)
         if image is None:
             return None
-        return SplitSpec(name, key_pos, image, label, batch, loader, tuple(targets))
+        return SplitSpec(name, key_pos, image, label, batch, loader, tuple(targets), views)
+
+    def _check_view_split(self, node: Node, what: str) -> None:
+        """What a split with views cannot have yet: targets and batch ops."""
+        for key, reason in (("targets", "targets move with one image, and views are several "
+                                        "crops of it"),
+                            ("batch", "batch ops mix the images of one view")):
+            if key in node.value and node.value[key].value:
+                self.errors.add(node.key_pos[key], f"{what}: '{key}' cannot be used with "
+                                                   f"image.views ({reason}); remove one of them")
 
     def _targets(self, node: Optional[Node], image: Optional[Node]) -> List[TargetSpec]:
         """``targets: {NAME: {kind, field, ...}}`` (``spec.TargetOptions``; ``{}`` or null for
@@ -207,11 +219,12 @@ class _Loader:
                                    f"num_classes, e.g. 255")
         return target
 
-    def _image(self, node: Node, owner: str) -> Optional[ImageSpec]:
+    def _image(self, node: Node, owner: str) -> Tuple[Optional[ImageSpec], Tuple[ViewSpec, ...]]:
+        """The image (with views: the first view's) and its views."""
         what = f"{owner} image"
         if not self._is_mapping(node, what):
-            return None
-        self._unknown_keys(node, {"decode", "cpu", "device", "field"}, what)
+            return None, ()
+        self._unknown_keys(node, {"decode", "cpu", "device", "field", "views"}, what)
         field = "image"
         if "field" in node.value:
             field_node = node.value["field"]
@@ -220,6 +233,43 @@ class _Loader:
             else:
                 self.errors.add(field_node.pos, f"field of {what} must be the name of a .beton "
                                                 f"field, got {show(field_node.plain())}")
+        if "views" not in node.value:
+            return self._sections(node, what, field), ()
+        for key in ("decode", "cpu", "device"):
+            if key in node.value:
+                self.errors.add(node.key_pos[key], f"{what} has views: each view has its own "
+                                                   f"'{key}'; move it under the views")
+        views = self._views(node.value["views"], what, field)
+        return (views[0].image if views else None), views
+
+    def _views(self, node: Node, what: str, field: str) -> Tuple[ViewSpec, ...]:
+        """``views: {NAME: {count: N, decode: ..., cpu: [...], device: {...}}}``."""
+        if not self._is_mapping(node, f"{what} views"):
+            return ()
+        if not node.value:
+            self.errors.add(node.pos, "views is empty; name a view (views: {view: {count: 2, "
+                                      "decode: {random_resized_crop: {size: 224}}}})")
+        views = []
+        for name, view in node.value.items():
+            pos = node.key_pos[name]
+            if not isinstance(name, str) or not name.isidentifier() or name == "label":
+                self.errors.add(pos, f"a view's name must be a word (letters, digits, _) other "
+                                     f"than 'label', got {show(name)}")
+                continue
+            where = f"view '{name}'"
+            if not self._is_mapping(view, where):
+                continue
+            self._unknown_keys(view, {"count", "decode", "cpu", "device"}, where)
+            count = self._value(view.value.get("count"),
+                                Annotated[int, Range(1, MAX_VIEW_COPIES)],
+                                f"{where} count", 1)
+            image = self._sections(view, where, field)
+            if image is not None:
+                views.append(ViewSpec(name, pos, count, image))
+        return tuple(views)
+
+    def _sections(self, node: Node, what: str, field: str) -> Optional[ImageSpec]:
+        """``decode``, ``cpu`` and ``device`` of an image or a view."""
         decode = None
         if "decode" not in node.value:
             self.errors.add(node.pos, f"{what} needs 'decode:' (a decoder op such as "

@@ -62,7 +62,7 @@ class LoaderOptions:
 
 @dataclass(frozen=True)
 class DeviceOptions:
-    """``image.device:`` keys other than ``ops``."""
+    """``image.device:`` keys other than ``ops`` (a view's ``device:`` too)."""
 
     dtype: Literal["uint8", "float16", "bfloat16", "float32"] = "float32"
 
@@ -155,6 +155,28 @@ class ImageSpec:
     field: str = "image"  # the .beton field holding the image (``image: {field: img}``)
 
 
+#: the most copies of one view (each copy is one more pipeline and one more batch tensor)
+MAX_VIEW_COPIES = 64
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One entry of ``image.views`` (``views: {NAME: {count, decode, cpu, device}}``):
+    ``count`` copies, each cropped by ``image.decode`` out of the sample's one shared decode
+    with its own draws (the view's name and the copy's index are in its keys), then run
+    through the view's own CPU and device ops."""
+
+    name: str
+    pos: Pos
+    count: int
+    image: ImageSpec
+
+    def ops(self) -> List[OpSpec]:
+        """One copy's ops in pipeline order; an op's index here is its place in the copy's
+        RNG stream (``compiler.views.view_stream``)."""
+        return [self.image.decode, *self.image.cpu, *self.image.device_ops]
+
+
 @dataclass(frozen=True)
 class SplitSpec:
     name: str
@@ -164,6 +186,8 @@ class SplitSpec:
     batch: Tuple[OpSpec, ...]
     loader: LoaderOptions
     targets: Tuple[TargetSpec, ...] = ()
+    #: ``image.views``; with views, ``image`` is the first view's (what one-image tools show)
+    views: Tuple[ViewSpec, ...] = ()
 
     @property
     def has_label(self) -> bool:

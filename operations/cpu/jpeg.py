@@ -44,25 +44,46 @@ def dct_scale(h, w, out_h, out_w):
 
 
 @njit
-def decode_crop_resized(source, buffer, height, width, y, x, h, w, destination):
-    """Decode what the crop ``(y, x, h, w)`` of the ``height x width`` JPEG ``source`` needs
-    into ``buffer`` (flat uint8, at least 3 x height x width) and resize it into
-    ``destination`` (FFCV's resize_crop). False (nothing written) when the crop-aware decode
-    is unavailable or fails."""
-    m = dct_scale(h, w, destination.shape[0], destination.shape[1])
+def decode_region(source, buffer, height, width, m, y, x, h, w):
+    """Decode the rows and columns the box ``(y, x, h, w)`` of the ``height x width`` JPEG
+    ``source`` needs, at DCT scale ``m``/8, into ``buffer`` (flat uint8, at least 3 x height x
+    width): ``(decoded, first row, first column, rows, columns)`` of the block written there, in
+    scaled pixels (its columns start at an iMCU boundary). ``decoded`` False (nothing written)
+    when the crop-aware decode is unavailable or fails."""
     scaled_h, scaled_w = (height * m + 7) // 8, (width * m + 7) // 8
     y0, x0 = (y * m) // 8, (x * m) // 8
     y1 = min((((y + h) * m) + 7) // 8, scaled_h)
     x1 = min((((x + w) * m) + 7) // 8, scaled_w)
     region = np.empty(4, np.int64)
     if roi_decode(source, buffer, m, y0, y1, x0, x1, region) != 0:
-        return False
-    rows, column, columns = region[1], region[2], region[3]
-    block = buffer[:rows * columns * 3].reshape(rows, columns, 3)
+        return False, y0, x0, 0, 0
+    return True, region[0], region[2], region[1], region[3]
+
+
+@njit
+def resize_from_block(block, m, row, column, y, x, h, w, destination):
+    """Resize the box ``(y, x, h, w)`` (source pixels) out of ``block``, a part of the image
+    decoded at DCT scale ``m``/8 whose first pixel is (``row``, ``column``) in scaled pixels,
+    into ``destination``: FFCV's resize where the box enlarges at 8/8 (today's bytes), else an
+    area average over the box's exact (fractional) place in the block. False if it failed."""
     out_h, out_w = destination.shape[0], destination.shape[1]
-    if m == 8 and (h < out_h or w < out_w):  # enlarging: FFCV's resize, today's bytes
-        resize_crop(block, y - y0, y + h - y0, x - column, x + w - column, destination)
+    if m == 8 and (h < out_h or w < out_w):
+        resize_crop(block, y - row, y + h - row, x - column, x + w - column, destination)
         return True
-    # shrinking: the crop in the scaled block's coordinates (off its grid unless m is 8)
-    return area_resize(block, y * m / 8 - y0, (y + h) * m / 8 - y0, x * m / 8 - column,
+    return area_resize(block, y * m / 8 - row, (y + h) * m / 8 - row, x * m / 8 - column,
                        (x + w) * m / 8 - column, destination) == 0
+
+
+@njit
+def decode_crop_resized(source, buffer, height, width, y, x, h, w, destination):
+    """Decode what the crop ``(y, x, h, w)`` of the ``height x width`` JPEG ``source`` needs
+    into ``buffer`` (flat uint8, at least 3 x height x width) and resize it into
+    ``destination``. False (nothing written) when the crop-aware decode is unavailable or
+    fails."""
+    m = dct_scale(h, w, destination.shape[0], destination.shape[1])
+    decoded, row, column, rows, columns = decode_region(source, buffer, height, width, m, y, x,
+                                                        h, w)
+    if not decoded:
+        return False
+    block = buffer[:rows * columns * 3].reshape(rows, columns, 3)
+    return resize_from_block(block, m, row, column, y, x, h, w, destination)
