@@ -7,10 +7,16 @@ whole image pipeline without them (``image_only``: what the masks cost), then op
 baselines
 (``torch_hybrid``: the same decoder followed by per-image torch ops, the correct-but-slow
 hybrid; ``ffcv_decode``: FFCV's own decoder for the same crop, RandomResizedCrop or CenterCrop,
-with ToTensor and ToTorchImage, the floor FFCV users compare against; ``dataloader``: a plain
+with ToTensor and ToTorchImage, the floor FFCV users compare against; ``ffcv_views``, for a
+split with views: FFCV's own decoder once per view copy, one pipeline each on the same field
+(FFCV decodes the image again for each); ``dataloader``: a plain
 PyTorch DataLoader decoding the source images with PIL; ``dali``: NVIDIA DALI's CPU pipeline
 doing the hybrid policy's work on the same JPEG bytes, where ``nvidia.dali`` is importable,
 ``pipelines/dali_baseline.py``).
+
+For a split with views the variants are the whole split (every copy from one decode) and
+``one_view``: its first view's pipeline alone, one copy decoded as a single image; images/s
+counts samples, whatever the number of views.
 
 Each variant's first epoch (Numba compiling every op, then one epoch) is timed apart from the
 steady epochs; ``compile_s`` is the first epoch minus one steady epoch.
@@ -26,7 +32,7 @@ from . import dali_baseline, loading
 #: pipeline (variant "pipeline") adds the device ops and batch ops
 STAGE_PREFIXES = ("decode", "cpu_ops", "transfer")
 #: the baselines ``compare`` can name (``pureffcv bench --compare``)
-BASELINES = ("torch_hybrid", "ffcv_decode", "dataloader", "dali")
+BASELINES = ("torch_hybrid", "ffcv_decode", "ffcv_views", "dataloader", "dali")
 
 
 @dataclass
@@ -65,7 +71,9 @@ class BenchReport:
     def stage_costs_us(self) -> Dict[str, float]:
         """Microseconds per image spent in each stage (differences of cumulative prefixes;
         noise can make a cheap stage slightly negative); ``targets``: what the split's targets
-        add to its image pipeline."""
+        add to its image pipeline. Empty for a split with views (no prefixes measured)."""
+        if STAGE_PREFIXES[0] not in self.variants:
+            return {}
         whole = "image_only" if "image_only" in self.variants else "pipeline"
         costs, before = {}, 0.0
         for stage, variant in zip(STAGE_PREFIXES + ("device_ops", "targets"),
@@ -100,8 +108,10 @@ class BenchReport:
         for name, t in self.variants.items():
             lines.append(f"{name:<14}{t.images_per_s:>10.0f}{t.images_per_s / base:>12.2f}x"
                          f"{t.first_epoch_s:>12.1f}s{t.compile_s:>9.1f}s")
-        lines.append("per-stage cost (us/image): " + ", ".join(
-            f"{k} {v:.0f}" for k, v in self.stage_costs_us().items()))
+        costs = self.stage_costs_us()
+        if costs:
+            lines.append("per-stage cost (us/image): " + ", ".join(
+                f"{k} {v:.0f}" for k, v in costs.items()))
         return "\n".join(lines)
 
 
@@ -151,8 +161,9 @@ def time_variants(variants: List[Variant], epochs: int, progress: bool = True) -
             for v in variants}
 
 
-def _loader_batches(compiled, beton: str, image_steps: int, options: dict):
-    """A batch source over a prefix of the compiled image pipeline."""
+def _loader_batches(compiled, beton: str, image_steps: Optional[int], options: dict):
+    """A batch source over a prefix of the compiled image pipeline (None: all of it; with
+    views, the first copy's, decoded alone)."""
     from ffcv.transforms import ToTensor
 
     pipeline = [step.op for step in compiled.plan.steps][:image_steps]
@@ -199,6 +210,20 @@ def _ffcv_decode_batches(compiled, beton: str, options: dict):
     return lambda epoch: loading.epoch(loader)
 
 
+def _ffcv_views_batches(compiled, beton: str, options: dict):
+    """FFCV's own decoder for each view copy's crop (+ ToTensor + ToTorchImage), one pipeline
+    per copy on the image field: FFCV decodes the image once per copy."""
+    from ffcv.pipeline import PipelineSpec
+    from ffcv.transforms import ToTensor, ToTorchImage
+
+    pipelines = {copy.output: PipelineSpec(compiled.image_field, transforms=[
+        ffcv_decoder(copy.plan.steps[0].op), ToTensor(), ToTorchImage()])
+        for copy in compiled.views}
+    pipelines["label"] = compiled.bind(None, compiled.label_ops)["label"]
+    loader = compiled.loader(beton, pipelines=pipelines, **options)
+    return lambda epoch: loading.epoch(loader)
+
+
 def _dali_batches(compiled, beton: str, report: "BenchReport"):
     """DALI's CPU pipeline for the split's random-resized crop (its size, scale, ratio)."""
     from operations.cpu.decoders import RandomResizedCrop
@@ -241,6 +266,9 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
     if batch_size is not None:
         options["batch_size"] = batch_size
     reference = compile_spec(spec_path, split=split, device=device)
+    if "ffcv_views" in compare and not reference.views:
+        raise ValueError(f"--compare ffcv_views needs a split with image.views; '{split}' "
+                         f"has none")
     if "ffcv_decode" in compare:
         ffcv_decoder(reference.decoder.op)  # its ValueError now, before any timing
     loader_options = reference.loader_options(**options)
@@ -267,6 +295,15 @@ def bench(spec_path: str, beton: str, split: str = "train", device: str = "auto"
     loader = full.loader(beton, **options)
     variants = [Variant("pipeline", lambda e: (full.set_epoch(e), loading.epoch(loader))[1],
                         run_batch_ops(full))]
+    if reference.views:
+        compiled = compile_spec(spec_path, split=split, device=device)
+        variants.append(Variant("one_view", _loader_batches(compiled, beton, None, options)))
+        if "ffcv_views" in compare:
+            compiled = compile_spec(spec_path, split=split, device=device)
+            variants.append(Variant("ffcv_views", _ffcv_views_batches(compiled, beton,
+                                                                       options)))
+        report.variants = time_variants(variants, epochs, progress)
+        return report
     kinds = [step.stage for step in reference.plan.steps]
     ends = {"decode": kinds.count("decoder"),
             "cpu_ops": kinds.count("decoder") + kinds.count("cpu"),

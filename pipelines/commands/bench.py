@@ -3,7 +3,8 @@ reported as first_epoch_s, and as compile_s: the first epoch minus a steady one)
 epochs. Also times cumulative prefixes of the pipeline (decode; + CPU ops; + transfer) so the
 per-stage cost shows where the time goes, and optional baselines (--compare torch_hybrid
 ffcv_decode dataloader; ffcv_decode is FFCV's own RandomResizedCrop or CenterCrop decoder with
-ToTensor and ToTorchImage).
+ToTensor and ToTorchImage). A split with views is timed whole and as its first view alone
+(one_view); --compare ffcv_views adds FFCV's decoder in one pipeline per view copy.
 
 JSON keys (--json): spec, split, device, num_workers, batch_size, epochs, images_per_s,
 first_epoch_s, compile_s, stages_us_per_image {decode, cpu_ops, transfer, device_ops},
@@ -25,7 +26,9 @@ def configure(parser):
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (spec's)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="BASELINE",
                         help="baselines to measure in the same run: torch_hybrid, "
-                             "ffcv_decode, dataloader, dali (checked by pipelines.bench)")
+                             "ffcv_decode, ffcv_views (a split with views: FFCV decoding "
+                             "once per view copy), dataloader, dali (checked by "
+                             "pipelines.bench)")
     parser.add_argument("--images", help="source image folder (for --compare dataloader)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", metavar="PNG", help="write a bar chart of the variants "
