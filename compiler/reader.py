@@ -266,6 +266,10 @@ class _Loader:
             image = self._sections(view, where, field)
             if image is not None:
                 views.append(ViewSpec(name, pos, count, image))
+        copies = sum(view.count for view in views)
+        if copies > MAX_VIEW_COPIES:
+            self.errors.add(node.pos, f"views have {copies} copies in all; at most "
+                                      f"{MAX_VIEW_COPIES} (each copy is one more pipeline)")
         return tuple(views)
 
     def _sections(self, node: Node, what: str, field: str) -> Optional[ImageSpec]:

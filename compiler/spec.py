@@ -155,7 +155,8 @@ class ImageSpec:
     field: str = "image"  # the .beton field holding the image (``image: {field: img}``)
 
 
-#: the most copies of one view (each copy is one more pipeline and one more batch tensor)
+#: the most view copies of a split, all views together (each copy is one more pipeline and
+#: one more batch tensor)
 MAX_VIEW_COPIES = 64
 
 
