@@ -67,7 +67,7 @@ def plan_views(split: SplitSpec, device: str, clock: EpochClock,
         for copy in range(view.count):
             plan = build_plan(alone, device, clock, optimize,
                               first_position=view_stream(view.name, copy))
-            plan.steps[0].note = "its box, resized out of the shared decode (ViewCrop)"
+            plan.steps[0].note = "its box, resized out of the shared decode (ViewsDecoder + ViewCrop)"
             copies.append(ViewCopy(view.name, copy, plan))
     return copies
 

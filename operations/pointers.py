@@ -294,12 +294,6 @@ def bytes_at(address, size):
 
 
 @numba.njit(inline="always")
-def int64s_at(address, count):
-    """The int64[count] array at ``address`` (8-byte aligned memory the caller keeps alive)."""
-    return numba.carray(_int64_pointer(address), (count,))
-
-
-@numba.njit(inline="always")
 def int64_at(address):
     """The int64 at ``address`` as it is now (memory that the caller keeps alive)."""
     return numba.carray(_int64_pointer(address), (1,))[0]

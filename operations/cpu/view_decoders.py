@@ -5,14 +5,14 @@ FFCV decodes a field once per pipeline, so N views of one image cost N decodes. 
 ``ViewsDecoder`` starts every view's pipeline: per sample it draws each view copy's crop box
 from that copy's own crop op (its own keyed stream: the view's name and the copy's index are
 in the key), decodes the union of the boxes once (crop-aware, at the largest DCT scale any
-copy needs: ``jpeg.dct_scale``) and writes the decoded block behind a header into one row per
-sample. Each copy's pipeline then starts with a ``ViewCrop``: it resizes its own box out of the
-block, exactly as a crop decoder resizes out of its own decode (``jpeg.resize_from_block``).
+copy needs: ``jpeg.dct_scale``) and, while that block is still in cache, resizes every copy's
+box out of it (``jpeg.resize_from_block``, as a crop decoder resizes out of its own decode).
 
-A row: int64 header slots (the block's DCT scale, first row, first column, rows and columns in
-scaled pixels, then ``(y, x, h, w)`` of every copy's box in source pixels), then the block's
-uint8 HWC pixels. The copies' pipelines are FFCV pipelines whose source is the decoder (FFCV
-1.0's ``PipelineSpec(source=operation)``), so FFCV runs the decoder once per batch.
+Its output holds all copies of the batch, copy by copy: copy k's n images are one contiguous
+(n, h, w, 3) run. Each copy's pipeline starts with a ``ViewCrop`` that returns its run as a
+view of that memory (no copy). The copies' pipelines are FFCV pipelines whose source is the
+decoder (FFCV 1.0's ``PipelineSpec(source=operation)``), so FFCV runs the decoder once per
+batch.
 """
 from functools import lru_cache
 from typing import Callable, List, Optional, Sequence
@@ -25,25 +25,16 @@ from numba import njit
 from ..base import PureOperation
 from ..batch_loop import epoch_reader
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
-from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, int64s_at, replay
+from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
 from ..rng import sample_key, stream_key
 from ..types import ImageType
 from .decoders import (CenterCrop, RandomResizedCrop, Resize, _sample_reader,
                        center_crop_box, random_resized_crop_box, whole_image_box)
 from .jpeg import decode_region, dct_scale, resize_from_block
-from .native import decode_jpeg, memcpy
+from .native import decode_jpeg
 
-#: header slots before the copies' boxes: DCT scale, first row, first column, rows, columns
-GEOMETRY = 5
-#: header slots per copy: its box (y, x, h, w) in source pixels
-BOX = 4
 #: the crop decoders a view may start with, and the number ``view_box`` knows each by
 CROP_KINDS = {RandomResizedCrop: 0, CenterCrop: 1, Resize: 2}
-
-
-def header_slots(copies: int) -> int:
-    """int64 slots of a row's header for ``copies`` view copies."""
-    return GEOMETRY + BOX * copies
 
 
 @njit
@@ -67,10 +58,22 @@ def crop_params(op) -> np.ndarray:
     return np.zeros(4, np.float64)
 
 
+def image_bytes(op) -> int:
+    """Bytes of one image of a crop op's output (HWC uint8)."""
+    h, w = op.output_size
+    return 3 * int(h) * int(w)
+
+
+def first_bytes(crops: Sequence[PureOperation]) -> np.ndarray:
+    """Per copy, the bytes of one image of every copy before it: copy k's run of n images
+    starts at n times this in the decoder's output."""
+    return np.cumsum([0] + [image_bytes(op) for op in crops[:-1]]).astype(np.int64)
+
+
 class ViewsDecoder(PureOperation):
     """Decode each sample once for all its views' crops (``crops``: each view copy's crop op,
-    bound to that copy's stream). Its output is one row per sample (header and decoded block),
-    which each copy's ``ViewCrop`` reads."""
+    bound to that copy's stream) and resize every copy's box out of that decode. Its output
+    is the batch's copies, copy by copy (``ViewCrop`` hands each its run)."""
 
     stage = "decoder"
     from_spec = False
@@ -79,32 +82,26 @@ class ViewsDecoder(PureOperation):
         self.params = {}
         super().__init__()
         self.crops = list(crops)
-        self.row_bytes = 0
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         return ImageType(height=None, width=None)
 
-    @property
-    def header_bytes(self) -> int:
-        return 8 * header_slots(len(self.crops))
-
     def declare_state_and_memory(self, previous_state):
-        """A row per sample: the header, then room for the whole image at full scale (the
-        union of the boxes can be all of it); a multiple of 8 bytes, so every header is
-        aligned."""
+        """Per sample: every copy's image (flat), and a scratch block for the decode, the size
+        of the largest image (the union of the boxes can be all of it)."""
         largest = int(self.metadata["height"].max()) * int(self.metadata["width"].max())
-        self.row_bytes = -(-(self.header_bytes + 3 * largest) // 8) * 8
-        shape, dtype = (self.row_bytes,), np.dtype(np.uint8)
+        shape, dtype = (sum(image_bytes(op) for op in self.crops),), np.dtype(np.uint8)
         return (previous_state.__class__(jit_mode=True, device=previous_state.device,
                                          shape=shape, dtype=dtype),
-                AllocationQuery(shape, dtype))
+                (AllocationQuery(shape, dtype), AllocationQuery((3 * largest,), dtype)))
 
     def generate_code(self) -> Callable:
         """Per batch: every copy's stream for the epoch (serial), then per sample in
-        parallel: the boxes, the union decode (``_views_decode_step``)."""
+        parallel: the boxes, the union decode, the resizes (``_views_decode_step``)."""
         kinds = np.array([CROP_KINDS[type(op)] for op in self.crops], np.int64)
         params = np.stack([crop_params(op) for op in self.crops])
         sizes = np.array([op.output_size for op in self.crops], np.int64)
+        firsts = first_bytes(self.crops)
         positions = np.array([op.position for op in self.crops], np.int64)
         seed, read_epoch = self.clock.seed, epoch_reader(self.clock)
         read_samples = _sample_reader(self.memory_read)
@@ -122,13 +119,15 @@ class ViewsDecoder(PureOperation):
         def report(i, arguments):  # arguments: run's (count, samples, indices, ...)
             raise_replayed(self, arguments[2][i], lambda: replay(step, i, arguments))
 
-        def decode(batch_indices, destination, metadata, storage_state):
+        def decode(batch_indices, my_storage, metadata, storage_state):
+            destination, temp = my_storage
+            count = len(batch_indices)
             samples = read_samples(batch_indices, metadata, storage_state)
             indices = batch_indices.astype(np.int64)
-            arguments = (len(batch_indices), samples, indices, streams_for_epoch(), kinds,
-                         params, sizes, destination)
+            arguments = (count, samples, indices, streams_for_epoch(), kinds, params, sizes,
+                         firsts, temp, destination.reshape(-1))
             check_failure(run(*arguments), token, arguments)
-            return destination[:len(batch_indices)]
+            return destination[:count]
 
         token = reporter_token(report, decode)
         return decode
@@ -136,102 +135,89 @@ class ViewsDecoder(PureOperation):
 
 @lru_cache(maxsize=None)
 def _views_decode_step():
-    """njit ``step(i, samples, indices, streams, kinds, params, sizes, rows)``: sample i's
-    boxes, one per copy, then the union of them decoded once into ``rows[i]`` behind the
-    header (crop-aware; a raw image, or a JPEG the crop-aware decode refused, whole at 8/8)."""
+    """njit ``step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat)``:
+    sample i's boxes, one per copy, the union of them decoded once into ``temp[i]``
+    (crop-aware; a JPEG the crop-aware decode refused whole, at 8/8; a raw image read as
+    stored), then each copy's box resized into its place in ``flat`` (copy by copy, each a run
+    of ``count`` images: the batch's size is ``samples``' length)."""
     jpg = IMAGE_MODES['jpg']
 
     @njit(**ENTRY_FLAGS)
-    def step(i, samples, indices, streams, kinds, params, sizes, rows):
+    def step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat):
         image_data = bytes_at(samples[i, 0], samples[i, 1])
-        height, width = samples[i, 2], samples[i, 3]
-        row = rows[i]
-        header = int64s_at(row.ctypes.data, GEOMETRY + BOX * len(kinds))
-        block = row[8 * len(header):]
+        height, width, count = samples[i, 2], samples[i, 3], len(samples)
+        copies = len(kinds)
+        boxes = np.empty((copies, 4), np.int64)
         top, left, bottom, right, m = height, width, 0, 0, 1
-        for k in range(len(kinds)):
+        for k in range(copies):
             y, x, h, w = view_box(kinds[k], params[k], sample_key(streams[k], indices[i]),
                                   height, width)
-            box = GEOMETRY + BOX * k
-            header[box], header[box + 1], header[box + 2], header[box + 3] = y, x, h, w
+            boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = y, x, h, w
             top, left = min(top, y), min(left, x)
             bottom, right = max(bottom, y + h), max(right, x + w)
             m = max(m, dct_scale(h, w, sizes[k, 0], sizes[k, 1]))
-        if samples[i, 4] == jpg:
-            decoded, first_row, first_column, block_rows, block_columns = decode_region(
-                image_data, block, height, width, m, top, left, bottom - top, right - left)
-            if decoded:
-                set_geometry(header, m, first_row, first_column, block_rows, block_columns)
-                return
-            decode_jpeg(image_data, block, np.uint32(height), np.uint32(width))
+        first_row, first_column, rows, columns = 0, 0, height, width
+        if samples[i, 4] != jpg:
+            m, block = 8, image_data
         else:
-            memcpy(image_data, block[:3 * height * width])
-        set_geometry(header, 8, 0, 0, height, width)
+            block = temp[i]
+            decoded, first_row, first_column, rows, columns = decode_region(
+                image_data, block, height, width, m, top, left, bottom - top, right - left)
+            if not decoded:
+                decode_jpeg(image_data, block, np.uint32(height), np.uint32(width))
+                m, first_row, first_column, rows, columns = 8, 0, 0, height, width
+        block = block[:3 * rows * columns].reshape(rows, columns, 3)
+        for k in range(copies):
+            out_h, out_w = sizes[k, 0], sizes[k, 1]
+            start = count * firsts[k] + i * 3 * out_h * out_w
+            destination = flat[start:start + 3 * out_h * out_w].reshape(out_h, out_w, 3)
+            resize_from_block(block, m, first_row, first_column, boxes[k, 0], boxes[k, 1],
+                              boxes[k, 2], boxes[k, 3], destination)
 
     return step
 
 
-@njit(inline="always")
-def set_geometry(header, m, first_row, first_column, rows, columns):
-    """The block's slots of a row's header."""
-    header[0], header[1], header[2], header[3], header[4] = (m, first_row, first_column, rows,
-                                                             columns)
-
-
 class ViewCrop(PureOperation):
-    """The first step of one view copy's pipeline: its box (``copy``: its slot in the
-    ``ViewsDecoder``'s header) resized out of the shared decode, to its crop op's size."""
+    """The first step of one view copy's pipeline: its run of the ``ViewsDecoder``'s output
+    (copy ``copy`` of ``crops``), as (n, h, w, 3) images: a view of that memory, no copy."""
 
     stage = "cpu"
     from_spec = False
 
-    def __init__(self, crop: PureOperation, copy: int, copies: int):
+    def __init__(self, crops: Sequence[PureOperation], copy: int):
         self.params = {}
         super().__init__()
-        self.crop, self.copy, self.copies = crop, copy, copies
-        self.bind(crop.clock, crop.position)
-        self.origin = crop.origin
+        self.crop, self.copy = crops[copy], copy
+        self.first = int(first_bytes(crops)[copy])
+        self.bind(self.crop.clock, self.crop.position)
+        self.origin = self.crop.origin
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         h, w = self.crop.output_size
         return ImageType(height=h, width=w)
 
+    def declare_state_and_memory(self, previous_state):
+        """The copy's images already exist (the decoder wrote them): no memory of its own."""
+        state, _ = super().declare_state_and_memory(previous_state)
+        return state, None
+
     def generate_code(self) -> Callable:
-        step, copy, slots = _view_crop_step, self.copy, header_slots(self.copies)
-        run = by_pointer(step, parallel=True)
+        h, w = (int(side) for side in self.crop.output_size)
+        first = self.first
 
-        def report(i, arguments):
-            raise_replayed(self, i, lambda: replay(step, i, arguments))
+        def crop(rows, _destination):
+            count = rows.shape[0]
+            start = count * first
+            return rows.reshape(-1)[start:start + count * h * w * 3].reshape(count, h, w, 3)
 
-        def crop(rows, destination):
-            arguments = (len(rows), rows, slots, copy, destination)
-            check_failure(run(*arguments), token, arguments)
-            return destination[:len(rows)]
-
-        token = reporter_token(report, crop)
         return crop
-
-
-@njit(**ENTRY_FLAGS)
-def _view_crop_step(i, rows, slots, copy, destination):
-    """Copy ``copy``'s box of sample i resized out of the block its row holds (a header of
-    ``slots`` int64 slots first)."""
-    row = rows[i]
-    header = int64s_at(row.ctypes.data, slots)
-    box = GEOMETRY + BOX * copy
-    block_rows, block_columns = header[3], header[4]
-    block = row[8 * slots:8 * slots + 3 * block_rows * block_columns]
-    resize_from_block(block.reshape(block_rows, block_columns, 3), header[0], header[1],
-                      header[2], header[box], header[box + 1], header[box + 2],
-                      header[box + 3], destination[i])
 
 
 def view_crops(crops: List[PureOperation]) -> List[ViewCrop]:
     """Each copy's first step, for a ``ViewsDecoder`` over ``crops``."""
-    return [ViewCrop(op, k, len(crops)) for k, op in enumerate(crops)]
+    return [ViewCrop(crops, k) for k in range(len(crops))]
 
 
 def can_start_a_view(op_class: type) -> bool:
     """Whether a view may start with an op of ``op_class`` (a crop the shared decode serves)."""
     return op_class in CROP_KINDS
-
