@@ -2,7 +2,10 @@
 
 Batches arrive on the device, normalized, in channels_last (the spec's device stage). Targets
 are class indices (B,) or, after mixup/cutmix, class probabilities (B, C); with ``task:
-segmentation``, integer masks (B, H, W) of class indices at the images' resolution.
+segmentation``, integer masks (B, H, W) of class indices at the images' resolution. With
+``task: simclr``, training batches are ``(views, labels)``, ``views`` ``{view: [tensor per
+copy]}`` (``FFCVDataModule`` groups a views split's batch), and validation batches single images
+with labels, for the kNN monitor.
 """
 import time
 import warnings
@@ -19,6 +22,8 @@ from torchmetrics.classification import (MulticlassAccuracy, MultilabelAveragePr
 from .models import build_resnet, build_segmentation_resnet
 from .schedules import ScheduleName, linear_scaling_lr, lr_factor
 from .segmentation_metrics import MeanIoU, PixelAccuracy
+from .ssl import (SIMCLR_TEMPERATURE, FeatureBank, SimCLRNetwork, knn_predict, nt_xent_loss,
+                  resnet_backbone, views_features)
 
 #: the ``ignore_index`` of masks when neither the model nor the spec gives one
 DEFAULT_IGNORE_INDEX = 255
@@ -105,6 +110,21 @@ class ImageClassifier(pl.LightningModule):
       (None: the spec's mask target's, else 255); val/test ``miou`` and ``pixel_accuracy``
       from the epoch's confusion matrix (``pipelines.segmentation_metrics``); flip TTA
       mirrors the logits back before averaging; predictions are masks.
+    - ``task: simclr``: self-supervised SimCLR (Chen et al., ICML 2020) on a spec whose train
+      split has views (``specs/simclr.yaml``; batches ``(views, labels)``): the ResNet without
+      its ``fc`` is the backbone, a projection head (Linear-BN-ReLU-Linear, hidden = the
+      feature dimension, out ``proj_dim``) maps its features, and the NT-Xent loss
+      (``temperature``, default 0.5: ``pipelines.ssl.SIMCLR_TEMPERATURE`` says why) pairs every
+      copy of every view of a sample (``pipelines.ssl.nt_xent_loss``). Logs train/loss (and
+      its epoch mean, train/loss_epoch). The kNN monitor: during each training epoch the
+      backbone features of every sample's first copy are kept with its label (at most
+      ``knn_bank``; 0: no monitor); validation (one image per sample, labels) logs
+      ``val/knn_top1``, the weighted 20-NN accuracy of its backbone features against that bank
+      (``pipelines.ssl.knn_predict``, cosine, vote weight exp(cos / 0.07), as InstDisc and
+      DINO monitor), and ``val/knn_chance`` (1 / ``num_classes``), so a run shows whether
+      the views carry signal. ``num_classes`` is the labels' count (for the monitor only).
+      No test or predict (``pureffcv fit`` only); ``label_smoothing`` and ``flip_tta`` are
+      not used. The other recipes (BYOL, DINO) are ``pipelines.ssl_examples``.
     """
 
     def __init__(self, arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet50",
@@ -114,8 +134,10 @@ class ImageClassifier(pl.LightningModule):
                  schedule: ScheduleName = "triangular", peak_epoch: float = 2.0,
                  step_length: int = 30, step_ratio: float = 0.1, warmup_epochs: float = 0.0,
                  label_smoothing: float = 0.1, flip_tta: bool = True, multilabel: bool = False,
-                 task: Literal["classification", "segmentation"] = "classification",
-                 ignore_index: Optional[int] = None, decoder_channels: Optional[int] = None):
+                 task: Literal["classification", "segmentation", "simclr"] = "classification",
+                 ignore_index: Optional[int] = None, decoder_channels: Optional[int] = None,
+                 proj_dim: int = 128, temperature: float = SIMCLR_TEMPERATURE,
+                 knn_bank: int = 65536):
         super().__init__()
         self.save_hyperparameters()
         self.num_classes = num_classes
@@ -127,8 +149,13 @@ class ImageClassifier(pl.LightningModule):
             self._init_segmentation(arch, num_classes, width, blurpool, multilabel,
                                     ignore_index, decoder_channels)
             return
+        if task == "simclr":
+            self._init_simclr(arch, num_classes, width, blurpool, multilabel, proj_dim,
+                              knn_bank)
+            return
         if task != "classification":
-            raise ValueError(f"unknown task '{task}'; choose classification or segmentation")
+            raise ValueError(f"unknown task '{task}'; choose classification, segmentation or "
+                             f"simclr")
         self.model = build_resnet(arch, num_classes, width, blurpool)
         self.model.to(memory_format=torch.channels_last)
         top_k = min(5, num_classes)
@@ -160,6 +187,24 @@ class ImageClassifier(pl.LightningModule):
                                                                    self.ignore_index))
             setattr(self, f"{stage}_loss", MeanMetric())
         self.predict_top_k = 1
+
+    def _init_simclr(self, arch: str, num_classes: int, width: int, blurpool: bool,
+                     multilabel: bool, proj_dim: int, knn_bank: int) -> None:
+        if multilabel:
+            raise ValueError("multilabel is for classification; the simclr task's kNN monitor "
+                             "reads one class per image")
+        backbone, features = resnet_backbone(arch, width, blurpool)
+        self.model = SimCLRNetwork(backbone, features, proj_dim)
+        self.model.to(memory_format=torch.channels_last)
+        self.bank = FeatureBank(knn_bank)
+        self.train_loss_epoch = MeanMetric()
+        self.val_knn_top1 = MeanMetric()  # summed over ranks: every sample counts once
+        self._knn = None  # the bank of the epoch being validated (gathered over ranks)
+        self.predict_top_k = 1
+
+    @property
+    def simclr(self) -> bool:
+        return self.task == "simclr"
 
     @property
     def segmentation(self) -> bool:
@@ -208,6 +253,8 @@ class ImageClassifier(pl.LightningModule):
             group["lr"] = lr
 
     def training_step(self, batch, batch_idx: int):
+        if self.simclr:
+            return self._simclr_step(batch)
         images, targets = batch[0], batch[1]
         if self.segmentation:
             loss = segmentation_loss(self(images), targets, self.ignore_index,
@@ -220,6 +267,56 @@ class ImageClassifier(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().optimizer.param_groups[0]["lr"])
         return loss
+
+    def _simclr_step(self, batch):
+        """NT-Xent over every copy of every view; the first copy's features (and labels) go
+        to the kNN bank."""
+        views = batch[0]
+        if not isinstance(views, dict):
+            raise TypeError("task simclr trains on (views, labels) batches: a spec whose train "
+                            "split has image.views, through FFCVDataModule")
+        copies = sum(len(tensors) for tensors in views.values())
+        features = views_features(self, views)
+        loss = nt_xent_loss(self.model.projection(features), copies, self.hparams.temperature)
+        count = features.shape[0] // copies
+        if len(batch) > 1 and self.bank.size > 0:
+            self.bank.add(features[:count], batch[1])
+        self._epoch_images += count
+        self.train_loss_epoch.update(loss.detach())
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss_epoch", self.train_loss_epoch, on_step=False, on_epoch=True)
+        self.log("train/lr", self.optimizers().optimizer.param_groups[0]["lr"])
+        return loss
+
+    def on_train_epoch_start(self):
+        if self.simclr:
+            self.bank.reset()
+
+    def on_validation_epoch_start(self):
+        """simclr: the kNN bank of the training epoch so far, gathered from every rank (each
+        rank kept the features of its own shard)."""
+        if not self.simclr:
+            return
+        kept = self.bank.tensors()
+        if kept is not None and self.trainer.world_size > 1:
+            # every rank trained on equally many batches (drop_last shards): equal banks
+            kept = tuple(t.flatten(0, 1) for t in self.all_gather(kept))
+        self._knn = kept
+
+    def _knn_step(self, batch) -> None:
+        """simclr validation: the weighted kNN accuracy of the batch's backbone features
+        against the training epoch's bank (nothing before any training: the bank is empty)."""
+        if isinstance(batch[0], dict):
+            raise TypeError("task simclr validates on single images with labels; the "
+                            "validation split must not have views")
+        self.log("val/knn_chance", 1.0 / self.num_classes, on_step=False, on_epoch=True)
+        if self._knn is None or len(batch) < 2:
+            return
+        bank, bank_labels = self._knn
+        predicted = knn_predict(self(batch[0]), bank, bank_labels, self.num_classes)
+        self.val_knn_top1.update((predicted == as_class_indices(batch[1])).float())
+        self.log("val/knn_top1", self.val_knn_top1, on_step=False, on_epoch=True,
+                 prog_bar=True)
 
     def on_train_epoch_end(self):
         """Log the epoch's images/s, counted from its first batch in this process (a resumed
@@ -327,6 +424,8 @@ class ImageClassifier(pl.LightningModule):
             self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True, prog_bar=i == 0)
 
     def validation_step(self, batch, batch_idx: int):
+        if self.simclr:
+            return self._knn_step(batch)
         self._evaluate(batch, "val")
 
     def test_step(self, batch, batch_idx: int):

@@ -146,3 +146,23 @@ def check_task(spec_path: str, split, task: Optional[str], num_classes: Optional
     if declared is not None and num_classes is not None and num_classes < declared:
         raise DataError(f"{spec_path}: the {split.name} masks have {declared} classes but the "
                         f"model outputs {num_classes}; set --model.num_classes {declared}")
+
+
+def check_views(spec_path: str, split, task: Optional[str], training: bool) -> None:
+    """DataError when a split's views do not fit the model's ``task`` or the split's use: a
+    split with views trains the simclr task only (its batches are ``(views, labels)``) and
+    with two or more copies in all (NT-Xent's positives are the other copies of each
+    sample); the simclr task trains on views and validates on single images."""
+    copies = sum(view.count for view in split.views)
+    if split.views and not training:
+        raise DataError(f"{spec_path}: the {split.name} split has views, but only the training "
+                        f"split may: evaluation reads one image per sample (image.decode)")
+    if split.views and task in ("classification", "segmentation"):
+        raise DataError(f"{spec_path}: the {split.name} split has views (batches of several "
+                        f"crops per image) but the model's task is {task}; set --model.task "
+                        f"simclr, or read one image per sample (image.decode)")
+    if task == "simclr" and training and copies < 2:
+        found = f"{copies} view copy" if split.views else "no views"
+        raise DataError(f"{spec_path}: the simclr task trains on two or more views of each "
+                        f"image, but the {split.name} split has {found}; give its image "
+                        f"views (specs/simclr.yaml)")

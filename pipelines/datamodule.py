@@ -13,6 +13,9 @@ What it takes care of (each an FFCV or Lightning trap):
 - Every epoch sets the pipeline's keyed-RNG epoch (and the Loader's order epoch) before
   ``iter``, so a resumed run draws what an uninterrupted one would.
 - Batch ops (mixup, cutmix) run on the device batch in ``on_after_batch_transfer``.
+- A split with views (``image.views``, ``specs/simclr.yaml``) serves ``(views, labels)``:
+  ``views`` is ``{view: [tensor per copy]}``, grouped in ``on_after_batch_transfer``
+  (``CompiledPipeline.group_views``).
 - Iterators that Lightning abandons early are closed and joined, and an error in FFCV's
   loader thread raises instead of hanging the epoch (``EpochLoader``, ``pipelines.loading``).
 - User mistakes (missing or unreadable .beton, spec errors, plan errors, a class count that
@@ -31,8 +34,8 @@ import lightning.pytorch as pl
 
 from . import class_maps
 from .data_checks import (DataError, check_batches, check_int_labels, check_target_fields,
-                          check_task, check_vector_target, open_reader, split_fields,
-                          warn_if_empty)
+                          check_task, check_vector_target, check_views, open_reader,
+                          split_fields, warn_if_empty)
 from .epochs import EpochLoader, FallbackEpochs, IndexedBatches, epoch_to_run
 from .missing_betons import convert_missing, shared_class_map
 from .progressive import ProgressiveResizing
@@ -58,6 +61,16 @@ class FFCVDataModule(pl.LightningDataModule):
       spec's ``test_split`` (default: ``test`` when the spec has it, else ``val_split``), in
       order, each rank a contiguous slice, so every sample counts once under DDP. Predict
       batches carry a third element: the samples' indices in the .beton.
+
+    Batches, on the device, in the spec's device dtype and channels_last: ``(images, labels)``
+    (images (N, C, H, W); labels as the spec's label pipeline gives them, int64 (N,) for
+    ``label: int``), then the targets in the spec's order; ``(images,)`` for ``label: none``.
+    A split with views (``image.views``; training only, no batch ops or targets) serves
+    ``(views, labels)``: ``views`` is a dict ``{view name: [one (N, C, H, W) tensor per
+    copy]}`` in the spec's order of views and copies (``specs/simclr.yaml``: ``{"view": [v0,
+    v1]}``; ``specs/dino_multicrop.yaml``: ``global1``, ``global2``: one each, ``local``:
+    six), where copy ``k``'s row ``i`` and every other copy's row ``i`` are crops of the
+    same image and ``labels[i]`` its label. The image-folder fallback cannot serve views.
     """
 
     def __init__(self, spec: str, train_path: Optional[str] = None,
@@ -86,7 +99,7 @@ class FFCVDataModule(pl.LightningDataModule):
         self.progressive = progressive
         self._loaders: List[EpochLoader] = []
         self._train_pipeline = None
-        self._batch_ops = {}  # trainer stage ("train", "validate", ...) -> the split's batch ops
+        self._eval_pipelines = {}  # trainer stage ("validate", "test", ...) -> its compiled split
 
     # ----- checks before training -----------------------------------------------------------
     def check(self, num_classes: Optional[int] = None, stage: str = "fit",
@@ -112,12 +125,22 @@ class FFCVDataModule(pl.LightningDataModule):
         class_maps.check_agree([(role, path) for role, path in self._betons()
                                 if Path(path).is_file()])
         shared_class_map(self._sources(stage, spec))  # a folder's classes against the .betons'
-        for split, path, folder in self._sources(stage, spec):
+        if task == "simclr" and stage != "fit":
+            raise DataError(f"the simclr task trains a backbone and monitors it by kNN "
+                            f"during pureffcv fit; it has no {stage} (train a classifier on "
+                            f"its backbone for that)")
+        for role, (split, path, folder) in zip(("train", "val"), self._sources(stage, spec)):
             if path is None and folder is None:
                 continue
             compile_spec(spec, split, device="cpu")  # plan errors now (no Numba, no GPU)
+            training = stage == "fit" and role == "train"
+            check_views(self.spec, spec.split(split), task, training)
             check_task(self.spec, spec.split(split), task, num_classes)
             if self._falls_back(path, folder):
+                if spec.split(split).views:
+                    raise DataError(f"{split}: the image-folder fallback serves one image per "
+                                    f"sample, not views; convert {folder} first "
+                                    f"(--data.convert true or pureffcv convert)")
                 if spec.split(split).targets:
                     kinds = sorted({t.options.kind for t in spec.split(split).targets})
                     raise DataError(f"{split}: the image-folder fallback reads class folders, "
@@ -145,6 +168,10 @@ class FFCVDataModule(pl.LightningDataModule):
                 check_batches(path, spec.split(split).loader, self.batch_size,
                               split_fields(spec.split(split)))
         if self.progressive is not None and (self.train_path, self.train_folder) != (None, None):
+            if spec.split(self.train_split).views:
+                raise DataError(f"{self.spec}: progressive resizing resizes one train decoder; "
+                                f"the {self.train_split} split has views (set each view's "
+                                f"size in the spec instead)")
             decoder = spec.split(self.train_split).image.decode
             if "size" not in decoder.op_class.parameters():
                 raise DataError(f"{self.spec}: progressive resizing needs a resizing train "
@@ -290,7 +317,7 @@ class FFCVDataModule(pl.LightningDataModule):
         a contiguous slice without FFCV's duplicate padding (every sample counts once);
         ``predict`` batches carry the samples' indices as a third element."""
         compiled = self._compile(split)
-        self._batch_ops[stage] = compiled.batch_ops
+        self._eval_pipelines[stage] = compiled
         before = lambda: compiled.set_epoch(self.trainer.current_epoch)  # noqa: E731
         if self._falls_back(path, folder):
             return self._fallback(compiled, folder, self.val_batch_size, shuffle=False,
@@ -317,28 +344,38 @@ class FFCVDataModule(pl.LightningDataModule):
 
     # ----- batches --------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Apply the batch ops (mixup, cutmix, temporal_repeat) of the split a batch comes
-        from: the train split's to training batches, the evaluation split's to validation,
-        test and predict batches."""
-        trainer = self.trainer
-        if trainer is None:
+        """Shape the device batch for the model: a split with views as ``(views, labels)``
+        (``CompiledPipeline.group_views``); else apply the batch ops (mixup, cutmix,
+        temporal_repeat) of the split a batch comes from: the train split's to training
+        batches, the evaluation split's to validation, test and predict batches."""
+        compiled = self._pipeline_of_batch()
+        if compiled is None:
             return batch
-        if trainer.training and self._train_pipeline is not None:
-            ops = self._train_pipeline.batch_ops
-        elif trainer.validating or trainer.sanity_checking:
-            ops = self._batch_ops.get("validate", ())
-        elif trainer.testing:
-            ops = self._batch_ops.get("test", ())
-        elif trainer.predicting:
-            ops = self._batch_ops.get("predict", ())
-        else:
-            ops = ()
+        if compiled.views:  # no batch ops: the spec refuses them with views
+            views, rest = compiled.group_views(batch)
+            return (views, *rest)
+        ops = compiled.batch_ops
         if not ops:
             return batch
         images, targets, *rest = batch
         for op in ops:
             images, targets = op(images, targets)
         return (images, targets, *rest)
+
+    def _pipeline_of_batch(self):
+        """The compiled split whose loader the trainer is reading now (None: none)."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        if trainer.training:
+            return self._train_pipeline
+        if trainer.validating or trainer.sanity_checking:
+            return self._eval_pipelines.get("validate")
+        if trainer.testing:
+            return self._eval_pipelines.get("test")
+        if trainer.predicting:
+            return self._eval_pipelines.get("predict")
+        return None
 
     def teardown(self, stage: str) -> None:
         for loader in self._loaders:

@@ -100,6 +100,9 @@ class FallbackLoader:
       (shuffle unless its order is sequential).
     - ``num_workers``: DataLoader worker processes that decode and crop (0: in this process).
 
+    A split with views (``image.views``) is refused (FallbackError, one line): convert the
+    folder to a .beton.
+
     Every image is decoded once first, as ``pureffcv convert`` does: unreadable ones (a
     truncated JPEG, say) are left out, counted and named in a ``SkippedImagesWarning``
     (``skipped`` lists them), and training goes on with the others.
@@ -113,6 +116,10 @@ class FallbackLoader:
                  drop_last: Optional[bool] = None, classes: Optional[Dict[str, int]] = None):
         from ffcv.pipeline.compiler import Compiler
 
+        if getattr(compiled, "views", ()):
+            raise FallbackError(f"{compiled.split.name}: the image-folder fallback serves one "
+                                f"image per sample, not views; convert {image_folder} to a "
+                                f".beton first (pureffcv convert)")
         try:
             paths, labels, _ = scan_image_folder(Path(image_folder), classes)
         except (ConversionError, OSError) as exc:
