@@ -15,6 +15,13 @@ split's batch ops (mixup, cutmix) on the whole batch, then the normalization und
 display. The original is the same sample decoded with no augmentation at the augmented size:
 ``center_crop`` of ratio 1.0 (the largest centred square, resized by FFCV's own INTER_AREA
 resize; stretched when the augmented images are not square).
+
+A split with views (``image.views``: several crops of each image, each with its own ops) has
+one augmented image per view copy: a cell is the original, then every copy in the batch's
+order (``global1[0]``, ``global2[0]``, ``local[0]`` ... ``local[5]``), each at its own size
+(one zoom for all, so their sizes compare) and with its own normalization undone, each
+captioned with its view's name and copy index; the original is decoded at the size of the
+largest copy. (Views have no targets and no batch ops: the spec refuses them.)
 """
 import math
 import os
@@ -95,13 +102,33 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
     chosen = choose_samples(labels, n, indices=indices, classes=class_ids(classes, names, labels),
                             seed=seed, first=first, paired=bool(compiled.batch_ops))
     compiled.set_epoch(epoch)
-    augmented, targets, outputs = _augmented(compiled, beton, chosen)
-    originals, stored = _originals(compiled, beton, chosen, augmented.shape[1:3])
-    zoom = zoom or auto_zoom(augmented.shape[1:3])
+    panels, targets, outputs = _augmented(compiled, beton, chosen)
+    originals, stored = _originals(compiled, beton, chosen, largest_size(panels))
+    zoom = zoom or auto_zoom(smallest_size(panels))
     texts = target_texts(compiled.targets, outputs, len(chosen))
     if targets is not None:
         texts = [" ".join(filter(None, (label_text(t, names), text)))
                  for t, text in zip(targets, texts)]
+    if compiled.views:  # no targets, no batch ops: the original, then every copy
+        cells = [[original, *(panel[i] for panel in panels)]
+                 for i, original in enumerate(originals)]
+        image = compose_cells(cells, texts, columns, zoom,
+                              captions=["original", *view_captions(compiled)])
+    else:
+        image = _with_targets_grid(compiled, beton, originals, panels[0], stored, outputs,
+                                   texts, columns, zoom)
+    from PIL import Image
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path, format="PNG")
+    return path
+
+
+def _with_targets_grid(compiled, beton, originals, augmented, stored, outputs, texts,
+                       columns, zoom):
+    """The grid of a split without views: each cell the original and the augmented image,
+    the split's targets drawn over both."""
     augmented, augmented_overlays = with_targets(augmented, compiled.targets, outputs)
     originals, original_overlays = with_targets(originals, compiled.targets, stored)
     if augmented_overlays is not None:  # drawn at the displayed size, so the grid's zoom is 1
@@ -111,13 +138,26 @@ def preview(spec: Union[str, os.PathLike], beton: Union[str, os.PathLike],
         originals = np.stack([draw_overlay(image, overlay, zoom, box_names, offset)
                               for image, overlay in zip(originals, original_overlays)])
         zoom = 1
-    image = compose_grid(originals, augmented, texts, columns, zoom)
-    from PIL import Image
+    return compose_grid(originals, augmented, texts, columns, zoom)
 
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="PNG")
-    return path
+
+def view_captions(compiled) -> List[str]:
+    """Each view copy's caption, in the batch's order: ``global1[0]``, ``local[3]``; [] for
+    a split without views."""
+    return [f"{copy.view}[{copy.copy}]" for copy in compiled.views]
+
+
+def largest_size(panels: Sequence[np.ndarray]) -> Tuple[int, int]:
+    """(h, w) of the largest image among ``panels`` (each (B, H, W, C)): the size the
+    originals are decoded at."""
+    return max((tuple(int(s) for s in p.shape[1:3]) for p in panels),
+               key=lambda size: size[0] * size[1])
+
+
+def smallest_size(panels: Sequence[np.ndarray]) -> Tuple[int, int]:
+    """(h, w) of the image among ``panels`` with the shortest side (what the zoom enlarges
+    to a readable size)."""
+    return min((tuple(int(s) for s in p.shape[1:3]) for p in panels), key=min)
 
 
 def class_ids(classes: Optional[Sequence[str]], names: Optional[dict],
@@ -182,18 +222,24 @@ def choose_samples(labels: np.ndarray, n: int, indices: Optional[Sequence[int]] 
 
 def _augmented(compiled, beton, chosen: np.ndarray):
     """The samples ``chosen`` (data-set indices, in this order) through the compiled pipeline
-    and its batch ops, as uint8 NHWC for display, their targets (class indices, or soft
-    targets after mixing; None without a label) and their targets' batches by name (masks,
-    ``BoxBatch``, ``KeypointBatch``). Each sample keeps its own keyed draws: they depend on
-    its index, not on its place in the batch."""
+    and its batch ops, as a list of uint8 NHWC batches for display (one: the image; with
+    views, one per view copy in the batch's order, each with its own normalization undone),
+    their targets (class indices, or soft targets after mixing; None without a label) and
+    their targets' batches by name (masks, ``BoxBatch``, ``KeypointBatch``). Each sample keeps
+    its own keyed draws: they depend on its index, not on its place in the batch."""
     loader = compiled.loader(beton, order="sequential", batch_size=len(chosen), drop_last=False,
                              indices=chosen, distributed=False)
     batch = dict(zip(compiled.outputs, only_batch(loader)))
-    images, targets = batch["image"], batch.get("label")
+    targets = batch.get("label")
+    if compiled.views:  # the spec refuses batch ops and targets with views
+        panels = [to_display(batch[copy.output], normalization_of(copy.plan))
+                  for copy in compiled.views]
+        return panels, None if targets is None else list(targets.cpu()), {}
+    images = batch["image"]
     for op in compiled.batch_ops:
         images, targets = op(images, targets)
     outputs = {t.name: batch[t.name] for t in compiled.targets}
-    return (to_display(images, normalization_of(compiled.plan)),
+    return ([to_display(images, normalization_of(compiled.plan))],
             None if targets is None else list(targets.cpu()), outputs)
 
 
@@ -416,10 +462,13 @@ def classes_text(mask: np.ndarray, ignore_index: int) -> str:
 
 def only_batch(loader):
     """The one batch of a Loader built with batch_size = its sample count, its thread joined;
-    LoaderError when the loader thread fails."""
-    from .loading import epoch
+    LoaderError when the loader thread fails. A SafeLoader's (``CompiledPipeline.loader``)
+    is in its ``outputs`` order (``CompiledPipeline.outputs``: FFCV's own order puts the
+    outputs named like a .beton field first, so a view copy's would come after the label);
+    another Loader's in FFCV's order, its ``pipeline_specs``."""
+    from .loading import SafeLoader, epoch
 
-    (batch,) = list(epoch(loader))
+    (batch,) = list(iter(loader) if isinstance(loader, SafeLoader) else epoch(loader))
     return batch
 
 
@@ -473,7 +522,8 @@ def auto_zoom(size: Sequence[int]) -> int:
 
 def compose_grid(originals: np.ndarray, augmented: np.ndarray, labels: Sequence[str],
                  columns: int, zoom: int = 1) -> np.ndarray:
-    """The grid as a uint8 (height, width, 3) array.
+    """The grid as a uint8 (height, width, 3) array (``compose_cells`` of the cells
+    [original, augmented]).
 
     Sample ``i`` sits in row ``i // columns``, column ``i % columns`` (columns shrink to the
     sample count). Each image is enlarged ``zoom`` times (nearest neighbour) to h x w; a cell
@@ -482,28 +532,60 @@ def compose_grid(originals: np.ndarray, augmented: np.ndarray, labels: Sequence[
     ``columns * (2w + GAP) + (columns + 1) * MARGIN`` wide and ``rows * (h + LABEL_HEIGHT) +
     (rows + 1) * MARGIN`` tall.
     """
+    return compose_cells([[o, a] for o, a in zip(originals, augmented)], labels, columns, zoom)
+
+
+def compose_cells(cells: Sequence[Sequence[np.ndarray]], labels: Sequence[str], columns: int,
+                  zoom: int = 1, captions: Optional[Sequence[str]] = None) -> np.ndarray:
+    """A grid of cells as a uint8 (height, width, 3) array: ``cells[i]`` is sample ``i``'s
+    images (uint8 HWC), shown left to right, GAP pixels apart, top-aligned; every cell holds
+    images of the same sizes in the same order.
+
+    Sample ``i`` sits in row ``i // columns``, column ``i % columns`` (columns shrink to the
+    sample count). Each image is enlarged ``zoom`` times (nearest neighbour). Under a cell's
+    images (as tall as the tallest): with ``captions`` (one per image of a cell), a
+    LABEL_HEIGHT strip with each image's caption under it (cut at the image's width), then a
+    LABEL_HEIGHT strip with the cell's label. Cells are MARGIN pixels apart and from the
+    border: a cell of images w_1 .. w_k wide (enlarged) is ``sum(w) + (k - 1) * GAP`` wide.
+    """
     from PIL import Image, ImageDraw
 
-    count = len(originals)
+    count = len(cells)
     columns = min(columns, count)
     rows = math.ceil(count / columns)
-    h, w = originals.shape[1] * zoom, originals.shape[2] * zoom
-    cell_w, cell_h = 2 * w + GAP, h + LABEL_HEIGHT
+    sizes = [(image.shape[0] * zoom, image.shape[1] * zoom) for image in cells[0]]
+    lefts = [sum(w for _, w in sizes[:k]) + k * GAP for k in range(len(sizes))]
+    h = max(height for height, _ in sizes)
+    strips = LABEL_HEIGHT * (2 if captions is not None else 1)
+    cell_w, cell_h = lefts[-1] + sizes[-1][1], h + strips
     height = rows * cell_h + (rows + 1) * MARGIN
     grid = np.empty((height, columns * cell_w + (columns + 1) * MARGIN, 3), np.uint8)
     grid[:] = BACKGROUND
-    for i in range(count):
+    for i, images in enumerate(cells):
         top = MARGIN + (i // columns) * (cell_h + MARGIN)
         left = MARGIN + (i % columns) * (cell_w + MARGIN)
-        grid[top:top + h, left:left + w] = _enlarge(originals[i], zoom)
-        grid[top:top + h, left + w + GAP:left + cell_w] = _enlarge(augmented[i], zoom)
+        for k, (image, x, (ih, iw)) in enumerate(zip(images, lefts, sizes)):
+            grid[top:top + ih, left + x:left + x + iw] = _enlarge(image, zoom)
+            if captions is not None:
+                grid[top + h:top + h + LABEL_HEIGHT, left + x:left + x + iw] = \
+                    caption_strip(captions[k], iw)
     canvas = Image.fromarray(grid)
     draw = ImageDraw.Draw(canvas)
     for i, text in enumerate(labels):
-        top = MARGIN + (i // columns) * (cell_h + MARGIN) + h
+        top = MARGIN + (i // columns) * (cell_h + MARGIN) + h + strips - LABEL_HEIGHT
         left = MARGIN + (i % columns) * (cell_w + MARGIN)
         draw.text((left + 1, top + 1), text, fill=TEXT)
     return np.asarray(canvas)
+
+
+def caption_strip(text: str, width: int) -> np.ndarray:
+    """A uint8 (LABEL_HEIGHT, ``width``, 3) strip with ``text`` drawn as a label strip draws
+    it (TEXT on BACKGROUND, 1 px in), cut at ``width``."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (width, LABEL_HEIGHT), BACKGROUND)
+    ImageDraw.Draw(strip).text((1, 1), text, fill=TEXT)
+    return np.asarray(strip)
 
 
 def _enlarge(image: np.ndarray, zoom: int) -> np.ndarray:

@@ -11,7 +11,9 @@ written by pureffcv convert --coco/--yolo), keypoints as dots (rings where occlu
 augmented half shows what training keeps. By default --n samples drawn across the classes
 in turn (seeded by --seed), so an ImageFolder sorted by class shows every class and mixup
 pairs differ in class; --classes keeps some classes, --indices shows exactly those samples,
---first the first --n in order.
+--first the first --n in order. For a split with views (image.views), each cell is the
+original, then every view copy (global1[0], global2[0], local[0] ...), each at its own size
+with its own normalization undone and captioned with its view and copy.
 """
 import sys
 

@@ -16,17 +16,26 @@ augmented samples: the first mask laid over the pixels here, boxes and keypoints
 ``preview.Overlay`` and drawn when the page asks for the image, at its zoom (``images.png``).
 The per-step images show the image alone: a target's steps run in a Loader of their own, not
 op by op.
+
+A split with views (``image.views``) shows each view copy of the same samples side by side,
+as ``pureffcv preview`` does (``Render.views``: each copy's final image, its own normalization
+undone; the originals at the largest copy's size). One kept Loader runs the shared decode and
+every copy's crop out of it (``ViewsDecoder`` and ``ViewCrop``, as training runs them); then
+each copy's steps run op by op like a split's, so the step-through shows every copy's images
+after each of its steps (``StepResult.view``: ``global1[0]``), after one timing-only step for
+the shared decode.
 """
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..class_maps import names_by_label
-from ..preview import Overlay, box_classes
+from ..preview import (Overlay, box_classes, choose_samples, largest_size, to_display,
+                       view_captions)
 from .fingerprint import fingerprint
 
 #: ops kept compiled beyond the current plan's (older variants, for undo-like edits)
@@ -46,6 +55,7 @@ class StepResult:
     us_per_image: Optional[float] = None
     compiled: bool = False
     compile_s: float = 0.0
+    view: Optional[str] = None  # the view copy the step belongs to (``global1[0]``), or None
 
 
 @dataclass
@@ -53,7 +63,9 @@ class Render:
     """Everything the page shows after one render (or the errors that stopped it): the
     originals and augmented samples (a mask target already laid over them) and, with boxes
     or keypoints targets, what to draw over each (``preview.Overlay``; ``box_names`` and
-    ``box_offset`` as ``preview.draw_overlay`` takes them)."""
+    ``box_offset`` as ``preview.draw_overlay`` takes them). With views, ``views`` holds each
+    view copy's caption and images in the batch's order, and ``augmented`` is the first
+    copy's."""
     version: int
     spec_text: str
     epoch: int
@@ -66,6 +78,7 @@ class Render:
     augmented: Optional[np.ndarray] = None
     original_overlays: Optional[List[Overlay]] = None
     augmented_overlays: Optional[List[Overlay]] = None
+    views: List[Tuple[str, np.ndarray]] = field(default_factory=list)
     box_names: Dict[int, str] = field(default_factory=dict)
     box_offset: int = 0
     steps: List[StepResult] = field(default_factory=list)
@@ -188,6 +201,7 @@ class Studio:
             good.steps
         result.original_overlays, result.augmented_overlays = good.original_overlays, \
             good.augmented_overlays
+        result.views = good.views
         result.stale = True
 
     def _empty(self, text: str) -> Render:
@@ -226,55 +240,41 @@ class Studio:
     def _run(self, compiled, result: Render) -> None:
         import torch
 
-        from ..preview import (choose_samples, label_text, normalization_of, target_texts,
-                               to_display, with_targets)
+        from ..preview import label_text, normalization_of, target_texts, with_targets
 
         # the samples `pureffcv preview` would show: classes in turn, mixup partners paired
         indices = choose_samples(self.labels, self.n, classes=self.classes,
                                  seed=compiled.spec.seed or 0, paired=bool(compiled.plan.batch))
         result.indices = [int(i) for i in indices]
-        normalization = normalization_of(compiled.plan)
-        steps = compiled.plan.steps
-        images, labels = self._decode(compiled, steps[0], indices, result)
-        batch = images
-        for step in steps[1:]:
-            if step.stage == "boundary":
-                if isinstance(batch, np.ndarray):
-                    batch = torch.from_numpy(batch).permute(0, 3, 1, 2).to(compiled.device)
-                continue
-            op = self._warm(step, batch)
-            self._set_epoch(op)
-            compiled_now = op._applier is None if hasattr(op, "_applier") else False
-            t0 = time.perf_counter()
-            out = op.apply(batch, indices)
-            elapsed = time.perf_counter() - t0
-            record = self._record(step, out, normalization)
-            if compiled_now and step.stage != "device":
-                record.compiled, record.compile_s = True, elapsed
+        if compiled.views:  # no batch ops, no targets (the spec refuses them with views)
+            decoded, labels = self._decode_views(compiled, indices, result)
+            panels = []
+            for copy, caption in zip(compiled.views, view_captions(compiled)):
+                crop = self._record(copy.plan.steps[0], decoded[copy.output], None)
+                crop.view = caption  # its crop out of the shared decode: timed there
+                result.steps.append(crop)
+                panels.append(self._run_steps(copy.plan, decoded[copy.output], indices, result,
+                                              caption))
+            result.views = list(zip(view_captions(compiled), panels))
+            targets = labels
+        else:
+            normalization = normalization_of(compiled.plan)
+            images, labels = self._decode(compiled, compiled.plan.steps[0], indices, result)
+            batch = self._run_steps(compiled.plan, images, indices, result, display=False)
+            targets = labels
+            for step in compiled.plan.batch:
+                op = self._warm(step, batch)
+                self._set_epoch(op)
                 t0 = time.perf_counter()
-                out = op.apply(batch, indices)  # the short bench: a second, warm call
-                elapsed = time.perf_counter() - t0
-            record.us_per_image = 1e6 * elapsed / max(len(indices), 1)
-            result.steps.append(record)
-            result.compiled_steps += record.compiled
-            result.reused_steps += not record.compiled
-            batch = out
-        if isinstance(batch, np.ndarray):
-            batch = torch.from_numpy(batch).permute(0, 3, 1, 2)
-        targets = labels
-        for step in compiled.plan.batch:
-            op = self._warm(step, batch)
-            self._set_epoch(op)
-            t0 = time.perf_counter()
-            batch, targets = op(batch, targets)
-            record = self._record(step, batch, normalization)
-            record.us_per_image = 1e6 * (time.perf_counter() - t0) / max(len(indices), 1)
-            result.steps.append(record)
-        augmented = to_display(batch, normalization)
-        originals, stored = self._originals(compiled, indices, augmented.shape[1:3])
+                batch, targets = op(batch, targets)
+                record = self._record(step, batch, normalization)
+                record.us_per_image = 1e6 * (time.perf_counter() - t0) / max(len(indices), 1)
+                result.steps.append(record)
+            panels = [to_display(batch, normalization)]
+        originals, stored = self._originals(compiled, indices, largest_size(panels))
         outputs = self._targets(compiled, indices)
         # the first mask over both halves; boxes and keypoints drawn at the page's zoom
-        result.augmented, result.augmented_overlays = with_targets(augmented, compiled.targets,
+        result.augmented, result.augmented_overlays = with_targets(panels[0], compiled.targets,
                                                                    outputs)
         result.originals, result.original_overlays = with_targets(originals, compiled.targets,
                                                                   stored)
@@ -287,10 +287,46 @@ class Studio:
             names = [f"{name} ({label_text(t)})" for name, t in zip(names, targets.cpu())]
         result.labels = [" ".join(filter(None, pair)) for pair in zip(names, texts)]
 
-    def _record(self, step, out, normalization) -> StepResult:
+    def _run_steps(self, plan, batch, indices: np.ndarray, result: Render,
+                   view: Optional[str] = None, display: bool = True):
+        """``plan``'s steps after its decoder, op by op, on ``batch`` (the decoder's output),
+        each recorded in ``result.steps`` (``view``: the view copy they belong to); the last
+        step's output as a (B, C, H, W) tensor, or with ``display`` as uint8 (B, H, W, C)
+        with the plan's normalization undone."""
         import torch
 
-        from ..preview import to_display
+        from ..preview import normalization_of
+
+        normalization = normalization_of(plan)
+        for step in plan.steps[1:]:
+            if step.stage == "boundary":
+                if isinstance(batch, np.ndarray):
+                    batch = torch.from_numpy(batch).permute(0, 3, 1, 2).to(plan.device)
+                continue
+            op = self._warm(step, batch)
+            self._set_epoch(op)
+            compiled_now = op._applier is None if hasattr(op, "_applier") else False
+            t0 = time.perf_counter()
+            out = op.apply(batch, indices)
+            elapsed = time.perf_counter() - t0
+            record = self._record(step, out, normalization)
+            record.view = view
+            if compiled_now and step.stage != "device":
+                record.compiled, record.compile_s = True, elapsed
+                t0 = time.perf_counter()
+                out = op.apply(batch, indices)  # the short bench: a second, warm call
+                elapsed = time.perf_counter() - t0
+            record.us_per_image = 1e6 * elapsed / max(len(indices), 1)
+            result.steps.append(record)
+            result.compiled_steps += record.compiled
+            result.reused_steps += not record.compiled
+            batch = out
+        if isinstance(batch, np.ndarray):
+            batch = torch.from_numpy(batch).permute(0, 3, 1, 2)
+        return to_display(batch, normalization) if display else batch
+
+    def _record(self, step, out, normalization) -> StepResult:
+        import torch
 
         images = None
         if isinstance(out, np.ndarray) and out.ndim == 4:
@@ -347,6 +383,49 @@ class Studio:
         result.compiled_steps += record.compiled
         result.reused_steps += not record.compiled
         return images, labels[0].reshape(-1) if labelled else self.labels[indices]
+
+    def _decode_views(self, compiled, indices: np.ndarray, result: Render):
+        """Each view copy's crop out of the shared decode (by the copy's ``output`` name) and
+        the labels for ``indices`` (the shared decode recorded as one step, for its timing),
+        from a Loader kept per definition of the copies' crops: the ``ViewsDecoder`` and the
+        copies' ``ViewCrop`` steps, as training runs them (``compiler.views.lower_views`` over
+        the copies cut to their first step)."""
+        from dataclasses import replace
+
+        from compiler.lower import label_pipeline
+        from compiler.views import ViewCopy, lower_views
+
+        crops = [copy.plan.steps[0] for copy in compiled.views]
+        key = ("views", fingerprint((compiled.image_field, [
+            (s.op, s.op.clock.seed, s.op.position) for s in crops])))
+        labelled = compiled.split.has_label
+        compiled_now = key not in self._loaders
+        t0 = time.perf_counter()
+        if compiled_now:
+            first_steps = [ViewCopy(c.view, c.copy, replace(c.plan, steps=c.plan.steps[:1]))
+                           for c in compiled.views]
+            label = compiled.bind(None, label_pipeline("cpu") if labelled else None)["label"]
+            pipelines = lower_views(first_steps, compiled.image_field, compiled.clock, label)
+            self._loaders[key] = self._loader(pipelines, indices)
+        loader = self._loaders[key]
+        decoder = loader.pipeline_specs[compiled.views[0].output].decoder  # the kept one
+        self._select(loader, indices)
+        self._set_epoch(decoder)
+        batch = dict(zip(loader.pipeline_specs, self._one_batch(loader)))  # FFCV's order
+        elapsed = time.perf_counter() - t0
+        record = StepResult(name="decode (shared by the views)", stage="decoder",
+                            op=type(decoder).__name__, line=None, output="-")
+        if compiled_now:  # the short bench: time a second, warm epoch
+            record.compiled, record.compile_s = True, elapsed
+            t0 = time.perf_counter()
+            batch = dict(zip(loader.pipeline_specs, self._one_batch(loader)))
+            elapsed = time.perf_counter() - t0
+        record.us_per_image = 1e6 * elapsed / max(len(indices), 1)
+        result.steps.append(record)
+        result.compiled_steps += record.compiled
+        result.reused_steps += not record.compiled
+        labels = batch["label"].reshape(-1) if labelled else self.labels[indices]
+        return batch, labels
 
     def _warm_decoder(self, step):
         self._decoder_key = fingerprint((step.op, step.op.clock.seed, step.op.position))

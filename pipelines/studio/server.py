@@ -6,7 +6,8 @@ install, and starts in milliseconds in the same warm process that holds the comp
 
 Routes: ``GET /`` the page; ``GET /api/state`` the last render's summary (version, busy,
 errors, explain, timings, class list, spec text); ``GET /api/image/<version>/<kind>/<i>.png``
-one image of that render (``original``, ``augmented``, or ``step<k>``); ``POST /api/draw``
+one image of that render (``original``, ``augmented``, ``view<k>``: view copy k of a split with
+views, in the batch's order, or ``step<k>``); ``POST /api/draw``
 ``{"mode": "new"|"same"}``; ``POST /api/classes`` ``{"classes": [..]}``.
 
 A watcher thread polls the spec file (mtime, size and content) and re-renders on change.
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
 
+from ..preview import smallest_size
 from .engine import Render, Studio
 from .images import png, zoom_for
 
@@ -101,7 +103,7 @@ class StudioServer:
         render: Optional[Render] = self.studio.last
         if render is None:
             return {"version": 0, "busy": True, "spec": str(self.studio.spec_path)}
-        zoom = zoom_for(render.augmented.shape[1:3]) if render.augmented is not None else 1
+        zoom = _zoom(render) if render.augmented is not None else 1
         return {
             "version": render.version, "busy": self.busy, "spec": str(self.studio.spec_path),
             "beton": self.studio.beton, "split": self.studio.split, "epoch": render.epoch,
@@ -110,13 +112,15 @@ class StudioServer:
             "reused_steps": render.reused_steps, "zoom": zoom, "stale": render.stale,
             "classes": render.classes, "all_classes": render.all_classes,
             "class_names": {str(k): v for k, v in render.class_names.items()},
+            "views": [caption for caption, _ in render.views],
             "samples": [{"index": i, "label": label}
                         for i, label in zip(render.indices, render.labels)]
             if render.augmented is not None else [],
             "steps": [{"name": s.name, "stage": s.stage, "op": s.op, "line": s.line,
                        "output": s.output, "image": s.images is not None,
                        "us_per_image": None if s.us_per_image is None else round(s.us_per_image, 1),
-                       "compiled": s.compiled, "compile_s": round(s.compile_s, 3)}
+                       "compiled": s.compiled, "compile_s": round(s.compile_s, 3),
+                       "view": s.view}
                       for s in render.steps],
         }
 
@@ -124,12 +128,14 @@ class StudioServer:
         render = self.studio.last
         if render is None or render.version != version or render.augmented is None:
             return None
-        zoom = zoom_for(render.augmented.shape[1:3])
+        zoom = _zoom(render)
         overlays = None
         if kind == "original":
             batch, overlays = render.originals, render.original_overlays
         elif kind == "augmented":
             batch, overlays = render.augmented, render.augmented_overlays
+        elif kind.startswith("view") and kind[4:].isdigit() and int(kind[4:]) < len(render.views):
+            batch = render.views[int(kind[4:])][1]
         elif kind.startswith("step") and kind[4:].isdigit() and int(kind[4:]) < len(render.steps):
             batch = render.steps[int(kind[4:])].images
         else:
@@ -138,6 +144,12 @@ class StudioServer:
             return None
         return png(batch[i], zoom, overlays[i] if overlays else None, render.box_names,
                    render.box_offset)
+
+
+def _zoom(render: Render) -> int:
+    """One zoom for every image of a render: the one that shows the smallest (a split's
+    augmented images, or its smallest view copy) at a readable size, so that sizes compare."""
+    return zoom_for(smallest_size([render.augmented, *(images for _, images in render.views)]))
 
 
 def _signature(path: Path):
