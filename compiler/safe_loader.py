@@ -84,7 +84,7 @@ class SafeLoader(Loader):
         order = self._output_order()
         try:
             for batch in batches(iterator):
-                yield batch if order is None else tuple(batch[k] for k in order)
+                yield in_order(batch, order)
         finally:
             if self._live is iterator:
                 self._live = None
@@ -138,12 +138,20 @@ def close(iterator) -> None:
 
 
 def epoch(loader) -> Iterator:
-    """One whole epoch of ``loader``'s batches, its thread joined however iteration ends."""
+    """One whole epoch of ``loader``'s batches (a SafeLoader's in its ``outputs`` order), its
+    thread joined however iteration ends."""
     iterator = start(loader)
+    order = loader._output_order() if isinstance(loader, SafeLoader) else None
     try:
-        yield from batches(iterator)
+        for batch in batches(iterator):
+            yield in_order(batch, order)
     finally:
         close(iterator)
+
+
+def in_order(batch: tuple, order) -> tuple:
+    """``batch`` rearranged by ``order`` (``SafeLoader._output_order``; None: as it is)."""
+    return batch if order is None else tuple(batch[k] for k in order)
 
 
 def summary(error: BaseException) -> str:
