@@ -142,3 +142,56 @@ def test_dali_is_fed_each_samples_stored_jpeg_bytes(tmp_path, small_beton):
         assert np.abs(decoded.astype(int) - image).mean() < 3  # a JPEG of this image
     with pytest.raises(ValueError, match="needs every image of .* stored as JPEG"):
         jpeg_samples(str(small_beton))
+
+
+VIEWS_SPEC = """\
+version: 1
+splits:
+  train:
+    image:
+      views:
+        big: {count: 2, decode: {random_resized_crop: {size: 24}}}
+        small: {count: 3, decode: {random_resized_crop: {size: 12, scale: [0.05, 0.4]}}}
+    loader: {batch_size: 16, num_workers: 1}
+"""
+
+
+@pytest.mark.timeout(900)
+def test_bench_times_a_views_split_whole_as_one_view_and_against_ffcv_per_copy(tmp_path):
+    beton = write_beton(tmp_path / "data.beton", [structured_image(32, 40, i) for i in range(48)],
+                        [i % 3 for i in range(48)], write_mode="jpg")
+    (tmp_path / "spec.yaml").write_text(VIEWS_SPEC)
+    done = subprocess.run([PUREFFCV, "bench", str(tmp_path / "spec.yaml"), str(beton),
+                           "--epochs", "1", "--device", "cpu", "--json",
+                           "--compare", "ffcv_views"], capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert set(report["variants"]) == {"pipeline", "one_view", "ffcv_views"}
+    for variant in report["variants"].values():  # samples, not images of every copy
+        assert variant["images"] == 48 and variant["images_per_s"] > 0
+    assert report["stages_us_per_image"] == {}  # no prefixes are timed for views
+
+
+def test_ffcv_views_baseline_has_one_pipeline_per_copy_at_its_size(tmp_path):
+    from compiler import compile_spec
+    from pipelines.bench import _ffcv_views_batches
+
+    beton = write_beton(tmp_path / "data.beton", [structured_image(32, 40, i) for i in range(8)],
+                        list(range(8)), write_mode="jpg")
+    compiled = compile_spec(VIEWS_SPEC, device="cpu")
+    batches = _ffcv_views_batches(compiled, str(beton), {"order": "sequential",
+                                                          "drop_last": False})
+    [*views, labels] = next(iter(batches(0)))
+    assert [tuple(v.shape) for v in views] == [(8, 3, 24, 24)] * 2 + [(8, 3, 12, 12)] * 3
+    assert labels.tolist() == list(range(8))
+
+
+def test_compare_ffcv_views_needs_views(tmp_path, small_beton):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    done = subprocess.run([PUREFFCV, "bench", str(tmp_path / "spec.yaml"), str(small_beton),
+                           "--device", "cpu", "--compare", "ffcv_views"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr == ("pureffcv bench: --compare ffcv_views needs a split with "
+                           "image.views; 'train' has none\n")
