@@ -81,10 +81,8 @@ class SafeLoader(Loader):
     def _read(self, iterator) -> Iterator:
         if getattr(iterator, "closed", False):  # a later iter() closed this epoch
             return
-        order = self._output_order()
         try:
-            for batch in batches(iterator):
-                yield in_order(batch, order)
+            yield from in_output_order(batches(iterator), self)
         finally:
             if self._live is iterator:
                 self._live = None
@@ -141,17 +139,20 @@ def epoch(loader) -> Iterator:
     """One whole epoch of ``loader``'s batches (a SafeLoader's in its ``outputs`` order), its
     thread joined however iteration ends."""
     iterator = start(loader)
-    order = loader._output_order() if isinstance(loader, SafeLoader) else None
     try:
-        for batch in batches(iterator):
-            yield in_order(batch, order)
+        yield from in_output_order(batches(iterator), loader)
     finally:
         close(iterator)
 
 
-def in_order(batch: tuple, order) -> tuple:
-    """``batch`` rearranged by ``order`` (``SafeLoader._output_order``; None: as it is)."""
-    return batch if order is None else tuple(batch[k] for k in order)
+def in_output_order(batches_of_epoch: Iterator, loader) -> Iterator:
+    """The batches of ``loader``'s EpochIterator with their elements in the order of a
+    SafeLoader's ``outputs`` (image or view copies, label, targets): FFCV puts the outputs
+    named like a .beton field first, so a views split's copies would follow its label."""
+    order = loader._output_order() if isinstance(loader, SafeLoader) else None
+    if order is None:
+        return batches_of_epoch
+    return (tuple(batch[k] for k in order) for batch in batches_of_epoch)
 
 
 def summary(error: BaseException) -> str:

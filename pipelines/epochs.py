@@ -49,7 +49,7 @@ class EpochLoader(_BeforeEachEpoch):
         # thread: they must not be inference tensors (Lightning validates in inference mode)
         with torch.inference_mode(False):
             self._epoch_iterator = loading.start(self.loader)
-        return in_output_order(loading.batches(self._epoch_iterator), self.loader)
+        return loading.in_output_order(loading.batches(self._epoch_iterator), self.loader)
 
     def close(self) -> None:
         """Stop and join the running epoch's thread, if any, and release its buffers."""
@@ -86,17 +86,6 @@ class IndexedBatches:
 
     def close(self) -> None:
         self.loader.close()
-
-
-def in_output_order(batches, loader):
-    """``batches`` of FFCV's EpochIterator with their elements in the order of
-    ``loader.outputs`` (``CompiledPipeline.outputs``: image or view copies, label, targets),
-    as ``SafeLoader`` yields them: FFCV puts the outputs named like a .beton field first, so
-    the copies of a split with views (``view_0``, ``view_1``) would come after ``label``."""
-    order = loader._output_order() if hasattr(loader, "_output_order") else None
-    if order is None:
-        return batches
-    return (tuple(batch[k] for k in order) for batch in batches)
 
 
 def epoch_to_run(trainer) -> int:

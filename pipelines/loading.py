@@ -11,7 +11,7 @@ is stopped and joined (ffcv #345, #393).
 ``CompiledPipeline.loader`` returns a ``SafeLoader``, whose plain ``iter`` does the same.
 """
 from compiler.safe_loader import (JOIN_TIMEOUT_S, LoaderError, SafeLoader, batches, close,
-                                  epoch, start, summary)
+                                  epoch, in_output_order, start, summary)
 
-__all__ = ["JOIN_TIMEOUT_S", "LoaderError", "SafeLoader", "batches", "close", "epoch", "start",
-           "summary"]
+__all__ = ["JOIN_TIMEOUT_S", "LoaderError", "SafeLoader", "batches", "close", "epoch",
+           "in_output_order", "start", "summary"]
