@@ -1,6 +1,8 @@
 """The simclr task through FFCVDataModule on small .beton files: the ``(views, labels)`` batch
 form, the checks that refuse what cannot work (views in the fallback, in evaluation splits,
 for a classifier), and a short fit whose loss goes down and whose kNN monitor beats chance."""
+from pathlib import Path
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -185,27 +187,46 @@ def test_progressive_resizing_with_views_is_refused(data):
         module.check(4, task="simclr")
 
 
-class EpochLosses(pl.Callback):
-    def __init__(self):
-        self.losses = {}
+def epoch_rows(metrics_csv):
+    """epoch -> (train/loss_epoch, val/knn_top1, val/knn_chance) from a CSVLogger file."""
+    import csv
 
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.losses.setdefault(trainer.current_epoch, []).append(float(outputs["loss"]))
+    rows = {}
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            for key in ("train/loss_epoch", "val/knn_top1", "val/knn_chance"):
+                if row.get(key):
+                    rows.setdefault(int(row["epoch"]), {})[key] = float(row[key])
+    return rows
 
 
-#: what the kNN monitor must beat chance (1/4) by after the short fit below (measured: TODO)
-KNN_MARGIN = 0.25
+#: what val/knn_top1 must beat chance (1/8) by after the 6-epoch run below: chance + 0.5 =
+#: 0.625. Measured on 2 CPU cores: 0.812 (loss per epoch 4.813 -> 4.585); the same run with
+#: lr 0 (an untrained backbone, BatchNorm statistics adapting) gives 0.27-0.60 over its six
+#: epochs, so the bar is above what the untrained network's features reach too
+KNN_MARGIN = 0.5
 
 
-def test_a_short_simclr_fit_lowers_the_loss_and_beats_chance_by_knn(data):
-    torch.manual_seed(0)
-    losses = EpochLosses()
-    run = trainer(data["root"], max_epochs=6, callbacks=[losses], log_every_n_steps=1)
-    run.fit(simclr_model(), FFCVDataModule(data["spec"], data["train"], data["val"]))
-    first, last = (sum(v) / len(v) for v in (losses.losses[0], losses.losses[5]))
-    metrics = run.callback_metrics
-    print(f"loss {first:.3f} -> {last:.3f}, knn_top1 {float(metrics['val/knn_top1']):.3f}")
-    assert last < first - 0.05
-    assert float(metrics["val/knn_chance"]) == 0.25
-    assert float(metrics["val/knn_top1"]) >= 0.25 + KNN_MARGIN
-    assert "train/loss_epoch" in metrics
+@pytest.mark.timeout(600)
+def test_the_simclr_demo_run_lowers_the_loss_and_beats_chance_by_knn(tmp_path):
+    """``pureffcv fit --config specs/runs/simclr_demo.yaml`` on the quick demo data for 6
+    epochs: the epoch's mean NT-Xent loss goes down and the kNN monitor beats chance."""
+    pytest.importorskip("skimage")
+    from pipelines.cli import main
+    from pipelines.demo import QUICK, prepare_data
+
+    betons = prepare_data(QUICK, tmp_path)
+    config = Path(__file__).resolve().parents[2] / "specs" / "runs" / "simclr_demo.yaml"
+    args = ["fit", "--config", str(config), "--data.train_path", str(betons["train"]),
+            "--data.val_path", str(betons["val"]), "--trainer.max_epochs", "6",
+            "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+            "--trainer.default_root_dir", str(tmp_path)]
+    assert main(args) == 0
+    rows = epoch_rows(next((tmp_path / "runs" / "simclr_demo").glob("version_*/metrics.csv")))
+    losses = [rows[e]["train/loss_epoch"] for e in range(6)]
+    knn = rows[5]["val/knn_top1"]
+    print(f"loss per epoch {[round(v, 3) for v in losses]}, val/knn_top1 {knn:.3f}")
+    assert losses[-1] < losses[0] - 0.1
+    assert rows[5]["val/knn_chance"] == 0.125
+    assert knn >= 0.125 + KNN_MARGIN
