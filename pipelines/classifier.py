@@ -309,7 +309,8 @@ class ImageClassifier(pl.LightningModule):
         if isinstance(batch[0], dict):
             raise TypeError("task simclr validates on single images with labels; the "
                             "validation split must not have views")
-        self.log("val/knn_chance", 1.0 / self.num_classes, on_step=False, on_epoch=True)
+        self.log("val/knn_chance", 1.0 / self.num_classes, on_step=False, on_epoch=True,
+                 sync_dist=True)  # the same on every rank: no warning, no effect
         if self._knn is None or len(batch) < 2:
             return
         bank, bank_labels = self._knn
