@@ -31,7 +31,7 @@ from ..types import ImageType
 from .decoders import (CenterCrop, RandomResizedCrop, Resize, _sample_reader,
                        center_crop_box, random_resized_crop_box, whole_image_box)
 from .jpeg import decode_region, dct_scale, resize_from_block
-from .native import decode_jpeg
+from .native import decode_jpeg, resize_crop
 
 #: the crop decoders a view may start with, and the number ``view_box`` knows each by
 CROP_KINDS = {RandomResizedCrop: 0, CenterCrop: 1, Resize: 2}
@@ -137,9 +137,11 @@ class ViewsDecoder(PureOperation):
 def _views_decode_step():
     """njit ``step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat)``:
     sample i's boxes, one per copy, the union of them decoded once into ``temp[i]``
-    (crop-aware; a JPEG the crop-aware decode refused whole, at 8/8; a raw image read as
-    stored), then each copy's box resized into its place in ``flat`` (copy by copy, each a run
-    of ``count`` images: the batch's size is ``samples``' length)."""
+    (crop-aware), then each copy's box resized out of it into its place in ``flat`` (copy by
+    copy, each a run of ``count`` images: the batch's size is ``samples``' length). A raw
+    image, or a JPEG the crop-aware decode or resize refused (decoded whole), is cropped and
+    resized as a crop decoder does it (FFCV's resize), so a one-copy view gives that
+    decoder's bytes."""
     jpg = IMAGE_MODES['jpg']
 
     @njit(**ENTRY_FLAGS)
@@ -156,25 +158,37 @@ def _views_decode_step():
             top, left = min(top, y), min(left, x)
             bottom, right = max(bottom, y + h), max(right, x + w)
             m = max(m, dct_scale(h, w, sizes[k, 0], sizes[k, 1]))
-        first_row, first_column, rows, columns = 0, 0, height, width
-        if samples[i, 4] != jpg:
-            m, block = 8, image_data
-        else:
-            block = temp[i]
+        if samples[i, 4] == jpg:
             decoded, first_row, first_column, rows, columns = decode_region(
-                image_data, block, height, width, m, top, left, bottom - top, right - left)
-            if not decoded:
-                decode_jpeg(image_data, block, np.uint32(height), np.uint32(width))
-                m, first_row, first_column, rows, columns = 8, 0, 0, height, width
-        block = block[:3 * rows * columns].reshape(rows, columns, 3)
-        for k in range(copies):
-            out_h, out_w = sizes[k, 0], sizes[k, 1]
-            start = count * firsts[k] + i * 3 * out_h * out_w
-            destination = flat[start:start + 3 * out_h * out_w].reshape(out_h, out_w, 3)
-            resize_from_block(block, m, first_row, first_column, boxes[k, 0], boxes[k, 1],
-                              boxes[k, 2], boxes[k, 3], destination)
+                image_data, temp[i], height, width, m, top, left, bottom - top, right - left)
+            if decoded:
+                block = temp[i][:3 * rows * columns].reshape(rows, columns, 3)
+                resized = True
+                for k in range(copies):
+                    resized &= resize_from_block(block, m, first_row, first_column,
+                                                 boxes[k, 0], boxes[k, 1], boxes[k, 2],
+                                                 boxes[k, 3],
+                                                 copy_image(flat, firsts, sizes, count, i, k))
+                if resized:
+                    return
+            decode_jpeg(image_data, temp[i], np.uint32(height), np.uint32(width))
+            image = temp[i][:3 * height * width].reshape(height, width, 3)
+        else:
+            image = image_data.reshape(height, width, 3)
+        for k in range(copies):  # as a crop decoder does with a whole image: FFCV's resize
+            y, x, h, w = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]
+            resize_crop(image, y, y + h, x, x + w, copy_image(flat, firsts, sizes, count, i, k))
 
     return step
+
+
+@njit(inline="always")
+def copy_image(flat, firsts, sizes, count, i, k):
+    """Where sample i's image of copy k goes in the decoder's output ``flat`` (copy k's run
+    of ``count`` images starts at ``count * firsts[k]``)."""
+    h, w = sizes[k, 0], sizes[k, 1]
+    start = count * firsts[k] + i * 3 * h * w
+    return flat[start:start + 3 * h * w].reshape(h, w, 3)
 
 
 class ViewCrop(PureOperation):

@@ -672,3 +672,25 @@ def test_group_views_pairs_each_copy_with_its_view(coordinate_beton):
     assert all(t.shape == (5, 3, 32, 32) for t in views["local"])
     assert views["local"][2] is batch[4]
     assert len(rest) == 1 and torch.equal(rest[0], torch.arange(5))
+
+
+# --- a one-copy view is its decoder's bytes ----------------------------------------------
+
+@pytest.mark.parametrize("write_mode", ["raw", "jpg"])
+@pytest.mark.parametrize("decode", ["{center_crop: {size: 40, ratio: 0.8}}",
+                                    "{resize: {size: [24, 56]}}"])
+def test_a_one_copy_view_gives_its_decoders_bytes(tmp_path, write_mode, decode):
+    """No randomness in these crops, so the plain split and the view draw the same box: the
+    shared decode (crop-aware JPEG region at the copy's own DCT scale, or for raw images
+    FFCV's resize of the stored image) must give exactly what the decoder alone gives."""
+    images = [structured_image(90 + 7 * (i % 3), 120 - 5 * (i % 4), i) for i in range(12)]
+    path = write_beton(tmp_path / "data.beton", images, list(range(12)), write_mode=write_mode)
+    plain = compile_spec(f"version: 1\nsplits:\n  train:\n    image: {{decode: {decode}}}\n",
+                         device="cpu")
+    view = compile_spec(f"version: 1\nsplits:\n  train:\n    image: {{views: {{only: "
+                        f"{{decode: {decode}}}}}}}\n", device="cpu")
+    options = {"order": "sequential", "drop_last": False, "batch_size": 5}
+    expected = run_loader(plain, path, **options)["image"]
+    got = run_loader(view, path, **options)["only_0"]
+    assert got.shape == expected.shape and got.dtype == expected.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
