@@ -11,8 +11,8 @@ from operations.rng import EpochClock
 from .beton_check import BetonError, check_beton
 from .explain import explain
 from .ir import Plan, Step
-from .lower import (bind_fields, lower, ops_of, outputs_of, per_loader, source_fields,
-                    without_other_fields)
+from .lower import (bind_fields, label_pipeline, lower, ops_of, outputs_of, per_loader,
+                    source_fields, without_other_fields)
 from .plan import build_plan
 from .quasi_random import DistributedQuasiRandom
 from .reader import load_spec
@@ -43,11 +43,12 @@ class CompiledPipeline:
         #: first one's)
         self.views: Tuple[ViewCopy, ...] = tuple(views)
         self.targets = tuple(t.target() for t in split.targets)
-        self.pipelines: Dict[str, List] = lower(plan, split.image.field, split.label,
-                                                self.targets)
         if self.views:
-            self.pipelines = lower_views(self.views, split.image.field, clock,
-                                         self.pipelines["label"])
+            label = bind_fields(None, label_pipeline(plan.device, split.label.type),
+                                split.image.field, split.label.field)["label"]
+            self.pipelines = lower_views(self.views, split.image.field, clock, label)
+        else:
+            self.pipelines = lower(plan, split.image.field, split.label, self.targets)
 
     @property
     def device(self) -> str:

@@ -14,9 +14,8 @@ from operations.registry import deprecated_alias, did_you_mean
 from .errors import ErrorList, Pos, SpecError, SpecWarning, first_line
 from .shipped import shipped_spec
 from .spec import (EXTENSION_PREFIX, KIND_OPTIONS, MAX_SEED, MAX_VIEW_COPIES, VERSION,
-                   DeviceOptions, ImageSpec,
-                   LabelSpec, LoaderOptions, OpSpec, Range, SECTIONS, Spec, SplitSpec,
-                   TargetOptions, TargetSpec, ViewSpec)
+                   DeviceOptions, ImageSpec, LabelSpec, LoaderOptions, OpSpec, Range, SECTIONS,
+                   Spec, SplitSpec, TargetOptions, TargetSpec, ViewSpec)
 from .validate import (REQUIRED, ValueProblem, check_mapping, coerce, dataclass_params, op_params,
                        show)
 from .yaml_positions import Node, parse

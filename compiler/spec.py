@@ -172,11 +172,6 @@ class ViewSpec:
     count: int
     image: ImageSpec
 
-    def ops(self) -> List[OpSpec]:
-        """One copy's ops in pipeline order; an op's index here is its place in the copy's
-        RNG stream (``compiler.views.view_stream``)."""
-        return [self.image.decode, *self.image.cpu, *self.image.device_ops]
-
 
 @dataclass(frozen=True)
 class SplitSpec:
