@@ -14,6 +14,7 @@ view of that memory (no copy). The copies' pipelines are FFCV pipelines whose so
 decoder (FFCV 1.0's ``PipelineSpec(source=operation)``), so FFCV runs the decoder once per
 batch.
 """
+from dataclasses import replace
 from functools import lru_cache
 from typing import Callable, List, Optional, Sequence
 
@@ -91,8 +92,7 @@ class ViewsDecoder(PureOperation):
         of the largest image (the union of the boxes can be all of it)."""
         largest = int(self.metadata["height"].max()) * int(self.metadata["width"].max())
         shape, dtype = (sum(image_bytes(op) for op in self.crops),), np.dtype(np.uint8)
-        return (previous_state.__class__(jit_mode=True, device=previous_state.device,
-                                         shape=shape, dtype=dtype),
+        return (replace(previous_state, jit_mode=True, shape=shape, dtype=dtype),
                 (AllocationQuery(shape, dtype), AllocationQuery((3 * largest,), dtype)))
 
     def generate_code(self) -> Callable:
