@@ -7,8 +7,9 @@ ToTensor and ToTorchImage). A split with views is timed whole and as its first v
 (one_view); --compare ffcv_views adds FFCV's decoder in one pipeline per view copy.
 
 JSON keys (--json): spec, split, device, num_workers, batch_size, epochs, images_per_s,
-first_epoch_s, compile_s, stages_us_per_image {decode, cpu_ops, transfer, device_ops},
-variants {name: {name, first_epoch_s, images, seconds, epochs, images_per_s, compile_s}}.
+first_epoch_s, compile_s, stages_us_per_image {decode, cpu_ops, transfer, device_ops} (empty
+for a split with views), variants {name: {name, first_epoch_s, images, seconds, epochs,
+images_per_s, compile_s}}.
 """
 import json
 import sys
