@@ -5,6 +5,8 @@ fusions, the fused device normalize + flip) whose RNG streams start at ``view_st
 copy)``, so every copy draws from keys holding its view's name and its index. The lowering
 then puts one ``ViewsDecoder`` at the root of all of them: FFCV pipelines whose source is
 that decoder (``PipelineSpec(source=decoder)``), each starting with its copy's ``ViewCrop``.
+Where every copy's next step is its CPU-lowered normalize (+ flip) in one dtype
+(``finishes_in_decode``), the decoder runs those too, while each resized copy is in cache.
 A batch's elements are the copies in order (``VIEW_0``, ``VIEW_1``, ..., then ``label``);
 ``group_views`` turns them into ``{view: [one tensor per copy]}``.
 """
@@ -14,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ffcv.pipeline import PipelineSpec
 
-from operations.cpu.view_decoders import ViewsDecoder, can_start_a_view, view_crops
+from operations.cpu.view_decoders import ViewsDecoder, can_finish, can_start_a_view, view_crops
 from operations.rng import EpochClock
 
 from .errors import ErrorList
@@ -69,7 +71,19 @@ def plan_views(split: SplitSpec, device: str, clock: EpochClock,
                               first_position=view_stream(view.name, copy))
             plan.steps[0].note = "its box, resized out of the shared decode (ViewsDecoder + ViewCrop)"
             copies.append(ViewCopy(view.name, copy, plan))
+    if finishes_in_decode(copies):
+        for copy in copies:
+            copy.plan.steps[1].note = ("run by the shared decode as each copy is resized, "
+                                       "while it is in cache")
     return copies
+
+
+def finishes_in_decode(copies: Sequence[ViewCopy]) -> bool:
+    """Whether the shared decode also runs every copy's second step: each is the CPU-lowered
+    normalize (+ flip) of a CPU device (``can_finish``), all in one dtype (one output buffer)."""
+    seconds = [copy.plan.steps[1].op if len(copy.plan.steps) > 1 else None for copy in copies]
+    return (all(can_finish(op) for op in seconds)
+            and len({op.params["dtype"] for op in seconds}) == 1)
 
 
 def _as_split(split: SplitSpec, view: ViewSpec) -> SplitSpec:
@@ -83,13 +97,15 @@ def lower_views(copies: Sequence[ViewCopy], field: str, clock: EpochClock,
     """The pipelines dict of a split with views: one pipeline per copy, all fed by one
     ``ViewsDecoder`` reading ``field``, then the label's (None: no label)."""
     crops = [copy.plan.steps[0].op for copy in copies]
-    decoder = ViewsDecoder(crops)
+    finishes = [copy.plan.steps[1].op for copy in copies] if finishes_in_decode(copies) else None
+    rest = 2 if finishes else 1  # the steps each copy's own pipeline runs after its ViewCrop
+    decoder = ViewsDecoder(crops, finishes)
     decoder.bind(clock, 0)
     decoder.origin = "the shared decode of the views (" + ", ".join(
         sorted({c.origin for c in crops if c.origin})) + ")"
     pipelines: Dict[str, object] = {}
-    for k, (copy, start) in enumerate(zip(copies, view_crops(crops))):
-        ops = [start] + [step.op for step in copy.plan.steps[1:]]
+    for k, (copy, start) in enumerate(zip(copies, view_crops(crops, finishes))):
+        ops = [start] + [step.op for step in copy.plan.steps[rest:]]
         pipelines[copy.output] = (PipelineSpec(field, decoder=decoder, transforms=ops) if k == 0
                                   else PipelineSpec(decoder, transforms=ops))
     pipelines["label"] = label

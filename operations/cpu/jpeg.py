@@ -24,7 +24,9 @@ region.
 import numpy as np
 from numba import njit
 
-from .native import AVAILABLE, area_resize, resize_crop, roi_decode  # noqa: F401 (re-exported)
+from .native import (AVAILABLE, area_resize, area_resize_normalized,  # noqa: F401 (re-exported)
+                     resize_crop, roi_decode)
+from .normalize import lookup_pixels
 
 #: DCT scales tried, smallest first (numerators of M/8): the ones libjpeg-turbo has SIMD
 #: IDCTs for. 3/8, 5/8, 6/8 and 7/8 run a plain C IDCT: a 328 px crop decodes in 1.2-1.4x
@@ -72,6 +74,22 @@ def resize_from_block(block, m, row, column, y, x, h, w, destination):
         return True
     return area_resize(block, y * m / 8 - row, (y + h) * m / 8 - row, x * m / 8 - column,
                        (x + w) * m / 8 - column, destination) == 0
+
+
+@njit
+def resize_normalized_from_block(block, m, row, column, y, x, h, w, scratch, destination, table,
+                                 mirror):
+    """``resize_from_block`` into ``destination`` through the normalization ``table``
+    (mirrored when ``mirror``): ``lookup_pixels`` of that resize, fused into the area resize's
+    rows; an enlarging box goes through ``scratch`` (uint8, the destination's shape)."""
+    out_h, out_w = destination.shape[0], destination.shape[1]
+    if m == 8 and (h < out_h or w < out_w):
+        resize_crop(block, y - row, y + h - row, x - column, x + w - column, scratch)
+        lookup_pixels(scratch, destination, table, mirror)
+        return True
+    return area_resize_normalized(block, y * m / 8 - row, (y + h) * m / 8 - row,
+                                  x * m / 8 - column, (x + w) * m / 8 - column, destination,
+                                  table, mirror) == 0
 
 
 @njit

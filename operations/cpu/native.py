@@ -76,7 +76,7 @@ if AVAILABLE:
     _roi_decode = declare("pureffcv_roi_decode_c", ROI_DECODE,
                           i32(u64, u64, u64, u64, i64, i64, i64, i64, i64, u64))
     _area_resize = declare("pureffcv_area_resize_c", AREA_RESIZE,
-                           i32(u64, i64, i64, f64, f64, f64, f64, u64, i64, i64))
+                           i32(u64, i64, i64, f64, f64, f64, f64, u64, i64, i64, u64, i64, i64))
 
     @njit
     def roi_decode(source, destination, scale, y0, y1, x0, x1, region):
@@ -91,7 +91,17 @@ if AVAILABLE:
         """Area-average ``image[y0:y1, x0:x1]`` (fractional bounds) into ``destination``
         (shrinking only): OpenCV's INTER_AREA for a box off the pixel grid. 0 on success."""
         return _area_resize(image.ctypes.data, image.shape[0], image.shape[1], y0, y1, x0, x1,
-                            destination.ctypes.data, destination.shape[0], destination.shape[1])
+                            destination.ctypes.data, destination.shape[0], destination.shape[1],
+                            0, 0, 0)
+
+    @njit
+    def area_resize_normalized(image, y0, y1, x0, x1, destination, table, mirror):
+        """``area_resize`` with each resized row written through ``table`` (channels x 256 of
+        destination's dtype) and mirrored when ``mirror``: ``lookup_pixels`` of the resize,
+        fused (normalize.py)."""
+        return _area_resize(image.ctypes.data, image.shape[0], image.shape[1], y0, y1, x0, x1,
+                            destination.ctypes.data, destination.shape[0], destination.shape[1],
+                            table.ctypes.data, table.itemsize, mirror)
 else:
     @njit
     def roi_decode(source, destination, scale, y0, y1, x0, x1, region):
@@ -99,4 +109,8 @@ else:
 
     @njit
     def area_resize(image, y0, y1, x0, x1, destination):
+        return -100
+
+    @njit
+    def area_resize_normalized(image, y0, y1, x0, x1, destination, table, mirror):
         return -100

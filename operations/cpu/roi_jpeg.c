@@ -187,6 +187,27 @@ static inline __attribute__((always_inline)) void horizontal(const float *line, 
     }
 }
 
+/* One row of out_width RGB pixels through the normalization table: out[x, c] =
+ * table[c][row[x', c]], x' = x or, when mirror, out_width - 1 - x; values of itemsize bytes
+ * (4: float32, 2: float16 bits). */
+static inline __attribute__((always_inline)) void looked_up(const unsigned char *row,
+                                                            const void *table, int64_t itemsize,
+                                                            int64_t mirror, int64_t out_width,
+                                                            unsigned char *out) {
+    for (int64_t x = 0; x < out_width; x++) {
+        const unsigned char *pixel = row + 3 * (mirror ? out_width - 1 - x : x);
+        if (itemsize == 4) {
+            const float *t = table;
+            float *o = (float *)out + 3 * x;
+            o[0] = t[pixel[0]], o[1] = t[256 + pixel[1]], o[2] = t[512 + pixel[2]];
+        } else {
+            const uint16_t *t = table;
+            uint16_t *o = (uint16_t *)out + 3 * x;
+            o[0] = t[pixel[0]], o[1] = t[256 + pixel[1]], o[2] = t[512 + pixel[2]];
+        }
+    }
+}
+
 /* Area-average resize of the box [y0, y1) x [x0, x1) (fractional source coordinates) of the
  * height x width x 3 uint8 image source to out_height x out_width x 3 in destination: each
  * output pixel is the mean of the source over its cell, partly covered pixels weighted by
@@ -196,12 +217,18 @@ static inline __attribute__((always_inline)) void horizontal(const float *line, 
  * of that one row over a fixed number of taps (zero weights past a cell's own: no mispredicted
  * loop exits); both passes are specialised for the common tap counts. On x86-64 compiled for
  * AVX2 and for plain x86-64, chosen at load time (no FMA: the same bytes either way); 5x faster
- * than OpenCV's INTER_AREA from 328 to 224 px (docs/performance.md). Returns 0, or -1 when out
- * of memory. */
+ * than OpenCV's INTER_AREA from 328 to 224 px (docs/performance.md).
+ *
+ * With a `table` (channels x 256 values of `itemsize` bytes: float32, or float16 bits), each
+ * output row is resized into a small buffer and written to destination through the table
+ * (normalization: destination[y, x, c] = table[c][row[x', c]]), mirrored (x' = out_width - 1 -
+ * x) when `mirror`: operations/cpu/normalize.py's lookup_pixels, while the row is in L1.
+ * Returns 0, or -1 when out of memory. */
 PUREFFCV_CLONES
 int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t width, double y0,
                          double y1, double x0, double x1, unsigned char *destination,
-                         int64_t out_height, int64_t out_width) {
+                         int64_t out_height, int64_t out_width, const void *table,
+                         int64_t itemsize, int64_t mirror) {
     double step_y = (y1 - y0) / out_height, step_x = (x1 - x0) / out_width;
     int64_t most_y = (int64_t)ceil(step_y) + 1, most_x = (int64_t)ceil(step_x) + 1;
     int64_t column_lo = (int64_t)floor(x0), column_hi = (int64_t)ceil(x1);
@@ -212,8 +239,10 @@ int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t wi
     float *weights_x = malloc(sizeof(float) * (out_width * most_x + out_height * most_y));
     /* zeros past the box: the taps past a cell's own, and the horizontal pass's fourth lane */
     float *line = calloc(values + 3 * most_x + 1, sizeof(float));
-    if (!first_x || !weights_x || !line) {
-        free(first_x); free(weights_x); free(line);
+    /* with a table, a row's resized bytes, and a spare one for the horizontal pass's 4th lane */
+    unsigned char *resized = table ? malloc(out_width * 3 + 1) : NULL;
+    if (!first_x || !weights_x || !line || (table && !resized)) {
+        free(first_x); free(weights_x); free(line); free(resized);
         return -1;
     }
     int64_t *taps_x = first_x + out_width, *first_y = taps_x + out_width,
@@ -232,15 +261,17 @@ int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t wi
         case 4: vertical(row0, stride, w, 4, values, line); break;
         default: vertical(row0, stride, w, taps_y[i], values, line);
         }
-        unsigned char *out = destination + i * out_width * 3;
+        unsigned char *out = table ? resized : destination + i * out_width * 3;
         switch (most_x) {
         case 2: horizontal(line, column_lo, first_x, weights_x, 2, out_width, out); break;
         case 3: horizontal(line, column_lo, first_x, weights_x, 3, out_width, out); break;
         case 4: horizontal(line, column_lo, first_x, weights_x, 4, out_width, out); break;
         default: horizontal(line, column_lo, first_x, weights_x, most_x, out_width, out);
         }
+        if (table) looked_up(resized, table, itemsize, mirror, out_width,
+                             destination + i * out_width * 3 * itemsize);
     }
-    free(first_x); free(weights_x); free(line);
+    free(first_x); free(weights_x); free(line); free(resized);
     return 0;
 }
 

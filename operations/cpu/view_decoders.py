@@ -7,6 +7,9 @@ from that copy's own crop op (its own keyed stream: the view's name and the copy
 in the key), decodes the union of the boxes once (crop-aware, at the largest DCT scale any
 copy needs: ``jpeg.dct_scale``) and, while that block is still in cache, resizes every copy's
 box out of it (``jpeg.resize_from_block``, as a crop decoder resizes out of its own decode).
+When every copy goes straight from its crop to the CPU-lowered normalize (+ flip)
+(``JitNormalizeFlip``, one dtype), the decoder also normalizes each resized copy while it is
+still in cache (``finishes``): one pass over memory per copy instead of two, same bytes.
 
 Its output holds all copies of the batch, copy by copy: copy k's n images are one contiguous
 (n, h, w, 3) run. Each copy's pipeline starts with a ``ViewCrop`` that returns its run as a
@@ -24,15 +27,17 @@ from ffcv.pipeline.allocation_query import AllocationQuery
 from numba import njit
 
 from ..base import PureOperation
-from ..batch_loop import epoch_reader
+from ..batch_loop import epoch_reader, gate_fires
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
-from ..rng import sample_key, stream_key
+from ..rng import derive, sample_key, stream_key
 from ..types import ImageType
 from .decoders import (CenterCrop, RandomResizedCrop, Resize, _sample_reader,
                        center_crop_box, random_resized_crop_box, whole_image_box)
-from .jpeg import decode_region, dct_scale, resize_from_block
+from .geometry import horizontal_flip
+from .jpeg import decode_region, dct_scale, resize_from_block, resize_normalized_from_block
 from .native import decode_jpeg, resize_crop
+from .normalize import JitNormalizeFlip, lookup_pixels
 
 #: the crop decoders a view may start with, and the number ``view_box`` knows each by
 CROP_KINDS = {RandomResizedCrop: 0, CenterCrop: 1, Resize: 2}
@@ -74,42 +79,55 @@ def first_bytes(crops: Sequence[PureOperation]) -> np.ndarray:
 class ViewsDecoder(PureOperation):
     """Decode each sample once for all its views' crops (``crops``: each view copy's crop op,
     bound to that copy's stream) and resize every copy's box out of that decode. Its output
-    is the batch's copies, copy by copy (``ViewCrop`` hands each its run)."""
+    is the batch's copies, copy by copy (``ViewCrop`` hands each its run). With ``finishes``
+    (each copy's ``JitNormalizeFlip``, see ``can_finish``) it writes them normalized."""
 
     stage = "decoder"
     from_spec = False
 
-    def __init__(self, crops: Sequence[PureOperation]):
+    def __init__(self, crops: Sequence[PureOperation],
+                 finishes: Optional[Sequence[JitNormalizeFlip]] = None):
         self.params = {}
         super().__init__()
         self.crops = list(crops)
+        self.finishes = list(finishes) if finishes else None
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         return ImageType(height=None, width=None)
 
     def declare_state_and_memory(self, previous_state):
-        """Per sample: every copy's image (flat), and a scratch block for the decode, the size
-        of the largest image (the union of the boxes can be all of it)."""
+        """Per sample: every copy's image (flat, uint8 or the finishes' dtype), a scratch block
+        for the decode, the size of the largest image (the union of the boxes can be all of
+        it), and with finishes a scratch image for a copy's crop before it is normalized."""
         largest = int(self.metadata["height"].max()) * int(self.metadata["width"].max())
-        shape, dtype = (sum(image_bytes(op) for op in self.crops),), np.dtype(np.uint8)
+        uint8 = np.dtype(np.uint8)
+        dtype = self.finishes[0].table.dtype if self.finishes else uint8
+        shape = (sum(image_bytes(op) for op in self.crops),)
+        crop = max(image_bytes(op) for op in self.crops) if self.finishes else 1
         return (replace(previous_state, jit_mode=True, shape=shape, dtype=dtype),
-                (AllocationQuery(shape, dtype), AllocationQuery((3 * largest,), dtype)))
+                (AllocationQuery(shape, dtype), AllocationQuery((3 * largest,), uint8),
+                 AllocationQuery((crop,), uint8)))
 
     def generate_code(self) -> Callable:
-        """Per batch: every copy's stream for the epoch (serial), then per sample in
-        parallel: the boxes, the union decode, the resizes (``_views_decode_step``)."""
+        """Per batch: every copy's streams for the epoch (serial), then per sample in
+        parallel: the boxes, the union decode, the resizes and the finishes
+        (``_views_decode_step``)."""
         kinds = np.array([CROP_KINDS[type(op)] for op in self.crops], np.int64)
         params = np.stack([crop_params(op) for op in self.crops])
         sizes = np.array([op.output_size for op in self.crops], np.int64)
         firsts = first_bytes(self.crops)
-        positions = np.array([op.position for op in self.crops], np.int64)
+        finishes = self.finishes or []
+        positions = np.array([op.position for op in self.crops + finishes], np.int64)
+        tables = (np.stack([op.table for op in finishes]) if finishes
+                  else np.zeros((1, 3, 256), np.uint8))
+        flip_p = np.array([op.params["p"] for op in finishes], np.float64)
         seed, read_epoch = self.clock.seed, epoch_reader(self.clock)
         read_samples = _sample_reader(self.memory_read)
-        step = _views_decode_step()
+        step = _views_decode_step(bool(finishes))
         run = by_pointer(step, parallel=True)
 
         @njit
-        def streams_for_epoch():
+        def streams_for_epoch():  # the crops', then the finishes'
             epoch = read_epoch()
             streams = np.empty(len(positions), np.uint64)
             for k in range(len(positions)):
@@ -120,12 +138,12 @@ class ViewsDecoder(PureOperation):
             raise_replayed(self, arguments[2][i], lambda: replay(step, i, arguments))
 
         def decode(batch_indices, my_storage, metadata, storage_state):
-            destination, temp = my_storage
+            destination, temp, crop = my_storage
             count = len(batch_indices)
             samples = read_samples(batch_indices, metadata, storage_state)
             indices = batch_indices.astype(np.int64)
             arguments = (count, samples, indices, streams_for_epoch(), kinds, params, sizes,
-                         firsts, temp, destination.reshape(-1))
+                         firsts, temp, destination.reshape(-1), crop, tables, flip_p)
             check_failure(run(*arguments), token, arguments)
             return destination[:count]
 
@@ -133,19 +151,31 @@ class ViewsDecoder(PureOperation):
         return decode
 
 
+def can_finish(op) -> bool:
+    """Whether ``op``, right after a view copy's crop, can run inside the shared decode: the
+    CPU-lowered normalize (+ flip) of a CPU device."""
+    return isinstance(op, JitNormalizeFlip)
+
+
 @lru_cache(maxsize=None)
-def _views_decode_step():
-    """njit ``step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat)``:
-    sample i's boxes, one per copy, the union of them decoded once into ``temp[i]``
-    (crop-aware), then each copy's box resized out of it into its place in ``flat`` (copy by
-    copy, each a run of ``count`` images: the batch's size is ``samples``' length). A raw
-    image, or a JPEG the crop-aware decode or resize refused (decoded whole), is cropped and
-    resized as a crop decoder does it (FFCV's resize), so a one-copy view gives that
-    decoder's bytes."""
+def _views_decode_step(finished: bool):
+    """njit ``step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat,
+    crop, tables, flip_p)``: sample i's boxes, one per copy, the union of them decoded once
+    into ``temp[i]`` (crop-aware), then each copy's box resized out of it into its place in
+    ``flat`` (copy by copy, each a run of ``count`` images: the batch's size is ``samples``'
+    length). A raw image, or a JPEG the crop-aware decode or resize refused (decoded whole),
+    is cropped and resized as a crop decoder does it (FFCV's resize), so a one-copy view gives
+    that decoder's bytes.
+
+    ``finished``: each copy is resized into ``crop[i]`` and then normalized into its place
+    through ``tables[k]``, mirrored where its flip's gate fires (probability ``flip_p[k]``,
+    the stream ``streams[copies + k]``): ``JitNormalizeFlip``'s draws and bytes."""
     jpg = IMAGE_MODES['jpg']
+    from_block, from_image = _finished_copies() if finished else _plain_copies()
 
     @njit(**ENTRY_FLAGS)
-    def step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat):
+    def step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat, crop,
+             tables, flip_p):
         image_data = bytes_at(samples[i, 0], samples[i, 1])
         height, width, count = samples[i, 2], samples[i, 3], len(samples)
         copies = len(kinds)
@@ -165,10 +195,9 @@ def _views_decode_step():
                 block = temp[i][:3 * rows * columns].reshape(rows, columns, 3)
                 resized = True
                 for k in range(copies):
-                    resized &= resize_from_block(block, m, first_row, first_column,
-                                                 boxes[k, 0], boxes[k, 1], boxes[k, 2],
-                                                 boxes[k, 3],
-                                                 copy_image(flat, firsts, sizes, count, i, k))
+                    resized &= from_block(block, m, first_row, first_column, boxes[k], flat,
+                                          crop, firsts, sizes, count, i, k, streams, indices,
+                                          tables, flip_p)
                 if resized:
                     return
             decode_jpeg(image_data, temp[i], np.uint32(height), np.uint32(width))
@@ -176,10 +205,66 @@ def _views_decode_step():
         else:
             image = image_data.reshape(height, width, 3)
         for k in range(copies):  # as a crop decoder does with a whole image: FFCV's resize
-            y, x, h, w = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]
-            resize_crop(image, y, y + h, x, x + w, copy_image(flat, firsts, sizes, count, i, k))
+            from_image(image, boxes[k], flat, crop, firsts, sizes, count, i, k, streams,
+                       indices, tables, flip_p)
 
     return step
+
+
+def _plain_copies():
+    """``(from_block, from_image)`` for a decoder without finishes: copy k's box resized into
+    its place in ``flat`` out of the decoded block (``jpeg.resize_from_block``; False if it
+    failed) or out of a whole image (FFCV's resize)."""
+    @njit(inline="always")
+    def from_block(block, m, row, column, box, flat, crop, firsts, sizes, count, i, k,
+                   streams, indices, tables, flip_p):
+        return resize_from_block(block, m, row, column, box[0], box[1], box[2], box[3],
+                                 copy_image(flat, firsts, sizes, count, i, k))
+
+    @njit(inline="always")
+    def from_image(image, box, flat, crop, firsts, sizes, count, i, k, streams, indices,
+                   tables, flip_p):
+        y, x, h, w = box[0], box[1], box[2], box[3]
+        resize_crop(image, y, y + h, x, x + w, copy_image(flat, firsts, sizes, count, i, k))
+
+    return from_block, from_image
+
+
+def _finished_copies():
+    """``(from_block, from_image)`` for a decoder with finishes: as ``_plain_copies``, each
+    resized copy normalized through ``tables[k]`` on its way into ``flat`` (in the area
+    resize's rows, else through ``crop[i]``), mirrored where its flip fires (``mirrors``)."""
+    on_kernel_key, draw = horizontal_flip.gate.on_kernel_key, horizontal_flip.gate.draw
+
+    @njit(inline="always")
+    def mirrors(streams, indices, flip_p, i, k):
+        """Whether copy k's flip fires for sample i: its own stream follows the crops'."""
+        key = sample_key(streams[len(flip_p) + k], indices[i])
+        return gate_fires(key, derive(key, 1), flip_p[k], on_kernel_key, draw)
+
+    @njit(inline="always")
+    def cropped(crop, sizes, i, k):
+        h, w = sizes[k, 0], sizes[k, 1]
+        return crop[i][:3 * h * w].reshape(h, w, 3)
+
+    @njit(inline="always")
+    def from_block(block, m, row, column, box, flat, crop, firsts, sizes, count, i, k,
+                   streams, indices, tables, flip_p):
+        return resize_normalized_from_block(
+            block, m, row, column, box[0], box[1], box[2], box[3], cropped(crop, sizes, i, k),
+            copy_image(flat, firsts, sizes, count, i, k), tables[k],
+            mirrors(streams, indices, flip_p, i, k))
+
+    @njit(inline="always")
+    def from_image(image, box, flat, crop, firsts, sizes, count, i, k, streams, indices,
+                   tables, flip_p):
+        y, x, h, w = box[0], box[1], box[2], box[3]
+        resized = cropped(crop, sizes, i, k)
+        resize_crop(image, y, y + h, x, x + w, resized)
+        lookup_pixels(resized, copy_image(flat, firsts, sizes, count, i, k), tables[k],
+                      mirrors(streams, indices, flip_p, i, k))
+
+    return from_block, from_image
 
 
 @njit(inline="always")
@@ -193,22 +278,25 @@ def copy_image(flat, firsts, sizes, count, i, k):
 
 class ViewCrop(PureOperation):
     """The first step of one view copy's pipeline: its run of the ``ViewsDecoder``'s output
-    (copy ``copy`` of ``crops``), as (n, h, w, 3) images: a view of that memory, no copy."""
+    (copy ``copy`` of ``crops``), as (n, h, w, 3) images: a view of that memory, no copy.
+    ``finish``: the copy's normalize the decoder ran (its output type), or None."""
 
     stage = "cpu"
     from_spec = False
 
-    def __init__(self, crops: Sequence[PureOperation], copy: int):
+    def __init__(self, crops: Sequence[PureOperation], copy: int,
+                 finish: Optional[PureOperation] = None):
         self.params = {}
         super().__init__()
-        self.crop, self.copy = crops[copy], copy
+        self.crop, self.copy, self.finish = crops[copy], copy, finish
         self.first = int(first_bytes(crops)[copy])
         self.bind(self.crop.clock, self.crop.position)
         self.origin = self.crop.origin
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         h, w = self.crop.output_size
-        return ImageType(height=h, width=w)
+        cropped = ImageType(height=h, width=w)
+        return self.finish.output_type(cropped) if self.finish else cropped
 
     def declare_state_and_memory(self, previous_state):
         """The copy's images already exist (the decoder wrote them): no memory of its own."""
@@ -227,9 +315,10 @@ class ViewCrop(PureOperation):
         return crop
 
 
-def view_crops(crops: List[PureOperation]) -> List[ViewCrop]:
-    """Each copy's first step, for a ``ViewsDecoder`` over ``crops``."""
-    return [ViewCrop(crops, k) for k in range(len(crops))]
+def view_crops(crops: List[PureOperation],
+               finishes: Optional[Sequence[PureOperation]] = None) -> List[ViewCrop]:
+    """Each copy's first step, for a ``ViewsDecoder`` over ``crops`` (and ``finishes``)."""
+    return [ViewCrop(crops, k, finishes[k] if finishes else None) for k in range(len(crops))]
 
 
 def can_start_a_view(op_class: type) -> bool:

@@ -12,6 +12,7 @@ compared with a PIL decode of the stored bytes, cropped and area-resized by Open
 import io
 import math
 import textwrap
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -694,3 +695,72 @@ def test_a_one_copy_view_gives_its_decoders_bytes(tmp_path, write_mode, decode):
     got = run_loader(view, path, **options)["only_0"]
     assert got.shape == expected.shape and got.dtype == expected.dtype == np.uint8
     np.testing.assert_array_equal(got, expected)
+
+
+# --- the shared decode runs each copy's normalize (+ flip) when nothing comes between ------
+
+FINISHED_SPEC = """\
+version: 1
+splits:
+  train:
+    image:
+      views:
+        big: {count: 2, decode: {random_resized_crop: {size: 48, scale: [0.05, 1.0]}}BIG}
+        small: {count: 1, decode: {random_resized_crop: {size: 24, scale: [0.3, 1.0]}}SMALL}
+"""
+NORMALIZE = "{normalize: {mean: [10, 20, 30], std: [2, 4, 8]}}"
+
+
+def finished_spec(dtype: Optional[str], p: float = 0.0) -> str:
+    """FINISHED_SPEC with 'big' flipped (probability ``p``) and normalized and 'small'
+    normalized, both to ``dtype``; None: no device ops (the uint8 crops)."""
+    if dtype is None:
+        return FINISHED_SPEC.replace("BIG", "").replace("SMALL", "")
+    big = f", device: {{dtype: {dtype}, ops: [{{horizontal_flip: {{p: {p}}}}}, {NORMALIZE}]}}"
+    small = f", device: {{dtype: {dtype}, ops: [{NORMALIZE}]}}"
+    return FINISHED_SPEC.replace("BIG", big).replace("SMALL", small)
+
+
+@pytest.mark.parametrize("write_mode", ["raw", "jpg"])
+@pytest.mark.parametrize("dtype, p", [("float32", 0.5), ("float16", 0.5), ("float32", 0.0)])
+def test_the_shared_decode_normalizes_each_copy_as_its_own_step_would(tmp_path, monkeypatch,
+                                                                       write_mode, dtype, p):
+    """Every copy goes straight from its crop to normalize (+ flip), so the decoder runs them
+    (in the area resize's rows, or after an enlarging or raw resize): the same bytes as the
+    copies' own JitNormalizeFlip steps, and each copy is numpy's normalization of the uint8
+    crop the same spec gives without device ops, mirrored or not (both seen when p = 0.5)."""
+    import compiler.views as views
+
+    images = [structured_image(70 + 9 * (i % 4), 96 - 7 * (i % 3), i) for i in range(40)]
+    path = write_beton(tmp_path / "data.beton", images, list(range(40)), write_mode=write_mode)
+    options = {"order": "sequential", "drop_last": False, "batch_size": 16}
+    fused = compile_spec(finished_spec(dtype, p), device="cpu")
+    assert views.finishes_in_decode(fused.views)
+    got = run_loader(fused, path, **options)
+    crops = run_loader(compile_spec(finished_spec(None), device="cpu"), path, **options)
+    monkeypatch.setattr(views, "finishes_in_decode", lambda copies: False)
+    steps = run_loader(compile_spec(finished_spec(dtype, p), device="cpu"), path, **options)
+    mean = np.array([10.0, 20.0, 30.0])
+    std = np.array([2.0, 4.0, 8.0])
+    mirrored = []
+    for name in ("big_0", "big_1", "small_0"):
+        assert got[name].dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got[name], steps[name])
+        hwc = np.moveaxis(crops[name], 1, -1).astype(np.float64)
+        want = np.moveaxis(((hwc - mean) / std).astype(dtype), -1, 1)  # NCHW, as served
+        for sample, want_one in zip(got[name], want):
+            mirrored.append(not np.array_equal(sample, want_one))
+            if mirrored[-1]:
+                np.testing.assert_array_equal(sample, want_one[..., ::-1])
+    assert any(mirrored) == (p > 0) and not all(mirrored)
+
+
+def test_explain_says_which_steps_the_shared_decode_runs():
+    """Fused: every copy's normalize step says the shared decode runs it. A copy with an op
+    between its crop and normalize keeps every copy's steps their own."""
+    text = compile_spec(finished_spec("float32", 0.5), device="cpu").explain()
+    assert text.count("run by the shared decode") == 3
+    between = finished_spec("float32", 0.5).replace(
+        ", device: {dtype: float32, ops: [{normalize", ", cpu: [{grayscale: {p: 0.5}}], "
+        "device: {dtype: float32, ops: [{normalize", 1)
+    assert "run by the shared decode" not in compile_spec(between, device="cpu").explain()

@@ -5,6 +5,8 @@ import io
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from operations.cpu import jpeg
@@ -200,3 +202,29 @@ def test_corrupt_jpegs_decode_or_are_refused_never_crash():
         out = np.zeros((int(rng.integers(1, 64)),) * 2 + (3,), np.uint8)
         statuses.add(jpeg.decode_crop_resized(broken, buffer, 120, 160, y, x, h, w, out))
     assert statuses == {True, False}
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), shrink=st.floats(1.0, 5.0), mirror=st.booleans(),
+       dtype=st.sampled_from(["float32", "float16"]))
+def test_area_resize_normalized_is_the_lookup_of_the_area_resize(seed, shrink, mirror, dtype):
+    """The fused resize + normalize (+ mirror) of the views' shared decode: exactly the area
+    resize, then numpy's table lookup (mirrored columns when ``mirror``), for float32 tables
+    and float16 bit patterns, at every tap count."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    out_h, out_w = int(rng.integers(2, 40)), int(rng.integers(2, 50))
+    h, w = min(out_h * shrink, 70.0), min(out_w * shrink, 90.0)
+    out_h, out_w = max(1, int(h / shrink)), max(1, int(w / shrink))
+    y0, x0 = rng.uniform(0, 70 - h), rng.uniform(0, 90 - w)
+    values = rng.normal(size=(3, 256))
+    table = (values.astype(np.float32) if dtype == "float32"
+             else values.astype(np.float16).view(np.uint16))
+    resized = np.zeros((out_h, out_w, 3), np.uint8)
+    assert jpeg.area_resize(image, y0, y0 + h, x0, x0 + w, resized) == 0
+    expected = table[np.arange(3), resized]  # (h, w, 3): table[c, resized[y, x, c]]
+    if mirror:
+        expected = expected[:, ::-1]
+    out = np.full((out_h, out_w, 3), 7, table.dtype)
+    assert jpeg.area_resize_normalized(image, y0, y0 + h, x0, x0 + w, out, table, mirror) == 0
+    np.testing.assert_array_equal(out, expected)
