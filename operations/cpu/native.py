@@ -11,6 +11,7 @@ as uint64 (the same registers in the C calling convention).
 import ctypes
 import glob
 import os
+import warnings
 
 import llvmlite.binding as llvm
 from ffcv.libffcv import ctypes_imdecode, ctypes_memcopy, ctypes_resize
@@ -55,15 +56,26 @@ def memcpy(source, destination):
     _memcpy(source.ctypes.data, destination.ctypes.data, source.size * source.itemsize)
 
 
+#: the version of roi_jpeg.c's functions' signatures this module calls (its ROI_ABI)
+ROI_ABI = 2
+
+
 def _load_roi_library():
     """The crop-aware decode and area resize of ``_roi_jpeg*.so`` (roi_jpeg.c, built by
-    ``make install``), or (None, None) where it is not built."""
+    ``make install``), or (None, None) where it is not built, or built from an older
+    roi_jpeg.c (a warning: calling it would pass arguments it does not read)."""
     here = os.path.dirname(os.path.abspath(__file__))
     for path in sorted(glob.glob(os.path.join(here, "_roi_jpeg*.so"))):
         try:
             library = ctypes.CDLL(path)
         except OSError:
             continue
+        abi = getattr(library, "pureffcv_roi_abi", None)
+        if abi is None or abi() != ROI_ABI:
+            warnings.warn(f"{path} was built from an older roi_jpeg.c; decoding without it "
+                          f"(slower) until it is rebuilt: make install, or python setup.py "
+                          f"build_ext --inplace", RuntimeWarning)
+            return None, None
         return library.pureffcv_roi_decode, library.pureffcv_area_resize
     return None, None
 

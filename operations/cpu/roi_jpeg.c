@@ -275,6 +275,10 @@ int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t wi
     return 0;
 }
 
+/* The version of these functions' signatures (operations/cpu/native.py's ROI_ABI checks it, so
+ * a stale build is refused instead of called with arguments it does not read). */
+int pureffcv_roi_abi(void) { return 2; }
+
 static struct PyModuleDef roi_jpeg_module = {
     PyModuleDef_HEAD_INIT, "_roi_jpeg",
     "Crop-aware JPEG decoding; call pureffcv_roi_decode through ctypes (operations.cpu.jpeg).",

@@ -228,3 +228,19 @@ def test_area_resize_normalized_is_the_lookup_of_the_area_resize(seed, shrink, m
     out = np.full((out_h, out_w, 3), 7, table.dtype)
     assert jpeg.area_resize_normalized(image, y0, y0 + h, x0, x0 + w, out, table, mirror) == 0
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("abi", [None, 1])
+def test_a_library_built_from_an_older_roi_jpeg_is_refused_with_a_warning(monkeypatch, abi):
+    """A stale _roi_jpeg*.so (no version, or another one) would be called with arguments it
+    does not read: it is not used, and the warning says how to rebuild it."""
+    from operations.cpu import native
+
+    class Stale:
+        pureffcv_roi_decode = pureffcv_area_resize = object()
+
+    if abi is not None:
+        Stale.pureffcv_roi_abi = staticmethod(lambda: abi)
+    monkeypatch.setattr(native.ctypes, "CDLL", lambda path: Stale())
+    with pytest.warns(RuntimeWarning, match="older roi_jpeg.c.*make install"):
+        assert native._load_roi_library() == (None, None)
