@@ -764,3 +764,18 @@ def test_explain_says_which_steps_the_shared_decode_runs():
         ", device: {dtype: float32, ops: [{normalize", ", cpu: [{grayscale: {p: 0.5}}], "
         "device: {dtype: float32, ops: [{normalize", 1)
     assert "run by the shared decode" not in compile_spec(between, device="cpu").explain()
+
+
+def test_jpeg_views_do_not_depend_on_workers_or_batch_size(tmp_path):
+    """The shared decode's scratch block is its thread's (``scratch_row``), or the sample's
+    where a batch has fewer rows than threads: every split of the samples over threads and
+    batches gives the same bytes."""
+    images = [structured_image(70 + 9 * (i % 4), 96 - 7 * (i % 3), i) for i in range(23)]
+    path = write_beton(tmp_path / "data.beton", images, list(range(23)), write_mode="jpg")
+    runs = [dict(batch_size=16, num_workers=1), dict(batch_size=1, num_workers=2),
+            dict(batch_size=3, num_workers=2), dict(batch_size=23, num_workers=2)]
+    outs = [run_loader(compile_spec(finished_spec("float32", 0.5), device="cpu"), path,
+                       order="sequential", drop_last=False, **run) for run in runs]
+    for name in ("big_0", "big_1", "small_0"):
+        for run, out in zip(runs[1:], outs[1:]):
+            np.testing.assert_array_equal(out[name], outs[0][name], err_msg=str(run))
