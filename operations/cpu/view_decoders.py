@@ -40,6 +40,8 @@ from .jpeg import decode_region, dct_scale, resize_from_block, resize_normalized
 from .native import decode_jpeg, resize_crop
 from .normalize import JitNormalizeFlip, lookup_pixels
 
+#: the threads in Numba's pool: every ``numba.get_thread_id()`` is below it
+POOL_THREADS = numba.config.NUMBA_NUM_THREADS
 #: the crop decoders a view may start with, and the number ``view_box`` knows each by
 CROP_KINDS = {RandomResizedCrop: 0, CenterCrop: 1, Resize: 2}
 
@@ -144,7 +146,8 @@ class ViewsDecoder(PureOperation):
             samples = read_samples(batch_indices, metadata, storage_state)
             indices = batch_indices.astype(np.int64)
             arguments = (count, samples, indices, streams_for_epoch(), kinds, params, sizes,
-                         firsts, temp, destination.reshape(-1), crop, tables, flip_p)
+                         firsts, temp, rows_per_thread(len(temp)), destination.reshape(-1), crop,
+                         tables, flip_p)
             check_failure(run(*arguments), token, arguments)
             return destination[:count]
 
@@ -160,9 +163,9 @@ def can_finish(op) -> bool:
 
 @lru_cache(maxsize=None)
 def _views_decode_step(finished: bool):
-    """njit ``step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat,
-    crop, tables, flip_p)``: sample i's boxes, one per copy, the union of them decoded once
-    into its thread's row of ``temp`` (crop-aware; ``scratch_row``), then each copy's box resized out of it into its place in
+    """njit ``step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, by_thread,
+    flat, crop, tables, flip_p)``: sample i's boxes, one per copy, the union of them decoded
+    once into a row of ``temp`` (crop-aware; ``scratch_row``), then each copy's box resized out of it into its place in
     ``flat`` (copy by copy, each a run of ``count`` images: the batch's size is ``samples``'
     length). A raw image, or a JPEG the crop-aware decode or resize refused (decoded whole),
     is cropped and resized as a crop decoder does it (FFCV's resize), so a one-copy view gives
@@ -175,8 +178,8 @@ def _views_decode_step(finished: bool):
     from_block, from_image = _finished_copies() if finished else _plain_copies()
 
     @njit(**ENTRY_FLAGS)
-    def step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, flat, crop,
-             tables, flip_p):
+    def step(i, samples, indices, streams, kinds, params, sizes, firsts, temp, by_thread, flat,
+             crop, tables, flip_p):
         image_data = bytes_at(samples[i, 0], samples[i, 1])
         height, width, count = samples[i, 2], samples[i, 3], len(samples)
         copies = len(kinds)
@@ -189,7 +192,7 @@ def _views_decode_step(finished: bool):
             top, left = min(top, y), min(left, x)
             bottom, right = max(bottom, y + h), max(right, x + w)
             m = max(m, dct_scale(h, w, sizes[k, 0], sizes[k, 1]))
-        scratch = temp[scratch_row(len(temp), i)]
+        scratch = temp[scratch_row(by_thread, i)]
         if samples[i, 4] == jpg:
             decoded, first_row, first_column, rows, columns = decode_region(
                 image_data, scratch, height, width, m, top, left, bottom - top, right - left)
@@ -270,14 +273,21 @@ def _finished_copies():
 
 
 @njit(inline="always")
-def scratch_row(rows, i):
-    """The row of a per-sample scratch buffer (``rows`` rows) sample i's decode may use: its
-    thread's, so each thread's block stays in its core's cache from one sample to the next
-    (two views 1.23-1.27x one view's cost, against 1.29-1.31x with row i), or row i where
-    there are more threads than rows."""
-    if numba.get_num_threads() <= rows:
+def scratch_row(by_thread, i):
+    """The row of a per-sample scratch buffer sample i's decode may use: with ``by_thread``
+    (the buffer has a row per thread: ``rows_per_thread``), its thread's, so each thread's
+    block stays in its core's cache from one sample to the next (two views 1.23-1.27x one
+    view's cost, against 1.29-1.31x with row i); else row i."""
+    if by_thread:
         return np.int64(numba.get_thread_id())
     return np.int64(i)
+
+
+@njit(inline="always")
+def rows_per_thread(rows):
+    """Whether a per-sample buffer of ``rows`` rows has one for every thread of Numba's pool
+    (``get_thread_id`` is below its size, whatever thread count a loop runs with)."""
+    return rows >= POOL_THREADS
 
 
 @njit(inline="always")
