@@ -114,10 +114,10 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
         and field (cheap, serial), then the per-image work (crop, decode, resize) runs in
         parallel through a cached C entry (``pointers.by_pointer``)."""
         step = _crop_decode_step(self.get_crop_generator, self.crop_aware and jpeg.AVAILABLE)
-        return keyed_decode_loop(self, _sample_reader(self.memory_read), step, self.keyed)
+        return keyed_decode_loop(self, image_sample_reader(self.memory_read), step, self.keyed)
 
 
-def _sample_reader(mem_read) -> Callable:
+def image_sample_reader(mem_read) -> Callable:
     """njit ``read(batch_indices, metadata, storage_state)``: one int64 row per sample,
     (address, size, height, width, mode) of its stored image (``mem_read``: FFCV's reader of
     this field's storage). Serial and cheap; the per-image work then runs behind an entry."""
@@ -274,7 +274,7 @@ class Decode(SimpleRGBImageDecoder, PureOperation):
     def generate_code(self) -> Callable:
         """FFCV's decode loop: this closure reads each sample's address, size and field, then
         the decodes run in parallel through a cached C entry (as the crop decoders')."""
-        return plain_decode_loop(self, _sample_reader(self.memory_read), _decode_step())
+        return plain_decode_loop(self, image_sample_reader(self.memory_read), _decode_step())
 
 
 @lru_cache(maxsize=None)

@@ -33,7 +33,7 @@ from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
 from ..rng import derive, sample_key, stream_key
 from ..types import ImageType
-from .decoders import (CenterCrop, RandomResizedCrop, Resize, _sample_reader,
+from .decoders import (CenterCrop, RandomResizedCrop, Resize, image_sample_reader,
                        center_crop_box, random_resized_crop_box, whole_image_box)
 from .geometry import horizontal_flip
 from .jpeg import decode_region, dct_scale, resize_from_block, resize_normalized_from_block
@@ -125,7 +125,7 @@ class ViewsDecoder(PureOperation):
                   else np.zeros((1, 3, 256), np.uint8))
         flip_p = np.array([op.params["p"] for op in finishes], np.float64)
         seed, read_epoch = self.clock.seed, epoch_reader(self.clock)
-        read_samples = _sample_reader(self.memory_read)
+        read_samples = image_sample_reader(self.memory_read)
         step = _views_decode_step(bool(finishes))
         run = by_pointer(step, parallel=True)
 
