@@ -118,8 +118,9 @@ def lower_device_ops(plan: Plan, clock: EpochClock) -> Plan:
             if step.stage == "device" and offers(step, "jit_equivalent") else None
         if jit is None:
             break
+        in_place = ", in place (no buffer, no copy)" if getattr(jit, "in_place", False) else ""
         lowered.append(_noted(replace(step, op=jit, stage="cpu"), "lowered: the device is the "
-                              "CPU, so it runs per image in the parallel JIT stage"))
+                              "CPU, so it runs per image in the parallel JIT stage" + in_place))
     staying = after[len(lowered):]
     if staying and staying[0].stage == "device":  # say why the rest stays on the batch
         first = staying[0]

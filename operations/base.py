@@ -199,7 +199,10 @@ class PureOperation(Parameterized, Operation):
         images = np.ascontiguousarray(images)  # kernels walk flat views (operations/cpu/pixels)
         state = State(jit_mode=True, device=torch.device("cpu"), shape=images.shape[1:], dtype=images.dtype)
         _, query = self.declare_state_and_memory(state)
-        dst = np.empty((len(images),) + tuple(query.shape), dtype=query.dtype)
+        if query is None:  # an op writing its input: give it a copy (the caller's stays)
+            images, dst = images.copy(), None
+        else:
+            dst = np.empty((len(images),) + tuple(query.shape), dtype=query.dtype)
         if self._applier is None:  # compile once per op and binding
             code = self.generate_code()
             fn = Compiler.compile(code) if self.stage == "cpu" else code

@@ -79,7 +79,7 @@ def leading_arguments(step) -> int:
 
 
 def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position: int,
-                     otherwise=unchanged, op=None):
+                     otherwise=unchanged, op=None, in_place: bool = False):
     """The per-batch function FFCV compiles for every per-sample op: read the op's stream
     for the epoch once, then ``sample_step(kernel, otherwise)`` for every sample in
     parallel, through its cached C entry (``pointers.by_pointer``). The parameters travel as
@@ -87,7 +87,8 @@ def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position:
     this thin closure: a fraction of a second, against tens of seconds for a kernel.
 
     A sample whose kernel raised stops the batch with ``kernel_errors.KernelError`` naming
-    ``op`` (the op instance, for its ``origin``) and the sample."""
+    ``op`` (the op instance, for its ``origin``) and the sample. ``in_place``: the kernel's
+    output is its input (the op declared no buffer: ``DeclaredOp.in_place``)."""
     batch_stream = batch_stream_reader(clock, position)
     step = sample_step(kernel, otherwise)
     leading = leading_arguments(step)
@@ -107,10 +108,18 @@ def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position:
                                       on_kernel_key, draw))
         return dst[:images.shape[0]]
 
-    token = reporter_token(report, apply)
+    def apply_in_place(images, _no_buffer, indices):
+        stream = batch_stream()
+        failed = run(images.shape[0], images, images, indices, stream, p, on_kernel_key,
+                     draw, *args)
+        check_failure(failed, token, (images.shape[0], images, images, indices, stream, p,
+                                      on_kernel_key, draw))
+        return images
 
-    apply.with_indices = True
-    return apply
+    chosen = apply_in_place if in_place else apply
+    token = reporter_token(report, chosen)
+    chosen.with_indices = True
+    return chosen
 
 
 def argument_names(op, kernel, leading: int):

@@ -47,9 +47,17 @@ class DeclaredOp(PureOperation):
     #: the image only, a warp moves every kind by its matrix (``target_warps``); a kernel's
     #: is its declaration's ``targets``
     declared_targets: ClassVar[Optional[TargetDeclaration]] = None
+    #: write the batch it is given instead of a buffer of its own (no allocation, no copy of
+    #: the untouched pixels): for a kernel that copies its input first and then only writes
+    #: (random erasing with a fixed value or noise; set where it is made)
+    in_place: bool = False
 
     def __init__(self, **values):
         super().__init__()
+
+    def declare_state_and_memory(self, previous_state):
+        state, query = super().declare_state_and_memory(previous_state)
+        return state, None if self.in_place else query
 
     @classmethod
     def signature(cls) -> inspect.Signature:
@@ -69,7 +77,7 @@ class DeclaredOp(PureOperation):
 
     def generate_code(self):
         return keyed_batch_loop(self.kernel, self.kernel_args(), self.gate_p(), self.gate,
-                                self.clock, self.position, op=self)
+                                self.clock, self.position, op=self, in_place=self.in_place)
 
     def output_type(self, image: ImageType) -> ImageType:
         if self.declared_output_type is None:

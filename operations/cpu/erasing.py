@@ -230,6 +230,9 @@ class RandomErasingOnDevice(DeviceOperation):
             return None
         twin = random_erasing(**self.params)
         twin.bind(self.clock, self.position)
+        # it only writes the boxes, after reading nothing: the batch in place, no copy ("mean"
+        # reads the image again for each rectangle, so it keeps a buffer)
+        twin.in_place = value != "mean"
         return twin
 
     def declare_state_and_memory(self, previous_state: State) -> Tuple[State, None]:

@@ -26,7 +26,10 @@ def flat(image):
 
 @njit(**SHARED_HELPER)
 def copy_pixels(src, dst):
-    """``dst[...] = src`` for two C-contiguous arrays of the same size."""
+    """``dst[...] = src`` for two C-contiguous arrays of the same size; nothing when they are
+    one array (an op running in place: ``DeclaredOp.in_place``)."""
+    if src.ctypes.data == dst.ctypes.data:
+        return
     s, d = flat(src), flat(dst)
     for i in range(s.size):
         d[i] = s[i]

@@ -124,6 +124,44 @@ def test_on_the_cpu_a_flip_and_erasing_on_uint8_run_in_the_jit_stage_with_the_sa
     assert 0 < (jit != images).any(axis=(1, 2, 3)).sum() < len(images)  # some changed, not all
 
 
+@pytest.mark.parametrize("value, in_place", [("random", True), ("zero", True), ("mean", False)])
+def test_lowered_erasing_writes_the_batch_in_place_with_the_same_bytes(tmp_path, value,
+                                                                         in_place):
+    """The lowered erasing writes only its boxes into the batch it is given (no buffer, no
+    copy of the rest; "mean" re-reads the image per rectangle, so it keeps a buffer): a
+    Loader gives the bytes of the same op with a buffer of its own, explain says so, and
+    ``apply`` leaves the caller's array alone."""
+    from tests.conftest import structured_image, write_beton
+
+    text = UINT8_DEVICE_OPS.replace("value: random", f"value: {value}, count: 2")
+    path = write_beton(tmp_path / "data.beton",
+                       [structured_image(20 + i % 5, 18 + i % 3, i) for i in range(40)],
+                       list(range(40)))
+
+    def images(compiled):
+        loader = compiled.loader(str(path), batch_size=16, num_workers=2, order="sequential",
+                                 drop_last=False)
+        return torch.cat([batch[0].clone() for batch in loader]).numpy()
+
+    lowered = compile_spec(text, device="cpu")
+    step = lowered.plan.steps[2]
+    assert step.op.in_place is in_place
+    assert step.note.endswith(", in place (no buffer, no copy)") is in_place
+    with_buffer = compile_spec(text, device="cpu")
+    with_buffer.plan.steps[2].op.in_place = False
+    got, want = images(lowered), images(with_buffer)
+    np.testing.assert_array_equal(got, want)
+    unflipped = compile_spec(text.replace("{flip: {p: 0.5}}, ", ""), device="cpu")
+    erased = (images(unflipped) != images(compile_spec(
+        text.replace("{flip: {p: 0.5}}, ", "").replace("p: 0.5, value", "p: 0.0, value"),
+        device="cpu"))).any(axis=(1, 2, 3))
+    assert 0 < erased.sum() < len(erased)  # some samples erased, not all
+    batch = np.random.default_rng(1).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    kept = batch.copy()
+    out = step.op.apply(batch, np.arange(8))
+    assert np.array_equal(batch, kept) and (out != batch).any()
+
+
 def test_explain_says_why_device_ops_stay_on_the_batch():
     text = UINT8_DEVICE_OPS.replace(
         "ops: [{flip: {p: 0.5}}, {device_random_erasing: {p: 0.5, value: random}}]",
