@@ -6,7 +6,8 @@ stores ImageNet at), same workers, epochs interleaved in one process:
   full decode (today's path, ``crop_aware = False``), and FFCV's CenterCropRGBImageDecoder
   (+ ToTensor + ToTorchImage);
 - ``train S``: specs/hybrid_policy.yaml at S px — decode only (crop-aware and full), decode +
-  CPU ops (TrivialAugmentWide: what a GPU run pays on the CPU), and FFCV's
+  CPU ops (TrivialAugmentWide: what a GPU run pays on the CPU; planned for a CUDA device, so
+  none of the device ops a CPU device lowers into the JIT stage), and FFCV's
   RandomResizedCropRGBImageDecoder alone (no augmentation at all).
 
     .venv/bin/python benchmarks/crop_decode_bench.py --workers 2 --images 512 --sizes 160 224
@@ -63,9 +64,9 @@ def decoder_variants(spec, split: str, beton: str, options: dict, prefix: str):
         compiled = compile_spec(spec, split=split, device="cpu")
         compiled.decoder.op.crop_aware = aware
         variants.append(Variant(f"{prefix} {name}", _loader_batches(compiled, beton, 1, options)))
-    if split == "train":
+    if split == "train":  # the CPU stage of a GPU run: the steps a cuda plan runs on the CPU
+        steps = 1 + len(compile_spec(spec, split=split, device="cuda").cpu_steps)
         compiled = compile_spec(spec, split=split, device="cpu")
-        steps = 1 + len(compiled.cpu_steps)
         variants.append(Variant(f"{prefix} aware+cpu", _loader_batches(compiled, beton, steps,
                                                                        options)))
     compiled = compile_spec(spec, split=split, device="cpu")
