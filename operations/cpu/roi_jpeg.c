@@ -239,8 +239,8 @@ int pureffcv_area_resize(const unsigned char *source, int64_t height, int64_t wi
     float *weights_x = malloc(sizeof(float) * (out_width * most_x + out_height * most_y));
     /* zeros past the box: the taps past a cell's own, and the horizontal pass's fourth lane */
     float *line = calloc(values + 3 * most_x + 1, sizeof(float));
-    /* with a table, a row's resized bytes, and a spare one for the horizontal pass's 4th lane */
-    unsigned char *resized = table ? malloc(out_width * 3 + 1) : NULL;
+    /* with a table, one output row's resized bytes before the lookup */
+    unsigned char *resized = table ? malloc(out_width * 3) : NULL;
     if (!first_x || !weights_x || !line || (table && !resized)) {
         free(first_x); free(weights_x); free(line); free(resized);
         return -1;
