@@ -74,7 +74,8 @@ def test_explain_says_which_backend_ran_and_why():
     row = next(line for line in table.splitlines() if line.split()[2:3] == ["random_erasing"]
                and line.startswith("cpu") and "lowered" in line)
     assert row.endswith("device backend: written in image.device.ops; lowered: the device is "
-                        "the CPU, so it runs per image in the parallel JIT stage")
+                        "the CPU, so it runs per image in the parallel JIT stage, in place (no "
+                        "buffer, no copy)")
 
 
 def test_old_names_warn_once_each_with_the_new_spelling():
