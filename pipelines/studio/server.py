@@ -27,6 +27,8 @@ from .images import png, zoom_for
 PAGE = Path(__file__).with_name("page.html")
 #: seconds between two looks at the spec file
 POLL_S = 0.25
+#: how long a changed spec file must stay the same before it is rendered (a write in progress)
+SETTLE_S = 0.05
 
 
 class StudioServer:
@@ -91,13 +93,21 @@ class StudioServer:
                 self.busy = bool(self._pending)
 
     def _watch(self) -> None:
+        """Render again when the spec file changes, once it has settled: an editor that
+        truncates the file and then writes it must not show a transient "the spec is empty"."""
         path = self.studio.spec_path
         seen = _signature(path)
         while not self._stop.wait(POLL_S):
             now = _signature(path)
-            if now != seen:
-                seen = now
-                self.request("render")
+            if now == seen:
+                continue
+            while not self._stop.wait(SETTLE_S):
+                again = _signature(path)
+                if again == now:
+                    break
+                now = again
+            seen = now
+            self.request("render")
 
     def state(self) -> dict:
         render: Optional[Render] = self.studio.last
