@@ -1,12 +1,15 @@
 """pureffcv operations: per-sample CPU ops (Numba), device ops (torch/cupy), keyed RNG,
 the op registry and the authoring API for custom ops. Knows FFCV, Numba and torch; no YAML.
 
-Importing it registers the built-in ops and gives the Numba functions that importing FFCV
-compiles pureffcv's on-disk cache (``cache_locator.cache_foreign_dispatchers``), and changes nothing
-else; FFCV's corrections are installed by ``ffcv_patches.apply()``, which the compiler
-calls."""
+Importing it registers the built-in ops, gives the Numba functions that importing FFCV
+compiles pureffcv's on-disk cache (``cache_locator.cache_foreign_dispatchers``) and every
+function Numba compiles a random id, so entries cached by different processes never share a
+symbol (``numba_private.RandomFunctionIds``), and changes nothing else; FFCV's corrections
+are installed by ``ffcv_patches.apply()``, which the compiler calls."""
 from .cache_locator import cache_foreign_dispatchers
+from .numba_private import use_random_function_ids
 
+use_random_function_ids()  # before anything is compiled and cached
 cache_foreign_dispatchers()  # before anything imports FFCV
 
 from .authoring import affine, channel_map, cpu_op, point_map  # noqa: E402  (after the cache)

@@ -10,10 +10,11 @@ doctor``) fails loudly instead of every process silently compiling from scratch.
 import importlib.metadata
 import inspect
 import os
+import secrets
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from numba.core import caching, ccallback, extending, types
+from numba.core import bytecode, caching, ccallback, extending, types
 from numba.core.typing import templates
 
 #: the versions these APIs were checked against: [first, first_excluded)
@@ -32,6 +33,8 @@ PRIVATE_APIS = (
     ("templates.builtin_registry.globals, _OverloadFunctionTemplate._overload_func",
      "numba.core.typing.templates", "the digest sees @overload implementations"),
     ("_Intrinsic._defn", "numba.core.extending", "the digest sees @intrinsic implementations"),
+    ("FunctionIdentity._unique_ids (an iterator of ints)", "numba.core.bytecode",
+     "process-unique symbol names, so cached entries of two processes never collide"),
 )
 
 
@@ -73,10 +76,35 @@ def missing() -> List[str]:
         problems.append("numba.core.typing.templates.builtin_registry.globals (a list)")
     if "_defn" not in inspect.getsource(extending._Intrinsic.__init__):
         problems.append("numba.core.extending._Intrinsic._defn")
+    if "next(cls._unique_ids)" not in inspect.getsource(bytecode.FunctionIdentity.from_function):
+        problems.append("numba.core.bytecode.FunctionIdentity._unique_ids (next() per function)")
     return problems
 
 
 # --- the uses ----------------------------------------------------------------------------
+
+class RandomFunctionIds:
+    """Numba's function ids (``FunctionIdentity._unique_ids``), drawn at random instead of
+    counted from 1 in every process.
+
+    Numba writes a function's id into its symbol name, and a cached entry carries the
+    functions it calls as weak symbols: when one process loads an entry that another
+    process compiled and also holds a different function of the same name, types and id
+    (two closures of one factory: counted ids coincide across processes, and always after a
+    fork), every caller runs whichever body was loaded first (numba/numba#10486). A random
+    63-bit id makes that a 2**-63 event per pair of functions."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> int:
+        return secrets.randbits(63)
+
+
+def use_random_function_ids() -> None:
+    """Give every function Numba compiles from now on a random id (``RandomFunctionIds``)."""
+    bytecode.FunctionIdentity._unique_ids = RandomFunctionIds()
+
 
 def c_entry(py_func, argument_types: tuple, return_type, options: dict,
             cache: Optional[caching.FunctionCache] = None) -> ccallback.CFunc:
