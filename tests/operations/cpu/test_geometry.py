@@ -116,6 +116,42 @@ def test_quarter_turns_are_exact(side):
     assert np.array_equal(warp(wide, rotation_matrix(180.0, 5.5, 3.0)), wide[::-1, ::-1])
 
 
+def sampled_by_definition(image, matrix, fill):
+    """``out[y, x] = image[floor(matrix @ (x + 0.5, y + 0.5, 1))]`` in numpy, the sums in
+    affine_warp's documented order, ``fill`` outside."""
+    h, w, channels = image.shape
+    y, x = np.mgrid[0:h, 0:w] + 0.5
+    u = matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2]
+    v = matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    out = np.empty_like(image)
+    out[:] = fill
+    out[inside] = image[v[inside].astype(np.int64), u[inside].astype(np.int64)]
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), channels=st.sampled_from([1, 3, 4]),
+       scales=st.sampled_from([(1.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (0.7, 1.3), (-1.6, 0.45)]),
+       shear=st.sampled_from([0.0, -0.0, 1e-9, 0.3]))
+def test_affine_warp_samples_by_its_definition(data, channels, scales, shear):
+    """Both paths (``separable_warp`` where there is no rotation or shear, the general loop
+    otherwise) against numpy on the same sums: translations by whole and fractional pixels,
+    flips, scalings, tiny shears."""
+    h, w = data.draw(st.integers(1, 19)), data.draw(st.integers(1, 23))
+    image = np.random.default_rng(data.draw(st.integers(0, 99))).integers(
+        0, 256, (h, w, channels), dtype=np.uint8)
+    shift = st.one_of(st.integers(-30, 30).map(float), st.floats(-30, 30))
+    c, f = data.draw(shift), data.draw(shift)
+    a, e = scales
+    c += w if a < 0 else 0
+    f += h if e < 0 else 0
+    matrix = np.array([[a, shear, c], [data.draw(st.sampled_from([0.0, -shear])), e, f]])
+    fill = tuple(range(7, 7 + channels))
+    expected = sampled_by_definition(image, matrix, fill)
+    assert np.array_equal(warp(image, matrix, fill), expected)
+
+
 def test_integer_translation_is_exact_with_fill():
     image = structured_image(10, 12, seed=4)
     assert np.array_equal(warp(image, translate_matrix(3.0, -2.0), (7, 8, 9)),
