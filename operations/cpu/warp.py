@@ -18,14 +18,14 @@ def affine_warp(src, dst, matrix, fill):
     outside ``src``: nearest-neighbour sampling exactly as PIL's ``Image.transform(AFFINE,
     NEAREST)`` (``matrix`` maps output coordinates to input coordinates, like PIL's data).
 
-    A matrix without rotation or shear (translations, flips, scalings: ``b == d == 0``) takes
-    ``separable_warp``; any other, per output row, first each pixel's source offset (one past
-    the image, where a fill pixel is appended, when outside), then one gather pass (see
-    ``pixels``). The offsets are int32 from coordinates clamped into the image (the same bits
-    where they are used): Numba then vectorizes the offset loop, which float64 -> int64
-    conversions prevent on AVX2 — 1.8x faster per warp (``benchmarks/policy_ops_bench.py``).
-    ``a * (x + 0.5)`` is taken once per column and ``b * (y + 0.5)`` once per row, summed in
-    the same order as before."""
+    A matrix whose source line does not depend on x (``d == 0``: translations, flips,
+    scalings, horizontal shears) takes ``line_warp``; any other, per output row, first each
+    pixel's source offset (one past the image, where a fill pixel is appended, when outside),
+    then one gather pass (see ``pixels``). The offsets are int32 from coordinates clamped into
+    the image (the same bits where they are used): Numba then vectorizes the offset loop,
+    which float64 -> int64 conversions prevent on AVX2 — 1.8x faster per warp
+    (``benchmarks/policy_ops_bench.py``). ``a * (x + 0.5)`` is taken once per column and
+    ``b * (y + 0.5)`` once per row, summed in the same order as before."""
     height, width, channels = src.shape
     out_width = dst.shape[1]
     a, b, c = matrix[0, 0], matrix[0, 1], matrix[0, 2]
@@ -33,8 +33,8 @@ def affine_warp(src, dst, matrix, fill):
     au, du = np.empty(out_width), np.empty(out_width)
     for x in range(out_width):
         au[x], du[x] = a * (x + 0.5), d * (x + 0.5)
-    if b == 0.0 and d == 0.0:
-        separable_warp(src, dst, au, c, e, f, fill)
+    if d == 0.0:
+        line_warp(src, dst, au, b, c, e, f, fill)
         return
     outside = src.size
     source = np.empty(outside + channels, src.dtype)
@@ -66,39 +66,33 @@ def affine_warp(src, dst, matrix, fill):
 
 
 @njit(**SHARED_HELPER)
-def separable_warp(src, dst, au, c, e, f, fill):
-    """``affine_warp`` for a matrix with ``b == d == 0``: the source column depends on x only
-    (``u = au[x] + c``) and the line on y only (``v = e * (y + 0.5) + f``), the same sums
-    as the general loop's (its ``b * (y + 0.5)`` and ``d * (x + 0.5)`` are zeros), so the
-    same bytes. Columns are found once, each output row is then a fill or one source line's
-    columns: one run copy where they are consecutive (a translation: TrivialAugmentWide's
-    TranslateX/Y, ``translate``, ``pad_crop``; 9x faster than the general loop at 224 px),
-    else a gather; no copy of ``src``."""
+def line_warp(src, dst, au, b, c, e, f, fill):
+    """``affine_warp`` for a matrix with ``d == 0``: every output row reads one source line
+    (``v = e * (y + 0.5) + f``) at columns ``u = au[x] + b * (y + 0.5) + c``, the general
+    loop's sums (its ``d * (x + 0.5)`` is a zero), so the same bytes. Where a row's columns
+    are consecutive (translations, horizontal shears: TrivialAugmentWide's TranslateX/Y and
+    ShearX, ``translate``, ``pad_crop``) it is one run copy between two runs of fill, else a
+    gather; no copy of ``src``, and with ``b == 0`` the columns are found once. A translation
+    at 224 px: 10 against 90 us (``benchmarks/policy_ops_bench.py``)."""
     height, width, channels = src.shape
     out_width = dst.shape[1]
     right, bottom = np.float64(width), np.float64(height)
-    columns = np.empty(out_width, np.int64)  # the source column's first byte in a line; -1 outside
-    first, last = out_width, -1
-    for x in range(out_width):
-        u = au[x] + c
-        if (u >= 0.0) & (u < right):
-            columns[x] = np.int64(u) * channels
-            first, last = min(first, x), x
-        else:
-            columns[x] = -1
-    consecutive = True
-    for x in range(first, last + 1):
-        consecutive &= columns[x] == columns[first] + (x - first) * channels
+    columns = np.empty(out_width, np.int32)  # each column's first byte in a line; -1 outside
     filled = np.empty(out_width * channels, src.dtype)  # a row of fill
     for x in range(out_width):
         for ch in range(channels):
             filled[x * channels + ch] = fill_value(fill, ch)
     s, out = flat(src), flat(dst)
     row_size, line_size = out_width * channels, width * channels
+    first = last = 0
+    consecutive = False
     for y in range(dst.shape[0]):
+        by, ey = b * (y + 0.5), e * (y + 0.5)
+        if y == 0 or b != 0.0:
+            first, last, consecutive = source_columns(columns, au, by, c, right, channels)
         at = y * row_size  # the output row's first byte
-        v = e * (y + 0.5) + f
-        if not ((v >= 0.0) & (v < bottom)) or last < 0:
+        v = ey + f
+        if not ((v >= 0.0) & (v < bottom)) or last < first:
             copy_run(filled, 0, out, at, row_size)
             continue
         line = np.int64(v) * line_size
@@ -112,6 +106,30 @@ def separable_warp(src, dst, au, c, e, f, fill):
                 for ch in range(channels):
                     k = x * channels + ch
                     out[at + k] = s[line + columns[x] + ch] if columns[x] >= 0 else filled[k]
+
+
+@njit(**SHARED_HELPER)
+def source_columns(columns, au, by, c, right, channels):
+    """Each output column's source column (``u = au[x] + by + c``) as its first byte in a
+    line, -1 outside [0, right); returns (first, last, consecutive): the first and last
+    inside (an interval: u is monotonic in x, so they follow from how many fall below and
+    above) and whether the columns between them are consecutive source pixels (a run copy).
+    Branch-free loops over int32: Numba vectorizes them."""
+    width = columns.shape[0]
+    below = above = 0
+    for x in range(width):
+        u = au[x] + by + c
+        inside = (u >= 0.0) & (u < right)
+        below += u < 0.0
+        above += u >= right
+        column = np.int32(min(max(u, 0.0), right - 1.0)) * np.int32(channels)
+        columns[x] = column if inside else np.int32(-1)
+    first = below if au[width - 1] >= au[0] else above
+    last = first + (width - below - above) - 1
+    steps = 0
+    for x in range(first, last):
+        steps += columns[x + 1] - columns[x] != channels
+    return first, last, steps == 0
 
 
 @njit(inline="always")
