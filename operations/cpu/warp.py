@@ -116,6 +116,8 @@ def source_columns(columns, au, by, c, right, channels):
     above) and whether the columns between them are consecutive source pixels (a run copy).
     Branch-free loops over int32: Numba vectorizes them."""
     width = columns.shape[0]
+    if width == 0:
+        return 0, -1, True
     below = above = 0
     for x in range(width):
         u = au[x] + by + c
