@@ -35,6 +35,15 @@ def copy_pixels(src, dst):
         d[i] = s[i]
 
 
+@njit(inline="always")
+def copy_run(src, src_at, dst, dst_at, count):
+    """``dst[dst_at:dst_at + count] = src[src_at:src_at + count]`` for 1-D arrays, by
+    unsigned indices: no slice (whose reference counting costs more than a short row's
+    copy) and no negative-index wraparound, so Numba vectorizes it as a memcpy."""
+    source, destination = np.uint64(src_at), np.uint64(dst_at)
+    for k in range(np.uint64(count)):
+        dst[destination + k] = src[source + k]
+
 
 # --- lookup tables: the pixel pass of every point map and of their fused runs ------------
 

@@ -167,9 +167,9 @@ def _views_decode_step(finished: bool):
     flat, crop, tables, flip_p)``: sample i's boxes, one per copy, the union of them decoded
     once into a row of ``temp`` (crop-aware; ``scratch_row``), then each copy's box resized
     out of it into its place in ``flat`` (copy by copy, each a run of ``count`` images: the
-    batch's size is ``samples``' length). A raw image, or a JPEG the crop-aware decode or resize refused (decoded whole),
-    is cropped and resized as a crop decoder does it (FFCV's resize), so a one-copy view gives
-    that decoder's bytes.
+    batch's size is ``samples``' length). A raw image, or a JPEG the crop-aware decode or
+    resize refused (decoded whole), is cropped and resized as a crop decoder does it (FFCV's
+    resize), so a one-copy view gives that decoder's bytes.
 
     ``finished``: each copy is resized into ``crop[i]`` and then normalized into its place
     through ``tables[k]``, mirrored where its flip's gate fires (probability ``flip_p[k]``,

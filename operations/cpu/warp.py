@@ -8,7 +8,7 @@ shears are in degrees and follow torchvision's ``F.affine`` / ``F.rotate``.
 import numpy as np
 from numba import njit
 
-from .pixels import SHARED_HELPER, copy_pixels, flat
+from .pixels import SHARED_HELPER, copy_pixels, copy_run, flat
 from .values import fill_value
 
 
@@ -30,12 +30,15 @@ def affine_warp(src, dst, matrix, fill):
     out_width = dst.shape[1]
     a, b, c = matrix[0, 0], matrix[0, 1], matrix[0, 2]
     d, e, f = matrix[1, 0], matrix[1, 1], matrix[1, 2]
-    au, du = np.empty(out_width), np.empty(out_width)
+    au = np.empty(out_width)
     for x in range(out_width):
-        au[x], du[x] = a * (x + 0.5), d * (x + 0.5)
+        au[x] = a * (x + 0.5)
     if d == 0.0:
         line_warp(src, dst, au, b, c, e, f, fill)
         return
+    du = np.empty(out_width)
+    for x in range(out_width):
+        du[x] = d * (x + 0.5)
     outside = src.size
     source = np.empty(outside + channels, src.dtype)
     copy_pixels(src, source[:outside])
@@ -84,11 +87,10 @@ def line_warp(src, dst, au, b, c, e, f, fill):
             filled[x * channels + ch] = fill_value(fill, ch)
     s, out = flat(src), flat(dst)
     row_size, line_size = out_width * channels, width * channels
-    first = last = 0
-    consecutive = False
+    first, last, consecutive = source_columns(columns, au, b * 0.5, c, right, channels)
     for y in range(dst.shape[0]):
         by, ey = b * (y + 0.5), e * (y + 0.5)
-        if y == 0 or b != 0.0:
+        if y > 0 and b != 0.0:  # a shear: each row's own columns
             first, last, consecutive = source_columns(columns, au, by, c, right, channels)
         at = y * row_size  # the output row's first byte
         v = ey + f
@@ -132,16 +134,6 @@ def source_columns(columns, au, by, c, right, channels):
     for x in range(first, last):
         steps += columns[x + 1] - columns[x] != channels
     return first, last, steps == 0
-
-
-@njit(inline="always")
-def copy_run(src, src_at, dst, dst_at, count):
-    """``dst[dst_at:dst_at + count] = src[src_at:src_at + count]`` for 1-D arrays, by
-    unsigned indices: no slice (whose reference counting costs more than a short row's
-    copy) and no negative-index wraparound, so Numba vectorizes it as a memcpy."""
-    source, destination = np.uint64(src_at), np.uint64(dst_at)
-    for k in range(np.uint64(count)):
-        dst[destination + k] = src[source + k]
 
 
 @njit
