@@ -27,10 +27,8 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from numba import njit
-
 from operations.errors import PureffcvError
-from operations.rng import sample_key, stream_key
+from operations.host_rng import sample_key, stream_key
 
 from .convert.errors import ConversionError
 from .convert.folders import scan_image_folder
@@ -180,14 +178,13 @@ class FolderDataset(torch.utils.data.Dataset):
         self.position = getattr(decoder, "position", 0)
         self.decoder = decoder
         self.crop = decoder_crop(decoder)
-        self.key(0)  # compile the key functions before DataLoader workers fork
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def key(self, index: int) -> np.uint64:
         """Sample ``index``'s key for the decoder at this epoch, as the Loader computes it."""
-        return np.uint64(decoder_key(self.seed, self.epoch, self.position, index))
+        return np.uint64(sample_key(stream_key(self.seed, self.epoch, self.position), index))
 
     def __getitem__(self, index: int):
         from ffcv.libffcv import resize_crop
@@ -200,13 +197,6 @@ class FolderDataset(torch.utils.data.Dataset):
         out = np.empty(tuple(self.decoder.output_size) + (3,), np.uint8)
         resize_crop(np.ascontiguousarray(image), y, y + h, x, x + w, out)
         return out, self.labels[index], index
-
-
-@njit
-def decoder_key(seed, epoch, position, index):
-    """One njit call, so that no uint64 key passes through a Python int (which Numba would
-    then type as int64 and overflow)."""
-    return sample_key(stream_key(seed, epoch, position), index)
 
 
 def decoder_crop(decoder):

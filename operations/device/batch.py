@@ -27,7 +27,8 @@ from ..errors import PureffcvError
 from ..ffcv_api import Compiler
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..pointers import by_pointer, replay
-from ..rng import EpochClock, sample_key, stream_key
+from ..host_rng import sample_key, stream_key
+from ..rng import EpochClock
 from ..types import ImageType, OpTypeError
 from .stage import FLOAT_DTYPES
 
@@ -69,8 +70,7 @@ class BatchOperation(Parameterized):
         epoch = self.clock.epoch
         if epoch != self._epoch:
             self._epoch, self._batches, self._consumed = epoch, 0, 0
-        stream = np.uint64(stream_key(np.uint64(self.clock.seed), epoch, self.position))
-        key = sample_key(stream, self._batches)
+        key = sample_key(stream_key(self.clock.seed, epoch, self.position), self._batches)
         self._batches += 1
         return np.uint64(key)
 

@@ -23,7 +23,7 @@ from numba.extending import intrinsic
 
 from ..params import NumClasses, Probability, Range
 from ..registry import register_op
-from ..rng import derive, normal, randint, uniform
+from ..host_rng import derive, normal, randint, uniform
 from ..types import ImageType
 from .batch import BatchOperation, require_float
 
@@ -33,21 +33,17 @@ Alpha = Annotated[float, Range(0.0, low_open=True)]
 OptionalAlpha = Annotated[float, Range(0.0)]
 
 
-def _key(key, value) -> np.uint64:
-    return np.uint64(derive(np.uint64(key), value))
-
-
 def log_gamma_variate(key, alpha: float) -> float:
     """log of a Gamma(alpha, 1) draw (Marsaglia-Tsang), from the keyed draws of ``key``:
     normals from derive(key, 0), acceptance uniforms from derive(key, 1), and for alpha < 1
     the boost U**(1/alpha) from derive(key, 2). Kept in logs so tiny alphas cannot underflow."""
     boost = 0.0
     if alpha < 1.0:
-        boost = math.log(1.0 - uniform(_key(key, 2), 0)) / alpha
+        boost = math.log(1.0 - uniform(derive(key, 2), 0)) / alpha
         alpha += 1.0
     d = alpha - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
-    normals, uniforms = _key(key, 0), _key(key, 1)
+    normals, uniforms = derive(key, 0), derive(key, 1)
     attempt = 0
     while True:
         x = normal(normals, attempt)
@@ -61,8 +57,8 @@ def log_gamma_variate(key, alpha: float) -> float:
 def beta(key, alpha: float) -> float:
     """A Beta(alpha, alpha) draw: X / (X + Y) for Gamma draws X (derive(key, 0)) and Y
     (derive(key, 1))."""
-    log_x = log_gamma_variate(_key(key, 0), alpha)
-    log_y = log_gamma_variate(_key(key, 1), alpha)
+    log_x = log_gamma_variate(derive(key, 0), alpha)
+    log_y = log_gamma_variate(derive(key, 1), alpha)
     return 1.0 / (1.0 + math.exp(min(log_y - log_x, 700.0)))
 
 
@@ -242,7 +238,7 @@ class Mixup(_Mix):
         pass  # bound in self.params
 
     def choose(self, key):
-        return False, beta(_key(key, 2), self.params["alpha"])
+        return False, beta(derive(key, 2), self.params["alpha"])
 
 
 @register_op("cutmix")
@@ -261,7 +257,7 @@ class Cutmix(_Mix):
         pass  # bound in self.params
 
     def choose(self, key):
-        return True, beta(_key(key, 2), self.params["alpha"])
+        return True, beta(derive(key, 2), self.params["alpha"])
 
 
 @register_op("mixup_cutmix")
@@ -293,4 +289,4 @@ class MixupCutmix(_Mix):
         else:
             cutmix = self.params["cutmix_alpha"] > 0
         alpha = self.params["cutmix_alpha"] if cutmix else self.params["mixup_alpha"]
-        return cutmix, beta(_key(key, 2), alpha)
+        return cutmix, beta(derive(key, 2), alpha)
