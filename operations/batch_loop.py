@@ -1,8 +1,8 @@
 """The runtime loop every per-sample op runs in: once per batch the op's RNG stream for the
 clock's epoch, then in parallel for every sample its key, the probability gate and the kernel
 (``keyed_batch_loop``), through a cached C entry (``pointers.by_pointer``). The fused chains
-(``cpu/fused.py``) and the keyed decoders reuse its pieces (``epoch_reader``,
-``batch_stream_reader``, ``gate_check``)."""
+(``cpu/fused.py``) and the keyed decoders reuse its pieces (``epoch_stream``,
+``gate_check``)."""
 import inspect
 from functools import lru_cache
 
@@ -16,34 +16,25 @@ from .pointers import ENTRY_FLAGS, by_pointer, int64_at, replay, string_position
 from .rng import bernoulli, derive, sample_key, stream_key
 
 
-def epoch_reader(clock):
-    """An njit function ``() -> epoch`` reading the clock's epoch through its address (no
-    GIL, no object mode; call it once per batch)."""
-    address = clock.address
-
-    @njit
-    def read():
-        return int64_at(address)
-
-    return read
-
-
-def batch_stream_reader(clock, position: int):
-    """An njit function ``() -> stream key`` for one op: the op's stream for the clock's
-    current epoch (call it once per batch). Shared by kernel ops and the keyed decoders."""
-    seed, read_epoch = clock.seed, epoch_reader(clock)
-
-    @njit
-    def batch_stream():
-        return stream_key(seed, read_epoch(), position)
-
-    return batch_stream
+@njit
+def epoch_stream(seed, clock_address, position):
+    """The stream key of the op at ``position`` for the epoch the clock (``rng.EpochClock``)
+    at ``clock_address`` holds now: read once per batch, without the GIL. One function for
+    every op, so a process compiles it once (not a closure per op)."""
+    return stream_key(seed, int64_at(clock_address), position)
 
 
 @njit
-def no_stream():
-    """The stream of an op that draws nothing (a centre crop): 0."""
+def no_stream(seed, clock_address, position):
+    """``epoch_stream`` of an op that draws nothing (a centre crop): 0."""
     return np.uint64(0)
+
+
+def stream_arguments(clock, position: int) -> tuple:
+    """``epoch_stream``'s arguments for the op at ``position``, as numpy scalars: Numba types
+    an int a closure captures as a literal of its value, and would compile ``epoch_stream``
+    again for every op."""
+    return np.uint64(clock.seed % 2 ** 64), np.int64(clock.address), np.int64(position)
 
 
 @njit(inline="always")
@@ -89,7 +80,7 @@ def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position:
     A sample whose kernel raised stops the batch with ``kernel_errors.KernelError`` naming
     ``op`` (the op instance, for its ``origin``) and the sample. ``in_place``: the kernel's
     output is its input (the op declared no buffer: ``DeclaredOp.in_place``)."""
-    batch_stream = batch_stream_reader(clock, position)
+    seed, clock_address, stream_position = stream_arguments(clock, position)
     step = sample_step(kernel, otherwise)
     leading = leading_arguments(step)
     run = by_pointer(step, string_positions(args, first=leading), parallel=True,
@@ -101,7 +92,7 @@ def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position:
                        lambda: replay(step, i, arguments + args))
 
     def apply(images, dst, indices):
-        stream = batch_stream()
+        stream = epoch_stream(seed, clock_address, stream_position)
         failed = run(images.shape[0], images, dst, indices, stream, p, on_kernel_key, draw,
                      *args)
         check_failure(failed, token, (images.shape[0], images, dst, indices, stream, p,
@@ -109,7 +100,7 @@ def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position:
         return dst[:images.shape[0]]
 
     def apply_in_place(images, _no_buffer, indices):
-        stream = batch_stream()
+        stream = epoch_stream(seed, clock_address, stream_position)
         failed = run(images.shape[0], images, images, indices, stream, p, on_kernel_key,
                      draw, *args)
         check_failure(failed, token, (images.shape[0], images, images, indices, stream, p,

@@ -13,6 +13,7 @@ import itertools
 import weakref
 from typing import Callable, NoReturn
 
+import numpy as np
 from numba import njit, objmode
 
 from .errors import PureffcvError
@@ -53,12 +54,14 @@ def check_failure(failed, token, arguments):
             _report(token, failed, arguments)
 
 
-def reporter_token(report: Callable[[int, tuple], NoReturn], holder) -> int:
+def reporter_token(report: Callable[[int, tuple], NoReturn], holder) -> np.int64:
     """Register ``report(failed, arguments)`` for ``check_failure``; it stays registered as
-    long as ``holder`` (the op's per-batch function) lives."""
+    long as ``holder`` (the op's per-batch function) lives. A numpy scalar: Numba types an int
+    a closure captures as a literal of its value, and would compile ``check_failure`` again
+    for every op."""
     token = next(_tokens)
     _reporters[token] = holder.report = report
-    return token
+    return np.int64(token)
 
 
 def raise_replayed(op, sample: int, replay: Callable[[], None]) -> NoReturn:

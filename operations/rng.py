@@ -85,7 +85,7 @@ class EpochClock:
 
     Numba freezes captured arrays into compiled code, so the compiled ops read the epoch
     through the address of a one-element array this clock keeps (``address``,
-    ``batch_loop.epoch_reader``): once per batch, without the GIL. Set the epoch before
+    ``batch_loop.epoch_stream``): once per batch, without the GIL. Set the epoch before
     ``iter(loader)``: FFCV prefetches at ``iter``.
     """
 

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..batch_loop import batch_stream_reader, no_stream
+from ..batch_loop import epoch_stream, no_stream, stream_arguments
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
 from ..pointers import by_pointer, replay
 
@@ -34,7 +34,8 @@ def keyed_decode_loop(op, read_samples: Callable, step: Callable, keyed: bool) -
     """FFCV's ``decode(batch_indices, (destination, temp), metadata, storage_state)`` running
     the njit ``step(i, samples, indices, stream, temp, destination)`` for every sample, with
     ``op``'s stream for the epoch (0 when not ``keyed``: a crop without draws)."""
-    batch_stream = batch_stream_reader(op.clock, op.position) if keyed else no_stream
+    batch_stream = epoch_stream if keyed else no_stream
+    seed, clock_address, position = stream_arguments(op.clock, op.position)
     run = by_pointer(step, parallel=True)
 
     def report(i, arguments):  # arguments: run's (count, samples, indices, ...)
@@ -43,7 +44,7 @@ def keyed_decode_loop(op, read_samples: Callable, step: Callable, keyed: bool) -
     def decode(batch_indices, my_storage, metadata, storage_state):
         destination, temp = my_storage
         samples = read_samples(batch_indices, metadata, storage_state)
-        indices, stream = batch_indices.astype(np.int64), batch_stream()
+        indices, stream = batch_indices.astype(np.int64), batch_stream(seed, clock_address, position)
         arguments = (len(batch_indices), samples, indices, stream, temp, destination)
         check_failure(run(*arguments), token, arguments)
         return destination[:len(batch_indices)]

@@ -11,10 +11,10 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from ..batch_loop import epoch_reader, gate_check
+from ..batch_loop import gate_check
 from ..base import KeepsShape, PureOperation
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
-from ..pointers import ENTRY_FLAGS, by_pointer, replay
+from ..pointers import ENTRY_FLAGS, by_pointer, int64_at, replay
 from ..rng import derive, sample_key, stream_key
 from .pixels import apply_channel_luts, channel_histograms, identity_luts
 from .target_warps import TARGET_WARPS, pixel_canvas
@@ -248,13 +248,13 @@ class FusedTargetWarp(KeepsShape, FusedAffine):
 
 def _stream_keys(clock, positions):
     """njit ``() -> uint64[parts]``: each part's stream key for the clock's current epoch,
-    read once per batch (outside the parallel loop), as ``batch_loop.batch_stream_reader``."""
-    seed, read_epoch = clock.seed, epoch_reader(clock)
+    read once per batch (outside the parallel loop), as ``batch_loop.epoch_stream``."""
+    seed, clock_address = clock.seed, clock.address
     positions = np.asarray(positions, np.int64)
 
     @njit
     def streams():
-        epoch = read_epoch()
+        epoch = int64_at(clock_address)
         keys = np.empty(positions.size, np.uint64)
         for k in range(positions.size):
             keys[k] = stream_key(seed, epoch, positions[k])

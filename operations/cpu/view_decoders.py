@@ -28,9 +28,9 @@ from ffcv.pipeline.allocation_query import AllocationQuery
 from numba import njit
 
 from ..base import PureOperation
-from ..batch_loop import epoch_reader, gate_fires
+from ..batch_loop import gate_fires
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
-from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
+from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, int64_at, replay
 from ..rng import derive, sample_key, stream_key
 from ..types import ImageType
 from .decoders import (CenterCrop, RandomResizedCrop, Resize, image_sample_reader,
@@ -124,14 +124,14 @@ class ViewsDecoder(PureOperation):
         tables = (np.stack([op.table for op in finishes]) if finishes
                   else np.zeros((1, 3, 256), np.uint8))
         flip_p = np.array([op.params["p"] for op in finishes], np.float64)
-        seed, read_epoch = self.clock.seed, epoch_reader(self.clock)
+        seed, clock_address = self.clock.seed, self.clock.address
         read_samples = image_sample_reader(self.memory_read)
         step = _views_decode_step(bool(finishes))
         run = by_pointer(step, parallel=True)
 
         @njit
         def streams_for_epoch():  # the crops', then the finishes'
-            epoch = read_epoch()
+            epoch = int64_at(clock_address)
             streams = np.empty(len(positions), np.uint64)
             for k in range(len(positions)):
                 streams[k] = stream_key(seed, epoch, positions[k])
