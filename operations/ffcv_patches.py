@@ -19,9 +19,12 @@ next compile or when it is garbage-collected. Inside FFCV's loader thread that i
 waiting forever; elsewhere a test failing depending on which Loader ran first. The
 replacements build new read-only types with the same meaning (including FFCV's OS-cache typo,
 which leaves the two uint64 arrays mutable, and the OS-cache reader's return type, which the
-mutation made read-only) and touch no shared object.
+mutation made read-only) and touch no shared object. The OS-cache reader itself is one
+module-level function compiled once and kept in pureffcv's cache, not a closure FFCV compiles
+for every Loader.
 """
 import weakref
+from functools import lru_cache
 
 import numba as nb
 import numpy as np
@@ -32,6 +35,8 @@ from ffcv.memory_managers.process_cache.manager import ProcessCacheManager
 from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.graph import Graph
 
+from . import cache
+
 
 def _readonly(dtype, ndim: int) -> nb.types.Array:
     return nb.types.Array(dtype, ndim, "C", readonly=True)
@@ -41,14 +46,24 @@ def _os_cache_state_type(self):
     return nb.types.Tuple([_readonly(nb.uint8, 1), nb.uint64[::1], nb.uint64[::1]])
 
 
-def _os_cache_compile_reader(self):
-    """FFCV's OS-cache reader (a sample's bytes from the memory-mapped file), compiled with
-    the read-only return type FFCV's mutation gave it by accident."""
-    def read(address, mem_state):
-        size = mem_state[2][np.searchsorted(mem_state[1], address)]
-        return mem_state[0][address:address + size]
+def _read_os_cache(address, mem_state):
+    """FFCV's OS-cache reader: a sample's bytes from the memory-mapped file."""
+    size = mem_state[2][np.searchsorted(mem_state[1], address)]
+    return mem_state[0][address:address + size]
 
-    return Compiler.compile(read, _readonly(nb.uint8, 1)(nb.uint64, self.state_type))
+
+@lru_cache(maxsize=1)
+def _compiled_os_cache_reader():
+    """``_read_os_cache`` compiled with FFCV's Compiler flags and the read-only return type
+    FFCV's mutation gave it by accident, once per process and kept in pureffcv's cache
+    (``cache_locator``): FFCV compiled a new closure for every Loader (~0.4 s)."""
+    signature = _readonly(nb.uint8, 1)(nb.uint64, _os_cache_state_type(None))
+    return nb.njit(signature, fastmath=True, nogil=True, error_model="numpy",
+                   cache=cache.enabled())(_read_os_cache)
+
+
+def _os_cache_compile_reader(self):
+    return _compiled_os_cache_reader() if Compiler.is_enabled else _read_os_cache
 
 
 def _process_cache_state_type(self):

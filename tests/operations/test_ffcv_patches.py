@@ -94,3 +94,27 @@ def test_importing_operations_patches_nothing_and_filters_no_warnings():
             "print(getattr(Graph, '_pureffcv_patched', False), warnings.filters != before)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]
+
+
+def test_every_loader_shares_one_os_cache_reader_that_reads_a_samples_bytes():
+    """The reader is compiled once per process (not per Loader) and returns the sample at
+    ``address``: ``size`` bytes, the size found by the address's place among the sorted
+    sample pointers; read-only, like FFCV's."""
+    from ffcv.memory_managers.os_cache import OSCacheManager
+    from ffcv.pipeline.compiler import Compiler
+
+    ffcv_patches.apply()
+    data = np.arange(40, dtype=np.uint8)
+    data.flags.writeable = False
+    pointers, sizes = np.array([0, 10, 25], np.uint64), np.array([10, 15, 5], np.uint64)
+    read = OSCacheManager.compile_reader(None)
+    assert OSCacheManager.compile_reader(None) is read
+    for address, size in zip(pointers, sizes):
+        sample = read(address, (data, pointers, sizes))
+        assert sample.tolist() == list(range(int(address), int(address + size)))
+        assert not sample.flags.writeable
+    Compiler.set_enabled(False)
+    try:
+        assert OSCacheManager.compile_reader(None) is ffcv_patches._read_os_cache
+    finally:
+        Compiler.set_enabled(True)
