@@ -2,7 +2,7 @@
 install`` runs it): every split of every shipped spec runs one batch on a CPU device over a
 small generated .beton of JPEGs, in a child process whose cache directory is the built-in
 entries' (``operations.cache.builtin_root``), so the C entries of every built-in op they use,
-and the Numba helpers importing FFCV compiles, are kept there. A first process on the machine
+FFCV's OS-cache reader and the Numba helpers importing FFCV compiles, are kept there. A first process on the machine
 then loads them instead of compiling for about a minute, also after ``pureffcv cache clear``
 (which leaves them). Specs with other ops or dtypes compile what they add, once, into the
 user's cache as before.
@@ -58,8 +58,10 @@ def run_splits(specs: List[Path], beton: Path) -> int:
         spec = load_spec(path)
         for split in spec.splits:
             compiled = compile_spec(spec, split=split, device="cpu")
+            # os_cache: its reader is kept in the cache (ffcv_patches); the process cache's
+            # is compiled by FFCV in every process anyway
             loader = compiled.loader(beton, batch_size=4, num_workers=1, order="sequential",
-                                     drop_last=False, os_cache=False, distributed=False)
+                                     drop_last=False, os_cache=True, distributed=False)
             for images, *rest in loader:  # labels and targets, as the split reads
                 for op in compiled.batch_ops:
                     images, _ = op(images, rest[0])
