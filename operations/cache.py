@@ -6,10 +6,10 @@ another file, nor the flags a callee inherits from the caller that first compile
 (docs/performance.md, "Numba's on-disk cache"). pureffcv therefore caches only C entries
 (``pointers``), each indexed by ``code_digest.function_digest`` of everything it runs and
 its flags (and, through Numba's cache, FFCV's OS-cache reader, which calls nothing and is
-compiled with explicit flags: ``ffcv_patches``), and the cache directory's name (``cache_key``) is a key of everything else that
-changes the code: Numba, llvmlite and LLVM versions, Python, the CPU name and features, and
-a digest of every source file of the ``operations`` package. ``cache_locator`` says which
-functions go there.
+compiled with explicit flags: ``ffcv_patches``), and the cache directory's name
+(``cache_key``) is a key of everything else that changes the code: Numba, llvmlite and LLVM
+versions, Python, the CPU name and features, and a digest of every source file of the
+``operations`` package. ``cache_locator`` says which functions go there.
 
 The location is ``$PUREFFCV_CACHE_DIR`` or ``~/.cache/pureffcv/numba`` (``$XDG_CACHE_HOME``
 respected); ``PUREFFCV_CACHE=0`` turns caching off. The built-in entries that ``make

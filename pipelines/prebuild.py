@@ -2,9 +2,9 @@
 install`` runs it): every split of every shipped spec runs one batch on a CPU device over a
 small generated .beton of JPEGs, in a child process whose cache directory is the built-in
 entries' (``operations.cache.builtin_root``), so the C entries of every built-in op they use,
-FFCV's OS-cache reader and the Numba helpers importing FFCV compiles, are kept there. A first process on the machine
-then loads them instead of compiling for about a minute, also after ``pureffcv cache clear``
-(which leaves them). Specs with other ops or dtypes compile what they add, once, into the
+FFCV's OS-cache reader and the Numba helpers importing FFCV compiles, are kept there. A first
+process on the machine then loads them instead of compiling for about a minute, also after
+``pureffcv cache clear`` (which leaves them). Specs with other ops or dtypes compile what they add, once, into the
 user's cache as before.
 
     python -m pipelines.prebuild            # what `pureffcv cache build` runs in its child

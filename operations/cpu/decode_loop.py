@@ -44,7 +44,8 @@ def keyed_decode_loop(op, read_samples: Callable, step: Callable, keyed: bool) -
     def decode(batch_indices, my_storage, metadata, storage_state):
         destination, temp = my_storage
         samples = read_samples(batch_indices, metadata, storage_state)
-        indices, stream = batch_indices.astype(np.int64), batch_stream(seed, clock_address, position)
+        indices = batch_indices.astype(np.int64)
+        stream = batch_stream(seed, clock_address, position)
         arguments = (len(batch_indices), samples, indices, stream, temp, destination)
         check_failure(run(*arguments), token, arguments)
         return destination[:len(batch_indices)]
