@@ -2,7 +2,7 @@
 clock's epoch, then in parallel for every sample its key, the probability gate and the kernel
 (``keyed_batch_loop``), through a cached C entry (``pointers.by_pointer``). The fused chains
 (``cpu/fused.py``) and the keyed decoders reuse its pieces (``epoch_stream``,
-``gate_check``)."""
+``epoch_streams``, ``gate_check``)."""
 import inspect
 from functools import lru_cache
 
@@ -25,16 +25,31 @@ def epoch_stream(seed, clock_address, position):
 
 
 @njit
+def epoch_streams(seed, clock_address, positions):
+    """``epoch_stream`` of each op in ``positions`` (int64), read once per batch: the ops
+    that run as one (a fused chain's parts, the view copies)."""
+    epoch = int64_at(clock_address)
+    keys = np.empty(len(positions), np.uint64)
+    for k in range(len(positions)):
+        keys[k] = stream_key(seed, epoch, positions[k])
+    return keys
+
+
+@njit
 def no_stream(seed, clock_address, position):
     """``epoch_stream`` of an op that draws nothing (a centre crop): 0."""
     return np.uint64(0)
 
 
+def clock_arguments(clock) -> tuple:
+    """(seed, clock address) for ``epoch_stream(s)``, as numpy scalars: Numba types an int a
+    closure captures as a literal of its value, and would compile them again for every op."""
+    return np.uint64(clock.seed % 2 ** 64), np.int64(clock.address)
+
+
 def stream_arguments(clock, position: int) -> tuple:
-    """``epoch_stream``'s arguments for the op at ``position``, as numpy scalars: Numba types
-    an int a closure captures as a literal of its value, and would compile ``epoch_stream``
-    again for every op."""
-    return np.uint64(clock.seed % 2 ** 64), np.int64(clock.address), np.int64(position)
+    """``epoch_stream``'s arguments for the op at ``position`` (``clock_arguments``)."""
+    return (*clock_arguments(clock), np.int64(position))
 
 
 @njit(inline="always")

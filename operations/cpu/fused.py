@@ -11,11 +11,11 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from ..batch_loop import gate_check
+from ..batch_loop import clock_arguments, epoch_streams, gate_check
 from ..base import KeepsShape, PureOperation
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
-from ..pointers import ENTRY_FLAGS, by_pointer, int64_at, replay
-from ..rng import derive, sample_key, stream_key
+from ..pointers import ENTRY_FLAGS, by_pointer, replay
+from ..rng import derive, sample_key
 from .pixels import apply_channel_luts, channel_histograms, identity_luts
 from .target_warps import TARGET_WARPS, pixel_canvas
 from .warp import affine_warp
@@ -103,7 +103,8 @@ class FusedChain(PureOperation):
         return image
 
     def generate_code(self):
-        streams = _stream_keys(self.clock, [op.position for op in self.parts])
+        seed, clock_address = clock_arguments(self.clock)
+        positions = np.array([op.position for op in self.parts], np.int64)
         chain = _done
         for k in reversed(range(len(self.parts))):  # each part's link calls the next one
             part = self.parts[k].fusion_part()
@@ -115,7 +116,7 @@ class FusedChain(PureOperation):
             raise_replayed(self, arguments[3][i], lambda: replay(step, i, arguments))
 
         def apply(images, dst, indices):
-            keys = streams()
+            keys = epoch_streams(seed, clock_address, positions)
             check_failure(run(images.shape[0], images, dst, indices, keys), token,
                           (images.shape[0], images, dst, indices, keys))
             return dst[:images.shape[0]]
@@ -245,23 +246,6 @@ class FusedTargetWarp(KeepsShape, FusedAffine):
 
 
 # ---------------------------------------------------------------- code generation
-
-def _stream_keys(clock, positions):
-    """njit ``() -> uint64[parts]``: each part's stream key for the clock's current epoch,
-    read once per batch (outside the parallel loop), as ``batch_loop.epoch_stream``."""
-    seed, clock_address = clock.seed, clock.address
-    positions = np.asarray(positions, np.int64)
-
-    @njit
-    def streams():
-        epoch = int64_at(clock_address)
-        keys = np.empty(positions.size, np.uint64)
-        for k in range(positions.size):
-            keys[k] = stream_key(seed, epoch, positions[k])
-        return keys
-
-    return streams
-
 
 def _step(table_of, apply_table):
     """njit ``step(i, images, dst, indices, keys)`` for image i: its table from the chain

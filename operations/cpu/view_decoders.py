@@ -28,10 +28,10 @@ from ffcv.pipeline.allocation_query import AllocationQuery
 from numba import njit
 
 from ..base import PureOperation
-from ..batch_loop import gate_fires
+from ..batch_loop import clock_arguments, epoch_streams, gate_fires
 from ..kernel_errors import check_failure, raise_replayed, reporter_token
-from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, int64_at, replay
-from ..rng import derive, sample_key, stream_key
+from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
+from ..rng import derive, sample_key
 from ..types import ImageType
 from .decoders import (CenterCrop, RandomResizedCrop, Resize, image_sample_reader,
                        center_crop_box, random_resized_crop_box, whole_image_box)
@@ -124,18 +124,10 @@ class ViewsDecoder(PureOperation):
         tables = (np.stack([op.table for op in finishes]) if finishes
                   else np.zeros((1, 3, 256), np.uint8))
         flip_p = np.array([op.params["p"] for op in finishes], np.float64)
-        seed, clock_address = self.clock.seed, self.clock.address
+        seed, clock_address = clock_arguments(self.clock)
         read_samples = image_sample_reader(self.memory_read)
         step = _views_decode_step(bool(finishes))
         run = by_pointer(step, parallel=True)
-
-        @njit
-        def streams_for_epoch():  # the crops', then the finishes'
-            epoch = int64_at(clock_address)
-            streams = np.empty(len(positions), np.uint64)
-            for k in range(len(positions)):
-                streams[k] = stream_key(seed, epoch, positions[k])
-            return streams
 
         def report(i, arguments):  # arguments: run's (count, samples, indices, ...)
             raise_replayed(self, arguments[2][i], lambda: replay(step, i, arguments))
@@ -145,7 +137,9 @@ class ViewsDecoder(PureOperation):
             count = len(batch_indices)
             samples = read_samples(batch_indices, metadata, storage_state)
             indices = batch_indices.astype(np.int64)
-            arguments = (count, samples, indices, streams_for_epoch(), kinds, params, sizes,
+            # the crops' streams, then the finishes'
+            streams = epoch_streams(seed, clock_address, positions)
+            arguments = (count, samples, indices, streams, kinds, params, sizes,
                          firsts, temp, rows_per_thread(len(temp)), destination.reshape(-1), crop,
                          tables, flip_p)
             check_failure(run(*arguments), token, arguments)
