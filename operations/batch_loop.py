@@ -9,47 +9,26 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from . import host_rng
 from .base import Gate
 from .cpu.pixels import copy_pixels
-from .kernel_errors import check_failure, describe, raise_replayed, reporter_token
-from .pointers import ENTRY_FLAGS, by_pointer, int64_at, replay, string_positions
-from .rng import bernoulli, derive, sample_key, stream_key
+from .ffcv_api import uncompiled
+from .kernel_errors import check_failure, describe, raise_replayed
+from .pointers import ENTRY_FLAGS, by_pointer, replay, string_positions
+from .rng import bernoulli, derive, sample_key
 
 
-@njit
-def epoch_stream(seed, clock_address, position):
-    """The stream key of the op at ``position`` for the epoch the clock (``rng.EpochClock``)
-    at ``clock_address`` holds now: read once per batch, without the GIL. One function for
-    every op, so a process compiles it once (not a closure per op)."""
-    return stream_key(seed, int64_at(clock_address), position)
+def epoch_stream(clock, position: int) -> np.uint64:
+    """The stream key of the op at ``position`` for the epoch ``clock`` (``rng.EpochClock``)
+    holds now: read once per batch by the op's per-batch glue."""
+    return np.uint64(host_rng.stream_key(clock.seed, clock.epoch, position))
 
 
-@njit
-def epoch_streams(seed, clock_address, positions):
-    """``epoch_stream`` of each op in ``positions`` (int64), read once per batch: the ops
-    that run as one (a fused chain's parts, the view copies)."""
-    epoch = int64_at(clock_address)
-    keys = np.empty(len(positions), np.uint64)
-    for k in range(len(positions)):
-        keys[k] = stream_key(seed, epoch, positions[k])
-    return keys
-
-
-@njit
-def no_stream(seed, clock_address, position):
-    """``epoch_stream`` of an op that draws nothing (a centre crop): 0."""
-    return np.uint64(0)
-
-
-def clock_arguments(clock) -> tuple:
-    """(seed, clock address) for ``epoch_stream(s)``, as numpy scalars: Numba types an int a
-    closure captures as a literal of its value, and would compile them again for every op."""
-    return np.uint64(clock.seed % 2 ** 64), np.int64(clock.address)
-
-
-def stream_arguments(clock, position: int) -> tuple:
-    """``epoch_stream``'s arguments for the op at ``position`` (``clock_arguments``)."""
-    return (*clock_arguments(clock), np.int64(position))
+def epoch_streams(clock, positions) -> np.ndarray:
+    """``epoch_stream`` of each op in ``positions`` (uint64): the ops that run as one (a
+    fused chain's parts, the view copies)."""
+    return np.array([host_rng.stream_key(clock.seed, clock.epoch, int(position))
+                     for position in positions], np.uint64)
 
 
 @njit(inline="always")
@@ -86,16 +65,15 @@ def leading_arguments(step) -> int:
 
 def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position: int,
                      otherwise=unchanged, op=None, in_place: bool = False):
-    """The per-batch function FFCV compiles for every per-sample op: read the op's stream
-    for the epoch once, then ``sample_step(kernel, otherwise)`` for every sample in
-    parallel, through its cached C entry (``pointers.by_pointer``). The parameters travel as
-    arguments, not constants, so a new op instance (another parameter value) compiles only
-    this thin closure: a fraction of a second, against tens of seconds for a kernel.
+    """The per-batch function of every per-sample op, run from Python as it is
+    (``ffcv_api.uncompiled``): read the op's stream for the epoch once, then
+    ``sample_step(kernel, otherwise)`` for every sample in parallel, through its cached C
+    entry (``pointers.by_pointer``). The parameters travel as arguments, not constants, so a
+    new op instance (another parameter value) compiles nothing: its entry is the kernel's.
 
     A sample whose kernel raised stops the batch with ``kernel_errors.KernelError`` naming
     ``op`` (the op instance, for its ``origin``) and the sample. ``in_place``: the kernel's
     output is its input (the op declared no buffer: ``DeclaredOp.in_place``)."""
-    seed, clock_address, stream_position = stream_arguments(clock, position)
     step = sample_step(kernel, otherwise)
     leading = leading_arguments(step)
     run = by_pointer(step, string_positions(args, first=leading), parallel=True,
@@ -107,25 +85,14 @@ def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position:
                        lambda: replay(step, i, arguments + args))
 
     def apply(images, dst, indices):
-        stream = epoch_stream(seed, clock_address, stream_position)
-        failed = run(images.shape[0], images, dst, indices, stream, p, on_kernel_key, draw,
-                     *args)
-        check_failure(failed, token, (images.shape[0], images, dst, indices, stream, p,
-                                      on_kernel_key, draw))
-        return dst[:images.shape[0]]
+        out = images if in_place else dst
+        arguments = (images.shape[0], images, out, indices, epoch_stream(clock, position), p,
+                     on_kernel_key, draw)
+        check_failure(run(*arguments, *args), report, arguments)
+        return out[:images.shape[0]]
 
-    def apply_in_place(images, _no_buffer, indices):
-        stream = epoch_stream(seed, clock_address, stream_position)
-        failed = run(images.shape[0], images, images, indices, stream, p, on_kernel_key,
-                     draw, *args)
-        check_failure(failed, token, (images.shape[0], images, images, indices, stream, p,
-                                      on_kernel_key, draw))
-        return images
-
-    chosen = apply_in_place if in_place else apply
-    token = reporter_token(report, chosen)
-    chosen.with_indices = True
-    return chosen
+    apply.with_indices = True
+    return uncompiled(apply)
 
 
 def argument_names(op, kernel, leading: int):

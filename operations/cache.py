@@ -13,9 +13,8 @@ versions, Python, the CPU name and features, and a digest of every source file o
 
 The location is ``$PUREFFCV_CACHE_DIR`` or ``~/.cache/pureffcv/numba`` (``$XDG_CACHE_HOME``
 respected); ``PUREFFCV_CACHE=0`` turns caching off. The built-in entries that ``make
-install`` compiles (``builtin_root``) are read from beside it. FFCV's per-batch closures are compiled
-by FFCV (``Compiler.compile``) without ``cache``; they are cheap when the kernels they call
-are loaded from this cache.
+install`` compiles (``builtin_root``) are read from beside it. The ops' per-batch functions
+are not compiled at all: Python glue calling the entries (``ffcv_api.uncompiled``).
 """
 import fcntl
 import hashlib

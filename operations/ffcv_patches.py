@@ -22,9 +22,16 @@ which leaves the two uint64 arrays mutable, and the OS-cache reader's return typ
 mutation made read-only) and touch no shared object. The OS-cache reader itself is one
 module-level function compiled once and kept in pureffcv's cache, not a closure FFCV compiles
 for every Loader.
+
+Per-batch code run as it is: FFCV's ``Compiler.compile`` leaves the per-batch functions of
+pureffcv's ops alone (``ffcv_api.uncompiled`` says why). Readers for a whole batch: the
+decoders' per-batch code runs from Python, so they read a batch's sample locations with numpy
+(``cpu.decode_loop.locate_samples``): each of FFCV's two readers gets a ``locate``, itself
+for a whole batch, vectorized, instead of being called per sample in Numba.
 """
 import weakref
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Tuple
 
 import numba as nb
 import numpy as np
@@ -58,17 +65,60 @@ def _compiled_os_cache_reader():
     FFCV's mutation gave it by accident, once per process and kept in pureffcv's cache
     (``cache_locator``): FFCV compiled a new closure for every Loader (~0.4 s)."""
     signature = _readonly(nb.uint8, 1)(nb.uint64, _os_cache_state_type(None))
-    return nb.njit(signature, fastmath=True, nogil=True, error_model="numpy",
-                   cache=cache.enabled())(_read_os_cache)
+    reader = nb.njit(signature, fastmath=True, nogil=True, error_model="numpy",
+                     cache=cache.enabled())(_read_os_cache)
+    reader.locate = _locate_in_file
+    return reader
+
+
+def _locate_in_file(pointers, mem_state) -> Tuple[np.ndarray, np.ndarray]:
+    """``_read_os_cache`` for a batch: each sample's address and size (clipped as the slice
+    clips)."""
+    data, starts, sizes = mem_state
+    pointers = pointers.astype(np.int64)
+    sizes = sizes[np.searchsorted(starts, pointers.astype(np.uint64))].astype(np.int64)
+    return data.ctypes.data + pointers, np.clip(sizes, 0, len(data) - pointers)
+
+
+_read_os_cache.locate = _locate_in_file
 
 
 def _os_cache_compile_reader(self):
     return _compiled_os_cache_reader() if Compiler.is_enabled else _read_os_cache
 
 
+def _compile_unless_uncompiled(cls, code, signature=None):
+    """FFCV's ``Compiler.compile``, leaving code marked ``ffcv_api.uncompiled`` as it is."""
+    return code if getattr(code, "uncompiled", False) else _ffcv_compile(cls, code, signature)
+
+
+_ffcv_compile = Compiler.compile.__func__
+
+
 def _process_cache_state_type(self):
     return nb.types.Tuple([_readonly(nb.uint8, 2), _readonly(nb.uint64, 1),
                            _readonly(nb.uint64, 1), _readonly(nb.uint32, 1)])
+
+
+_ffcv_process_cache_compile_reader = ProcessCacheManager.compile_reader
+
+
+def _process_cache_compile_reader(self):
+    reader = _ffcv_process_cache_compile_reader(self)
+    reader.locate = partial(_locate_in_pages, int(np.log2(self.reader.page_size)))
+    return reader
+
+
+def _locate_in_pages(page_size_log2: int, pointers, mem_state) -> Tuple[np.ndarray, np.ndarray]:
+    """FFCV's process-cache reader for a batch: each sample's address in the page slot its
+    page was loaded into, and its size (clipped to the page, as the slice clips)."""
+    pages, starts, sizes, slots = mem_state
+    sizes = sizes[np.searchsorted(starts, pointers.astype(np.uint64))].astype(np.int64)
+    pointers = pointers.astype(np.int64)
+    page = pointers >> page_size_log2
+    offset = pointers - (page << page_size_log2)
+    addresses = pages.ctypes.data + slots[page].astype(np.int64) * pages.strides[0] + offset
+    return addresses, np.clip(sizes, 0, pages.shape[1] - offset)
 
 
 
@@ -119,6 +169,8 @@ def apply() -> None:
     OSCacheManager.state_type = property(_os_cache_state_type)
     OSCacheManager.compile_reader = _os_cache_compile_reader
     ProcessCacheManager.state_type = property(_process_cache_state_type)
+    ProcessCacheManager.compile_reader = _process_cache_compile_reader
+    Compiler.compile = classmethod(_compile_unless_uncompiled)
     Graph.allocate_memory = _allocate_memory
     EpochIterator.__init__ = _epoch_iterator_init
     Graph._pureffcv_patched = True

@@ -94,7 +94,7 @@ class Compiler:
     @classmethod
     def compile(cls, code, signature=None):
         parallel = getattr(code, "is_parallel", False) and cls.num_threads > 1
-        if cls.is_enabled:
+        if cls.is_enabled and not getattr(code, "uncompiled", False):
             return njit(signature, fastmath=True, nogil=True, error_model="numpy",
                         parallel=parallel)(code)
         return code

@@ -12,7 +12,9 @@ puts the kernel behind a C entry point instead:
   (``code_digest.function_digest``: its code, its callees' code and the values it closes
   over) and the entry's flags, so
   a second process loads it in milliseconds and an edited kernel never reuses a stale build;
-- the caller compiles only a call to that address.
+- the caller compiles only a call to that address; from Python (pureffcv's per-batch glue,
+  ``ffcv_api.uncompiled``) the call goes through ctypes, and nothing is compiled but the
+  entry.
 
 The entry is compiled with the flags of FFCV's ``Compiler`` (``fastmath``, ``error_model``
 ``numpy``), which every kernel was compiled with before, so the bytes do not change.
@@ -101,29 +103,47 @@ def string_positions(args: tuple, first: int) -> Dict[int, str]:
 
 def _caller(function: Callable, constants: Dict[int, str], parallel: bool,
             names: Optional[Callable[[int], str]]) -> Callable:
-    call = _direct(function, parallel)  # what Python runs; Numba compiles the overload
+    trampolines = {}  # argument types -> what Python runs for them
+
+    def call(*args):
+        """From Python (the per-batch glue, ``ffcv_patches.uncompiled``): the entry through
+        ctypes, which releases the GIL while it runs; nothing is compiled but the entry."""
+        argument_types = tuple(map(numba.typeof, args))
+        trampoline = trampolines.get(argument_types)
+        if trampoline is None:
+            trampoline = trampolines[argument_types] = _trampoline(
+                function, argument_types, constants, parallel, names, first_flagged)
+        return trampoline(*args)
 
     @overload(call, jit_options=ENTRY_FLAGS)
     def typed_call(*args):
         args = args[0] if len(args) == 1 and isinstance(args[0], types.StarArgTuple) else args
-        plan = [CONSTANT if k in constants else _flat(types.unliteral(t))
-                for k, t in enumerate(args)]
-        try:
-            entry = None if any(p is None for p in plan) else \
-                _entry(function, args, plan, constants, parallel)
-        except numba.core.errors.TypingError as error:
-            raise KernelTypingError(str(error)) from error
-        if entry is None:
-            k = next(k for k, p in enumerate(plan) if p is None)
-            _warn_serial(function, names(k) if names else f"argument {k}", args[k])
-            return _direct(function, parallel)
-        namespace = {"entry": entry, "np": np, "first_failure": first_failure}
-        source = _source("trampoline", plan, args, constants, parallel, caller=True)
-        exec(compile(source, __file__, "exec"), namespace)
-        return namespace["trampoline"]
+        return _trampoline(function, args, constants, parallel, names, first_failure)
 
     call.__qualname__ = call.__name__ = f"by_pointer_{getattr(function, '__name__', 'function')}"
     return call
+
+
+def _trampoline(function: Callable, argument_types, constants: Dict[int, str], parallel: bool,
+                names: Optional[Callable[[int], str]], first: Callable) -> Callable:
+    """The caller's body for these argument types: flatten the arguments and call the entry
+    (``first``: how a parallel call finds its first failed sample), or the direct call where
+    an argument cannot travel through C. Valid Python and valid Numba alike."""
+    plan = [CONSTANT if k in constants else _flat(types.unliteral(t))
+            for k, t in enumerate(argument_types)]
+    try:
+        entry = None if any(p is None for p in plan) else \
+            _entry(function, argument_types, plan, constants, parallel)
+    except numba.core.errors.TypingError as error:
+        raise KernelTypingError(str(error)) from error
+    if entry is None:
+        k = next(k for k, p in enumerate(plan) if p is None)
+        _warn_serial(function, names(k) if names else f"argument {k}", argument_types[k])
+        return _direct(function, parallel)
+    namespace = {"entry": entry, "np": np, "first_failure": first}
+    source = _source("trampoline", plan, argument_types, constants, parallel, caller=True)
+    exec(compile(source, __file__, "exec"), namespace)
+    return namespace["trampoline"]
 
 
 # --- flattening -----------------------------------------------------------------------------
@@ -192,6 +212,12 @@ def _direct(function: Callable, parallel: bool) -> Callable:
                 return i
         return -1
     return direct_loop
+
+
+def first_flagged(failed) -> int:
+    """``first_failure`` in numpy, for the Python trampoline."""
+    flagged = np.flatnonzero(failed)
+    return int(flagged[0]) if len(flagged) else -1
 
 
 @numba.njit(**ENTRY_FLAGS)
@@ -284,19 +310,13 @@ def _pointer_cast(dtype):
     return pointer_to
 
 
-_byte_pointer, _int64_pointer = _pointer_cast(types.uint8), _pointer_cast(types.int64)
+_byte_pointer = _pointer_cast(types.uint8)
 
 
 @numba.njit(inline="always")
 def bytes_at(address, size):
     """The uint8[size] array at ``address`` (memory that the caller keeps alive)."""
     return numba.carray(_byte_pointer(address), (size,))
-
-
-@numba.njit(inline="always")
-def int64_at(address):
-    """The int64 at ``address`` as it is now (memory that the caller keeps alive)."""
-    return numba.carray(_int64_pointer(address), (1,))[0]
 
 
 def _entry(function, argument_types, plan, constants: Dict[int, str], parallel: bool) -> Callable:

@@ -81,28 +81,11 @@ def bernoulli(key, draw, p):
 
 
 class EpochClock:
-    """The seed and current epoch of one compiled pipeline.
-
-    Numba freezes captured arrays into compiled code, so the compiled ops read the epoch
-    through the address of a one-element array this clock keeps (``address``,
-    ``batch_loop.epoch_stream``): once per batch, without the GIL. Set the epoch before
+    """The seed and current epoch of one compiled pipeline: its ops' per-batch code reads
+    them once per batch (``batch_loop.epoch_stream``). Set the epoch before
     ``iter(loader)``: FFCV prefetches at ``iter``.
     """
 
     def __init__(self, seed: int = 0, epoch: int = 0):
         self.seed = int(seed)
-        self._epoch = np.zeros(1, np.int64)
-        self.epoch = epoch
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch[0])
-
-    @epoch.setter
-    def epoch(self, value: int) -> None:
-        self._epoch[0] = int(value)
-
-    @property
-    def address(self) -> int:
-        """Where the epoch is (int64), for as long as this clock lives."""
-        return self._epoch.ctypes.data
+        self.epoch = int(epoch)

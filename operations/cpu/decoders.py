@@ -22,7 +22,7 @@ from ..rng import sample_key, uniform
 from ..types import ImageType
 from ..pointers import ENTRY_FLAGS, bytes_at
 from . import jpeg
-from .decode_loop import keyed_decode_loop, plain_decode_loop
+from .decode_loop import keyed_decode_loop, locate_samples, plain_decode_loop, sample_rows
 from .jpeg import decode_crop_resized
 from .instance_decoders import target_decoder
 from .native import decode_jpeg, memcpy, resize_crop
@@ -118,22 +118,14 @@ class _CropDecoder(ResizedCropRGBImageDecoder, PureOperation):
 
 
 def image_sample_reader(mem_read) -> Callable:
-    """njit ``read(batch_indices, metadata, storage_state)``: one int64 row per sample,
-    (address, size, height, width, mode) of its stored image (``mem_read``: FFCV's reader of
-    this field's storage). Serial and cheap; the per-image work then runs behind an entry."""
+    """``read(batch_indices, metadata, storage_state)``: one int64 row per sample, (address,
+    size, height, width, mode) of its stored image (``mem_read``: FFCV's reader of this
+    field's storage), with numpy. The per-image work then runs behind an entry."""
 
-    @njit
     def read(batch_indices, metadata, storage_state):
-        samples = np.empty((len(batch_indices), 5), np.int64)
-        for i in range(len(batch_indices)):
-            field = metadata[batch_indices[i]]
-            image_data = mem_read(field['data_ptr'], storage_state)
-            samples[i, 0] = image_data.ctypes.data
-            samples[i, 1] = image_data.size
-            samples[i, 2] = field['height']
-            samples[i, 3] = field['width']
-            samples[i, 4] = field['mode']
-        return samples
+        fields = metadata[batch_indices]
+        addresses, sizes = locate_samples(mem_read, fields['data_ptr'], storage_state)
+        return sample_rows(addresses, sizes, fields['height'], fields['width'], fields['mode'])
 
     return read
 

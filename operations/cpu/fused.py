@@ -11,9 +11,10 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from ..batch_loop import clock_arguments, epoch_streams, gate_check
+from ..batch_loop import epoch_streams, gate_check
 from ..base import KeepsShape, PureOperation
-from ..kernel_errors import check_failure, raise_replayed, reporter_token
+from ..ffcv_api import uncompiled
+from ..kernel_errors import check_failure, raise_replayed
 from ..pointers import ENTRY_FLAGS, by_pointer, replay
 from ..rng import derive, sample_key
 from .pixels import apply_channel_luts, channel_histograms, identity_luts
@@ -103,8 +104,7 @@ class FusedChain(PureOperation):
         return image
 
     def generate_code(self):
-        seed, clock_address = clock_arguments(self.clock)
-        positions = np.array([op.position for op in self.parts], np.int64)
+        positions = [op.position for op in self.parts]
         chain = _done
         for k in reversed(range(len(self.parts))):  # each part's link calls the next one
             part = self.parts[k].fusion_part()
@@ -116,15 +116,13 @@ class FusedChain(PureOperation):
             raise_replayed(self, arguments[3][i], lambda: replay(step, i, arguments))
 
         def apply(images, dst, indices):
-            keys = epoch_streams(seed, clock_address, positions)
-            check_failure(run(images.shape[0], images, dst, indices, keys), token,
-                          (images.shape[0], images, dst, indices, keys))
+            arguments = (images.shape[0], images, dst, indices,
+                         epoch_streams(self.clock, positions))
+            check_failure(run(*arguments), report, arguments)
             return dst[:images.shape[0]]
 
-        token = reporter_token(report, apply)
-
         apply.with_indices = True
-        return apply
+        return uncompiled(apply)
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(map(repr, self.parts))})"

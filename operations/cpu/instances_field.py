@@ -52,7 +52,7 @@ from numba import njit
 
 from ..errors import PureffcvError
 from ..pointers import ENTRY_FLAGS, bytes_at
-from .decode_loop import plain_decode_loop
+from .decode_loop import locate_samples, plain_decode_loop, sample_rows
 
 #: the type ids in a .beton's field table (``mask_field.MASK_TYPE_ID`` is 32)
 BOXES_TYPE_ID = 33
@@ -279,27 +279,23 @@ TYPE_ID_HANDLER[BOXES_TYPE_ID] = BoxesField  # a reload of this module: its new 
 TYPE_ID_HANDLER[KEYPOINTS_TYPE_ID] = KeypointsField
 
 
-# -- reading in Numba ------------------------------------------------------------------------
+# -- reading ----------------------------------------------------------------------------------
 
 def instances_sample_reader(mem_read) -> Callable:
-    """njit ``read(batch_indices, metadata, storage_state)``: one int64 row per sample,
-    (address, size, height, width, count) (columns ``ADDRESS`` ... ``COUNT``) of its stored
-    instances (``mem_read``: FFCV's reader of the field's storage). A sample without
-    instances has address 0 and size 0. Serial and cheap; decoding then runs per sample."""
+    """``read(batch_indices, metadata, storage_state)``: one int64 row per sample, (address,
+    size, height, width, count) (columns ``ADDRESS`` ... ``COUNT``) of its stored instances
+    (``mem_read``: FFCV's reader of the field's storage), with numpy. A sample without
+    instances has address 0 and size 0. Decoding then runs per sample behind an entry."""
 
-    @njit
     def read(batch_indices, metadata, storage_state):
-        samples = np.zeros((len(batch_indices), 5), np.int64)
-        for i in range(len(batch_indices)):
-            field = metadata[batch_indices[i]]
-            samples[i, 2] = field["height"]
-            samples[i, 3] = field["width"]
-            samples[i, 4] = field["count"]
-            if field["size"] > 0:
-                data = mem_read(field["ptr"], storage_state)
-                samples[i, 0] = data.ctypes.data
-                samples[i, 1] = min(np.int64(field["size"]), data.size)  # never past its bytes
-        return samples
+        fields = metadata[batch_indices]
+        stored = fields["size"] > 0
+        addresses, sizes = np.zeros(len(fields), np.int64), np.zeros(len(fields), np.int64)
+        if stored.any():
+            found, available = locate_samples(mem_read, fields["ptr"][stored], storage_state)
+            addresses[stored] = found
+            sizes[stored] = np.minimum(fields["size"][stored].astype(np.int64), available)
+        return sample_rows(addresses, sizes, fields["height"], fields["width"], fields["count"])
 
     return read
 

@@ -29,7 +29,7 @@ from numba import njit, types
 
 from ..errors import PureffcvError
 from ..pointers import ENTRY_FLAGS, bytes_at
-from .decode_loop import plain_decode_loop
+from .decode_loop import locate_samples, plain_decode_loop, sample_rows
 from .native import declare
 
 #: the type id of ``MaskField`` in a .beton's field table: FFCV 1.0.2's own fields use 0-6
@@ -161,22 +161,15 @@ TYPE_ID_HANDLER[MASK_TYPE_ID] = MaskField  # a reload of this module: its new cl
 
 
 def mask_sample_reader(mem_read) -> Callable:
-    """njit ``read(batch_indices, metadata, storage_state)``: one int64 row per sample,
-    (address, nbytes, height, width, dtype code) of its stored mask (``mem_read``: FFCV's
-    reader of the field's storage). Serial and cheap; the inflating then runs behind an entry."""
+    """``read(batch_indices, metadata, storage_state)``: one int64 row per sample, (address,
+    nbytes, height, width, dtype code) of its stored mask (``mem_read``: FFCV's reader of the
+    field's storage), with numpy. The inflating then runs behind an entry."""
 
-    @njit
     def read(batch_indices, metadata, storage_state):
-        samples = np.empty((len(batch_indices), 5), np.int64)
-        for i in range(len(batch_indices)):
-            field = metadata[batch_indices[i]]
-            data = mem_read(field["data_ptr"], storage_state)
-            samples[i, 0] = data.ctypes.data
-            samples[i, 1] = min(np.int64(field["nbytes"]), data.size)  # never past its bytes
-            samples[i, 2] = field["height"]
-            samples[i, 3] = field["width"]
-            samples[i, 4] = field["dtype"]
-        return samples
+        fields = metadata[batch_indices]
+        addresses, sizes = locate_samples(mem_read, fields["data_ptr"], storage_state)
+        nbytes = np.minimum(fields["nbytes"].astype(np.int64), sizes)  # never past its bytes
+        return sample_rows(addresses, nbytes, fields["height"], fields["width"], fields["dtype"])
 
     return read
 

@@ -28,8 +28,9 @@ from ffcv.pipeline.allocation_query import AllocationQuery
 from numba import njit
 
 from ..base import PureOperation
-from ..batch_loop import clock_arguments, epoch_streams, gate_fires
-from ..kernel_errors import check_failure, raise_replayed, reporter_token
+from ..batch_loop import epoch_streams, gate_fires
+from ..ffcv_api import uncompiled
+from ..kernel_errors import check_failure, raise_replayed
 from ..pointers import ENTRY_FLAGS, by_pointer, bytes_at, replay
 from ..rng import derive, sample_key
 from ..types import ImageType
@@ -120,11 +121,10 @@ class ViewsDecoder(PureOperation):
         sizes = np.array([op.output_size for op in self.crops], np.int64)
         firsts = first_bytes(self.crops)
         finishes = self.finishes or []
-        positions = np.array([op.position for op in self.crops + finishes], np.int64)
+        positions = [op.position for op in self.crops + finishes]
         tables = (np.stack([op.table for op in finishes]) if finishes
                   else np.zeros((1, 3, 256), np.uint8))
         flip_p = np.array([op.params["p"] for op in finishes], np.float64)
-        seed, clock_address = clock_arguments(self.clock)
         read_samples = image_sample_reader(self.memory_read)
         step = _views_decode_step(bool(finishes))
         run = by_pointer(step, parallel=True)
@@ -138,15 +138,14 @@ class ViewsDecoder(PureOperation):
             samples = read_samples(batch_indices, metadata, storage_state)
             indices = batch_indices.astype(np.int64)
             # the crops' streams, then the finishes'
-            streams = epoch_streams(seed, clock_address, positions)
+            streams = epoch_streams(self.clock, positions)
             arguments = (count, samples, indices, streams, kinds, params, sizes,
                          firsts, temp, rows_per_thread(len(temp)), destination.reshape(-1), crop,
                          tables, flip_p)
-            check_failure(run(*arguments), token, arguments)
+            check_failure(run(*arguments), report, arguments)
             return destination[:count]
 
-        token = reporter_token(report, decode)
-        return decode
+        return uncompiled(decode)
 
 
 def can_finish(op) -> bool:
@@ -329,7 +328,7 @@ class ViewCrop(PureOperation):
             start = count * first
             return rows.reshape(-1)[start:start + count * h * w * 3].reshape(count, h, w, 3)
 
-        return crop
+        return uncompiled(crop)
 
 
 def view_crops(crops: List[PureOperation],

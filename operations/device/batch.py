@@ -18,14 +18,13 @@ import threading
 from collections import OrderedDict
 from typing import Callable, ClassVar, Optional, Tuple
 
-import numba
 import numpy as np
 import torch
 
 from ..base import Parameterized, PureOperation
 from ..errors import PureffcvError
-from ..ffcv_api import Compiler
-from ..kernel_errors import check_failure, raise_replayed, reporter_token
+from ..ffcv_api import Compiler, uncompiled
+from ..kernel_errors import check_failure, raise_replayed
 from ..pointers import by_pointer, replay
 from ..host_rng import sample_key, stream_key
 from ..rng import EpochClock
@@ -159,8 +158,8 @@ class BatchHandoffError(PureffcvError, RuntimeError):
 
 class JitPairs(PureOperation):
     """A pairwise batch op's image half in FFCV's parallel JIT stage: once per batch its
-    decision (Python, ``BatchOperation.produce``: one GIL acquisition), then the pairs in
-    parallel through the op's cached C entry (``pair_kernel``), in place."""
+    decision (``BatchOperation.produce``), then the pairs in parallel through the op's
+    cached C entry (``pair_kernel``), in place."""
 
     stage = "cpu"
 
@@ -194,17 +193,13 @@ class JitPairs(PureOperation):
             raise_replayed(self.batch_op, i, lambda: replay(kernel, i, arguments))
 
         def mix_pairs(images, dst):
-            size = images.shape[0]
-            address = images.ctypes.data
-            with numba.objmode(decision="float64[::1]"):
-                decision = produce(address, images.shape[1], images.shape[2])
-            check_failure(run(size // 2, images, decision), token, (size // 2, images, decision))
+            decision = produce(images.ctypes.data, images.shape[1], images.shape[2])
+            arguments = (images.shape[0] // 2, images, decision)
+            check_failure(run(*arguments), report, arguments)
             return images
 
-        token = reporter_token(report, mix_pairs)
-
         mix_pairs.__name__ = f"{op_name}_pairs"
-        return mix_pairs
+        return uncompiled(mix_pairs)
 
 
 def require_float(op: str, image: ImageType) -> None:

@@ -118,3 +118,82 @@ def test_every_loader_shares_one_os_cache_reader_that_reads_a_samples_bytes():
         assert OSCacheManager.compile_reader(None) is ffcv_patches._read_os_cache
     finally:
         Compiler.set_enabled(True)
+
+
+@pytest.mark.parametrize("os_cache", [True, False])
+def test_a_batchs_sample_locations_are_where_ffcvs_reader_reads(small_beton, os_cache):
+    """``locate_samples`` (numpy, a whole batch) gives the address and size of the view
+    FFCV's reader returns for each sample, for both memory managers; a reader without a
+    ``locate`` (not patched) is called per sample, with the same result."""
+    from operations.cpu.decode_loop import locate_samples
+
+    ffcv_patches.apply()
+    loader = Loader(str(small_beton), batch_size=8, num_workers=1, os_cache=os_cache,
+                    order=OrderOption.SEQUENTIAL, drop_last=False,
+                    pipelines={"image": [get_op("center_crop")(size=16, ratio=1.0)],
+                               "label": [IntDecoder()]})
+    manager, metadata = loader.memory_manager, loader.reader.metadata["f0"]
+    read = manager.compile_reader()
+    assert hasattr(read, "locate")
+    indices = np.random.default_rng(0).permutation(len(metadata))
+    context = manager.schedule_epoch([indices])
+    with context:
+        context.start_batch(0)
+        state = context.state
+        pointers = metadata["data_ptr"][indices]
+        addresses, sizes = locate_samples(read, pointers, state)
+        views = [read(pointer, state) for pointer in pointers]
+        assert addresses.tolist() == [view.ctypes.data for view in views]
+        assert sizes.tolist() == [view.size for view in views] == [32 * 40 * 3] * len(views)
+        unpatched = locate_samples(lambda pointer, s: read(pointer, s), pointers, state)
+        assert [column.tolist() for column in unpatched] == [addresses.tolist(),
+                                                             sizes.tolist()]
+
+
+def test_a_new_pipeline_compiles_nothing_of_pureffcvs_for_its_first_batch(small_beton):
+    """Every per-batch function of pureffcv's ops runs as it is (``ffcv_api.uncompiled``):
+    once the kernels' entries exist, a new pipeline (other parameters, another seed) reaches
+    its first batch without Numba compiling anything but FFCV's own label decoder."""
+    from numba.core.dispatcher import Dispatcher
+
+    from compiler import compile_spec
+
+    def spec(seed, size):
+        return f"""
+version: 1
+seed: {seed}
+splits:
+  train:
+    image:
+      decode: {{random_resized_crop: {{size: {size}}}}}
+      cpu: [{{trivial_augment_wide: {{}}}}]
+      device:
+        dtype: float32
+        ops: [{{horizontal_flip: {{}}}}, {{normalize: {{mean: imagenet, std: imagenet}}}},
+              {{random_erasing: {{p: 0.5}}}}]
+    label: {{num_classes: 4}}
+    batch: [{{mixup_cutmix: {{}}}}]
+    loader: {{batch_size: 8, num_workers: 1, order: random, drop_last: true}}
+"""
+
+    def first_batch(seed, size):
+        compiled = compile_spec(spec(seed, size), device="cpu")
+        for images, labels in compiled.loader(small_beton):
+            for op in compiled.batch_ops:
+                images, labels = op(images, labels)
+            return images
+
+    first_batch(0, 16)  # the entries: built, or loaded from the cache
+    compiled_names, compile = [], Dispatcher.compile
+
+    def recording(self, signature):
+        compiled_names.append(f"{self.py_func.__module__}.{self.py_func.__qualname__}")
+        return compile(self, signature)
+
+    Dispatcher.compile = recording
+    try:
+        images = first_batch(1, 20)
+    finally:
+        Dispatcher.compile = compile
+    assert tuple(images.shape) == (8, 3, 20, 20)
+    assert [name for name in compiled_names if not name.startswith("ffcv.")] == []

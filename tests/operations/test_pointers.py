@@ -34,8 +34,8 @@ def test_the_entry_gives_the_direct_calls_values_for_scalars_tuples_arrays_and_s
     rng = np.random.default_rng(0)
     images = rng.integers(0, 100, (5, 7, 9, 3)).astype(np.float32)
     table = np.array([1.0, 2.0, 3.0], np.float32)
-    call = by_pointer(_shift_kernel, {4: "add"})
-    copy = by_pointer(_shift_kernel, {4: "copy"})
+    call = by_pointer(_shift_kernel, {5: "add"})
+    copy = by_pointer(_shift_kernel, {5: "copy"})
     loop = by_pointer(_shift_step, parallel=True)
 
     @njit
@@ -48,6 +48,15 @@ def test_the_entry_gives_the_direct_calls_values_for_scalars_tuples_arrays_and_s
     out, copied, looped = (np.zeros_like(images) for _ in range(3))
     run(images, out, copied, looped)
     assert np.array_equal(out, images + 2.5 + 6.0 + table)  # numpy's arithmetic, float32
+    assert np.array_equal(copied, images)
+    assert np.array_equal(looped, images * 2.5)
+    # from Python (the per-batch glue): the same entries, through ctypes
+    out, copied, looped = (np.zeros_like(images) for _ in range(3))
+    for i in range(images.shape[0]):
+        call(images[i], out[i], 2.5, (2, 3.0), table, "add")
+        copy(images[i], copied[i], 0.0, (0, 0.0), table, "copy")
+    assert loop(images.shape[0], images, looped, 2.5) == -1
+    assert np.array_equal(out, images + 2.5 + 6.0 + table)
     assert np.array_equal(copied, images)
     assert np.array_equal(looped, images * 2.5)
 
