@@ -1,8 +1,9 @@
-"""Kernels called through a C pointer, so the per-batch closures FFCV compiles stay thin.
+"""Kernels called through a C pointer, so that a kernel compiles once, into the cache, and
+whatever calls it compiles nothing of it.
 
 Numba optimises a caller together with the machine code of every dispatcher it calls, so
-each per-batch closure FFCV compiles (one per op instance: its parameters, gate and position
-are constants of the closure) used to re-optimise the whole kernel it calls, 15-20 s for
+each per-batch closure FFCV compiled (one per op instance: its parameters, gate and position
+were constants of the closure) used to re-optimise the whole kernel it calls, 15-20 s for
 TrivialAugmentWide, in every process (docs/performance.md, "Compile time"). ``by_pointer``
 puts the kernel behind a C entry point instead:
 

@@ -23,7 +23,7 @@ import torch
 
 from ..base import Parameterized, PureOperation
 from ..errors import PureffcvError
-from ..ffcv_api import Compiler, uncompiled
+from ..ffcv_api import uncompiled
 from ..kernel_errors import check_failure, raise_replayed
 from ..pointers import by_pointer, replay
 from ..host_rng import sample_key, stream_key
@@ -181,7 +181,7 @@ class JitPairs(PureOperation):
         runs the same code in place)."""
         images = np.array(images, dtype=np.float32, order="C")
         if self._applier is None:
-            self._applier = (Compiler.compile(self.generate_code()), False)
+            self._applier = (self.generate_code(), False)
         return self._applier[0](images, None)
 
     def generate_code(self):
