@@ -104,16 +104,17 @@ def string_positions(args: tuple, first: int) -> Dict[int, str]:
 
 def _caller(function: Callable, constants: Dict[int, str], parallel: bool,
             names: Optional[Callable[[int], str]]) -> Callable:
-    trampolines = {}  # argument types -> what Python runs for them
+    trampolines = {}  # _python_key of the arguments -> what Python runs for them
 
     def call(*args):
-        """From Python (the per-batch glue, ``ffcv_patches.uncompiled``): the entry through
+        """From Python (the per-batch glue, ``ffcv_api.uncompiled``): the entry through
         ctypes, which releases the GIL while it runs; nothing is compiled but the entry."""
-        argument_types = tuple(map(numba.typeof, args))
-        trampoline = trampolines.get(argument_types)
+        key = tuple(map(_python_key, args))
+        trampoline = trampolines.get(key)
         if trampoline is None:
-            trampoline = trampolines[argument_types] = _trampoline(
-                function, argument_types, constants, parallel, names, first_flagged)
+            trampoline = trampolines[key] = _trampoline(
+                function, tuple(map(numba.typeof, args)), constants, parallel, names,
+                first_flagged)
         return trampoline(*args)
 
     @overload(call, jit_options=ENTRY_FLAGS)
@@ -123,6 +124,18 @@ def _caller(function: Callable, constants: Dict[int, str], parallel: bool,
 
     call.__qualname__ = call.__name__ = f"by_pointer_{getattr(function, '__name__', 'function')}"
     return call
+
+
+def _python_key(value):
+    """What decides ``numba.typeof(value)`` for the arguments an entry takes, at a fraction
+    of its cost (once per argument per batch)."""
+    if isinstance(value, np.ndarray):
+        return value.dtype, value.ndim, value.flags.c_contiguous, value.flags.writeable
+    if isinstance(value, tuple):
+        return tuple(map(_python_key, value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int, -2 ** 63 <= value < 2 ** 63  # int64, else uint64
+    return type(value)
 
 
 def _trampoline(function: Callable, argument_types, constants: Dict[int, str], parallel: bool,
