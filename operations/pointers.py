@@ -130,7 +130,9 @@ def _python_key(value):
     """What decides ``numba.typeof(value)`` for the arguments an entry takes, at a fraction
     of its cost (once per argument per batch)."""
     if isinstance(value, np.ndarray):
-        return value.dtype, value.ndim, value.flags.c_contiguous, value.flags.writeable
+        flags = value.flags
+        return (value.dtype, value.ndim, flags.c_contiguous, flags.f_contiguous,
+                flags.writeable, flags.aligned)
     if isinstance(value, tuple):
         return tuple(map(_python_key, value))
     if isinstance(value, int) and not isinstance(value, bool):

@@ -9,6 +9,7 @@ import textwrap
 import types
 from pathlib import Path
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -174,3 +175,22 @@ def test_an_argument_that_cannot_travel_warns_once_naming_it():
     assert messages[0].startswith("pureffcv: op 'lab', parameter 'table' (argument 2) is a "
                                   "array(float64, 1d, A)")
     assert "runs serially" in messages[0]
+
+
+def test_the_python_callers_key_decides_numbas_type_of_an_argument():
+    """From Python a caller picks its trampoline by ``_python_key`` (cheap), not by
+    ``numba.typeof`` (slow): values with one key must have one Numba type."""
+    from operations.pointers import _python_key
+
+    readonly = np.zeros((2, 3), np.uint8)
+    readonly.flags.writeable = False
+    values = [np.zeros((2, 3), np.uint8), np.zeros((2, 3), np.float32), readonly,
+              np.zeros((3, 2), np.uint8).T, np.zeros((4, 4), np.uint8)[:, ::2],
+              np.zeros(4, np.int64), np.zeros((1, 4), np.uint8), 0, -5, 2 ** 63, 2 ** 64 - 1,
+              1.5, True, False, np.uint64(3), np.int64(3), np.float32(1.0), np.bool_(True),
+              (1, 2.0), (1, (2.0, True)), (np.uint64(1), 2), "text", None]
+    for a in values:
+        for b in values:
+            if _python_key(a) == _python_key(b):
+                assert numba.typeof(a) == numba.typeof(b), (a, b)
+
