@@ -28,7 +28,6 @@ except (ImportError, OSError) as exc:  # not installed, or its C library does no
     FFCV_MISSING = f"FFCV cannot be imported ({type(exc).__name__}: {exc})"
 
 
-
 def uncompiled(code: Callable) -> Callable:
     """Mark an op's per-batch function to run in FFCV's JIT stage as it is (Python glue
     calling cached entries: nothing to compile in a new process), and make sure FFCV's

@@ -87,12 +87,12 @@ def _os_cache_compile_reader(self):
     return _compiled_os_cache_reader() if Compiler.is_enabled else _read_os_cache
 
 
+_ffcv_compile = Compiler.compile.__func__
+
+
 def _compile_unless_uncompiled(cls, code, signature=None):
     """FFCV's ``Compiler.compile``, leaving code marked ``ffcv_api.uncompiled`` as it is."""
     return code if getattr(code, "uncompiled", False) else _ffcv_compile(cls, code, signature)
-
-
-_ffcv_compile = Compiler.compile.__func__
 
 
 def _process_cache_state_type(self):
@@ -119,8 +119,6 @@ def _locate_in_pages(page_size_log2: int, pointers, mem_state) -> Tuple[np.ndarr
     offset = pointers - (page << page_size_log2)
     addresses = pages.ctypes.data + slots[page].astype(np.int64) * pages.strides[0] + offset
     return addresses, np.clip(sizes, 0, pages.shape[1] - offset)
-
-
 
 
 class _Lease:

@@ -82,9 +82,8 @@ def bernoulli(key, draw, p):
 
 class EpochClock:
     """The seed and current epoch of one compiled pipeline: its ops' per-batch code reads
-    them once per batch (``batch_loop.epoch_stream``). Set the epoch before
-    ``iter(loader)``: FFCV prefetches at ``iter``.
-    """
+    them once per batch (``batch_loop.epoch_stream``). Set the epoch before ``iter(loader)``:
+    FFCV prefetches at ``iter``."""
 
     def __init__(self, seed: int = 0, epoch: int = 0):
         self.seed = int(seed)

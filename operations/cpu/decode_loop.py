@@ -1,8 +1,8 @@
 """The per-batch function FFCV calls for a decoder (images, masks, boxes), run from Python as
 it is (``ffcv_api.uncompiled``): each sample's address, size and shape read with numpy
-(``locate_samples``), then the per-sample work (decode, crop, resize) in
-parallel through a cached C entry (``pointers.by_pointer``); a sample whose step raised stops
-the batch with one line naming the decoder and the sample (``kernel_errors``)."""
+(``locate_samples``), then the per-sample work (decode, crop, resize) in parallel through a
+cached C entry (``pointers.by_pointer``); a sample whose step raised stops the batch with one
+line naming the decoder and the sample (``kernel_errors``)."""
 from typing import Callable, Tuple
 
 import numpy as np
