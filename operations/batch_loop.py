@@ -27,8 +27,7 @@ def epoch_stream(clock, position: int) -> np.uint64:
 def epoch_streams(clock, positions) -> np.ndarray:
     """``epoch_stream`` of each op in ``positions`` (uint64): the ops that run as one (a
     fused chain's parts, the view copies)."""
-    return np.array([host_rng.stream_key(clock.seed, clock.epoch, int(position))
-                     for position in positions], np.uint64)
+    return np.array([epoch_stream(clock, int(position)) for position in positions], np.uint64)
 
 
 @njit(inline="always")
