@@ -81,3 +81,20 @@ splits:
 
 def test_has_no_probability():
     assert list(get_op("cpu_normalize").parameters()) == ["mean", "std", "dtype"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.sampled_from([1, 3, 4]), st.booleans(),
+       st.integers(0, 2**32 - 1))
+def test_lookup_pixels_mirrors_exactly_like_numpy(height, width, channels, mirror, seed):
+    """The JIT stage's normalize (+ flip) loop: ``table[c, src[y, x', c]]`` with x' mirrored
+    when asked, any shape and channel count (RGB has its own unrolled loops)."""
+    from operations.cpu.normalize import lookup_pixels
+
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    table = rng.standard_normal((channels, 256)).astype(np.float32)
+    dst = np.empty(src.shape, np.float32)
+    lookup_pixels(src, dst, table, mirror)
+    source = src[:, ::-1] if mirror else src
+    assert np.array_equal(dst, table[np.arange(channels), source])

@@ -2,6 +2,8 @@
 and ratio within bounds, fill values exact."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operations import EpochClock, get_op
 from tests.conftest import structured_batch
@@ -111,3 +113,21 @@ def test_signatures_and_defaults():
         "p": 0.5, "scale": (0.02, 0.33), "ratio": (0.3, 3.3), "value": "zero", "count": 1}
     with pytest.raises(TypeError):
         get_op("cutout")()  # size is required
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(-3, 12), st.integers(-3, 12), st.integers(0, 10), st.integers(0, 10),
+       st.sampled_from([0, 7, (1, 2, 3)]), st.sampled_from([np.uint8, np.float32]))
+def test_fill_rect_sets_exactly_the_box(y, x, h, w, fill, dtype):
+    """``fill_rect`` against numpy slicing, for boxes inside the image and empty ones (a
+    negative or zero side fills nothing)."""
+    from operations.cpu.erasing import fill_rect
+
+    image = np.arange(10 * 10 * 3).reshape(10, 10, 3).astype(dtype)
+    expected = image.copy()
+    y, x = max(y, 0), max(x, 0)
+    h, w = min(h, 10 - y), min(w, 10 - x)
+    if h > 0 and w > 0:
+        expected[y:y + h, x:x + w] = fill
+    fill_rect(image, y, x, h, w, fill)
+    assert np.array_equal(image, expected)
