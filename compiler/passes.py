@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import Callable, List, Optional
 
 from operations.cpu.fused import FusedAffine, FusedLut
+from operations.device.batch import ChainedPairs, JitPairs
 from operations.rng import EpochClock
 
 from .ir import Plan, Step
@@ -156,6 +157,38 @@ def _split_batch_ops(batch: List[Step]):
 
 def _noted(step: Step, why: str) -> Step:
     return replace(step, note=f"{step.note}; {why}" if step.note else why)
+
+
+def chain_into_pairs(plan: Plan) -> Plan:
+    """A pairwise batch op lowered into the JIT stage (``JitPairs``) takes the per-sample
+    steps that write its batch: the one that writes the batch's buffer (on a CPU device the
+    lowered normalize) and the in-place steps after it (random erasing), as one
+    ``ChainedPairs`` step that runs them per pair while both images are in cache. Only steps
+    that move no target (targets are planned before, from the separate steps) and that say
+    what they run per sample (``keyed_loop``). Same kernels and draws: bit-identical."""
+    steps = plan.steps
+    at = next((i for i, s in enumerate(steps) if isinstance(s.op, JitPairs)), None)
+    if at is None or steps[at].moves:
+        return plan
+    start = at
+    while start > 0 and _chainable(steps[start - 1]) and steps[start - 1].op.keyed_loop().in_place:
+        start -= 1
+    if start == 0 or not _chainable(steps[start - 1]):
+        return plan
+    start -= 1  # the step writing the buffer the others run on
+    run, pairs = steps[start:at], steps[at]
+    chained = Step("+".join(s.name for s in run + [pairs]),
+                   ChainedPairs(tuple(s.op for s in run), pairs.op), "cpu", run[0].pos,
+                   run[0].position, jit=True, input=run[0].input, output=pairs.output,
+                   parts=tuple(run + [pairs]),
+                   note=f"chained: per pair of images, {', '.join(s.name for s in run)} then "
+                        f"the mixing, while both are in cache (one pass over the batch)")
+    return replace(plan, steps=steps[:start] + [chained] + steps[at + 1:])
+
+
+def _chainable(step: Step) -> bool:
+    """A JIT step ``chain_into_pairs`` may take: per-sample (``keyed_loop``), moving no target."""
+    return step.stage == "cpu" and not step.moves and hasattr(step.op, "keyed_loop")
 
 
 PASSES: List[Callable[[Plan, EpochClock], Plan]] = [fuse_point_maps, fuse_affine,

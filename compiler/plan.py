@@ -22,7 +22,7 @@ from operations.types import ImageType, OpTypeError
 
 from .errors import ErrorList, first_line
 from .ir import Plan, Step
-from .passes import PASSES
+from .passes import PASSES, chain_into_pairs
 from .raw_ops import check_raw_ops
 from .spec import SECTIONS, OpSpec, SplitSpec
 from .targets import plan_targets
@@ -67,7 +67,7 @@ def build_plan(split: SplitSpec, device: str, clock: EpochClock, optimize: bool 
     check_raw_ops(plan, errors)
     plan_targets(plan, [t.target() for t in split.targets], split.pos, errors)
     errors.raise_if_any()
-    return plan
+    return chain_into_pairs(plan) if optimize else plan
 
 
 def backend_note(spec: OpSpec) -> str:

@@ -5,6 +5,7 @@ clock's epoch, then in parallel for every sample its key, the probability gate a
 ``epoch_streams``, ``gate_check``)."""
 import inspect
 from functools import lru_cache
+from typing import Callable, NamedTuple, Tuple
 
 import numpy as np
 from numba import njit
@@ -62,29 +63,43 @@ def leading_arguments(step) -> int:
     return sum(1 for q in parameters if q.kind == q.POSITIONAL_OR_KEYWORD)
 
 
-def keyed_batch_loop(kernel, args: tuple, p: float, gate: Gate, clock, position: int,
-                     otherwise=unchanged, op=None, in_place: bool = False):
+class KeyedLoop(NamedTuple):
+    """What a per-sample op runs in ``keyed_batch_loop``: ``kernel(image_in, image_out, kernel
+    key, *args)`` where its gate (probability ``p``, drawn as ``gate`` says) fires, else
+    ``otherwise(image_in, image_out, *args)``; ``in_place``: the kernel's output is its input
+    (the op declared no buffer: ``DeclaredOp.in_place``)."""
+
+    kernel: Callable
+    args: tuple
+    p: float
+    gate: Gate
+    otherwise: Callable = unchanged
+    in_place: bool = False
+
+
+def keyed_batch_loop(loop: KeyedLoop, clock, position: int, op=None):
     """The per-batch function of every per-sample op, run from Python as it is
     (``ffcv_api.uncompiled``): read the op's stream for the epoch once, then
-    ``sample_step(kernel, otherwise)`` for every sample in parallel, through its cached C
-    entry (``pointers.by_pointer``). The parameters travel as arguments, not constants, so a
-    new op instance (another parameter value) compiles nothing: its entry is the kernel's.
+    ``sample_step(loop.kernel, loop.otherwise)`` for every sample in parallel, through its
+    cached C entry (``pointers.by_pointer``). The parameters travel as arguments, not
+    constants, so a new op instance (another parameter value) compiles nothing: its entry is
+    the kernel's.
 
     A sample whose kernel raised stops the batch with ``kernel_errors.KernelError`` naming
-    ``op`` (the op instance, for its ``origin``) and the sample. ``in_place``: the kernel's
-    output is its input (the op declared no buffer: ``DeclaredOp.in_place``)."""
-    step = sample_step(kernel, otherwise)
+    ``op`` (the op instance, for its ``origin``) and the sample."""
+    kernel, args = loop.kernel, loop.args
+    step = sample_step(kernel, loop.otherwise)
     leading = leading_arguments(step)
     run = by_pointer(step, string_positions(args, first=leading), parallel=True,
                      names=argument_names(op if op is not None else kernel, kernel, leading))
-    on_kernel_key, draw = gate.on_kernel_key, gate.draw
+    p, on_kernel_key, draw = loop.p, loop.gate.on_kernel_key, loop.gate.draw
 
     def report(i, arguments):  # arguments: run's, the kernel's own left out
         raise_replayed(op if op is not None else kernel, arguments[3][i],
                        lambda: replay(step, i, arguments + args))
 
     def apply(images, dst, indices):
-        out = images if in_place else dst
+        out = images if loop.in_place else dst
         arguments = (images.shape[0], images, out, indices, epoch_stream(clock, position), p,
                      on_kernel_key, draw)
         check_failure(run(*arguments, *args), report, arguments)
@@ -124,3 +139,60 @@ def sample_step(kernel, otherwise=unchanged):
             otherwise(images[i], dst[i], *args)
 
     return step
+
+
+@lru_cache(maxsize=None)
+def chained_pair_step(steps: Tuple[Callable, ...], counts: Tuple[int, ...], pair_kernel):
+    """njit ``step(k, images, out, indices, streams, ps, on_kernel_keys, draws, decision,
+    *args)`` for pair k of a batch of B = ``out.shape[0]`` images: the ``sample_step``s
+    ``steps`` for image k and then image B-1-k (the first step reads ``images`` and writes
+    ``out``, the others run on ``out`` in place; step s takes ``streams[s]``, ``ps[s]``,
+    ``on_kernel_keys[s]``, ``draws[s]`` and the next ``counts[s]`` of ``args``), then
+    ``pair_kernel(k, out, decision)`` while both are in cache. The middle image of an odd
+    batch gets the steps only. Each image gets the calls its ops make one after the other,
+    so the same bytes."""
+    chain = _chain(steps, counts)
+
+    @njit(**ENTRY_FLAGS)
+    def step(k, images, out, indices, streams, ps, on_kernel_keys, draws, decision, *args):
+        chain(k, images, out, indices, streams, ps, on_kernel_keys, draws, args)
+        partner = out.shape[0] - 1 - k
+        if partner != k:
+            chain(partner, images, out, indices, streams, ps, on_kernel_keys, draws, args)
+            pair_kernel(k, out, decision)
+
+    return step
+
+
+def _chain(steps: Tuple[Callable, ...], counts: Tuple[int, ...]):
+    """njit ``chain(i, images, out, indices, streams, ps, on_kernel_keys, draws, args)``: the
+    steps in order for sample i, built link by link (Numba cannot loop over a tuple of
+    different functions)."""
+    @njit
+    def done(i, images, out, indices, streams, ps, on_kernel_keys, draws, args):
+        pass
+
+    chain, stop = done, sum(counts)
+    for s in reversed(range(len(steps))):
+        start = stop - counts[s]
+        chain = _link(s, steps[s], start, stop, chain)
+        stop = start
+    return chain
+
+
+def _link(s: int, step, start: int, stop: int, rest):
+    """One link of ``_chain``: step ``s`` (reading ``images`` if it is the first, else
+    ``out`` in place) with ``args[start:stop]``, then the rest."""
+    if s == 0:
+        @njit
+        def link(i, images, out, indices, streams, ps, on_kernel_keys, draws, args):
+            step(i, images, out, indices, streams[s], ps[s], on_kernel_keys[s], draws[s],
+                 *args[start:stop])
+            rest(i, images, out, indices, streams, ps, on_kernel_keys, draws, args)
+    else:
+        @njit
+        def link(i, images, out, indices, streams, ps, on_kernel_keys, draws, args):
+            step(i, out, out, indices, streams[s], ps[s], on_kernel_keys[s], draws[s],
+                 *args[start:stop])
+            rest(i, images, out, indices, streams, ps, on_kernel_keys, draws, args)
+    return link

@@ -8,7 +8,7 @@ from typing import Callable, ClassVar, Optional, Tuple
 from numba import njit
 
 from .base import FusionPart, Gate, KeepsShape, PureOperation, StepOf
-from .batch_loop import keyed_batch_loop
+from .batch_loop import KeyedLoop, keyed_batch_loop
 from .cpu.pixels import apply_channel_luts, apply_lut, channel_histograms
 from .cpu.values import Fill
 from .cpu.target_warps import TARGET_WARPS
@@ -75,9 +75,13 @@ class DeclaredOp(PureOperation):
             return self.args()
         return (self.params["fill"] if self.filled else 0,) + self.args()  # a warp's fill first
 
+    def keyed_loop(self) -> KeyedLoop:
+        """What this op runs per sample (a chain of ops shares it: ``ChainedPairs``)."""
+        return KeyedLoop(self.kernel, self.kernel_args(), self.gate_p(), self.gate,
+                         in_place=self.in_place)
+
     def generate_code(self):
-        return keyed_batch_loop(self.kernel, self.kernel_args(), self.gate_p(), self.gate,
-                                self.clock, self.position, op=self, in_place=self.in_place)
+        return keyed_batch_loop(self.keyed_loop(), self.clock, self.position, op=self)
 
     def output_type(self, image: ImageType) -> ImageType:
         if self.declared_output_type is None:
@@ -219,8 +223,8 @@ class TargetStep(KeepsShape, StepOf):
         self.of = type(of).__name__
 
     def generate_code(self):
-        return keyed_batch_loop(self.kernel, self.args, self.p, self.gate, self.clock,
-                                self.position, op=self)
+        return keyed_batch_loop(KeyedLoop(self.kernel, self.args, self.p, self.gate),
+                                self.clock, self.position, op=self)
 
     def __repr__(self):
         return f"TargetStep({self.of})"

@@ -14,7 +14,7 @@ import torch
 from numba import njit
 
 from ..authoring import cpu_op
-from ..batch_loop import keyed_batch_loop
+from ..batch_loop import KeyedLoop, keyed_batch_loop
 from ..base import PureOperation
 from ..declared import TargetStep
 from ..normalization import MeanParam, StdParam, lookup_table
@@ -149,7 +149,10 @@ class JitNormalizeFlip(PureOperation):
         return TargetStep(horizontal_flip.declared_targets[target.kind], (target.fill,),
                           self.params["p"], horizontal_flip.gate, self)
 
+    def keyed_loop(self) -> KeyedLoop:
+        """What this op runs per sample (a chain of ops shares it: ``ChainedPairs``)."""
+        return KeyedLoop(mirrored_lookup, (self.table,), self.params["p"], horizontal_flip.gate,
+                         otherwise=plain_lookup)
+
     def generate_code(self):
-        return keyed_batch_loop(mirrored_lookup, (self.table,), self.params["p"],
-                                horizontal_flip.gate, self.clock, self.position,
-                                otherwise=plain_lookup, op=self)
+        return keyed_batch_loop(self.keyed_loop(), self.clock, self.position, op=self)

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from ..base import Parameterized, PureOperation
+from ..batch_loop import chained_pair_step, epoch_streams, leading_arguments, sample_step
 from ..errors import PureffcvError
 from ..ffcv_api import uncompiled
 from ..kernel_errors import check_failure, raise_replayed
-from ..pointers import by_pointer, replay
+from ..pointers import by_pointer, replay, string_positions
 from ..host_rng import sample_key, stream_key
 from ..rng import EpochClock
 from ..types import ImageType, OpTypeError
@@ -200,6 +201,65 @@ class JitPairs(PureOperation):
 
         mix_pairs.__name__ = f"{op_name}_pairs"
         return uncompiled(mix_pairs)
+
+
+class ChainedPairs(PureOperation):
+    """``JitPairs`` with the per-sample steps that write its batch before it (on a CPU device
+    the lowered normalize, then in-place ops such as random erasing): per pair k, the steps
+    for images k and B-1-k, then the pair kernel, while both images are in cache, instead of
+    one pass over the whole batch per op, each writing it to memory and the next reading it
+    back (``batch_loop.chained_pair_step``). The same kernels, draws and order per image,
+    hence the same bytes. The compiler creates it (``compiler.passes.chain_into_pairs``);
+    ``steps`` are ops with a ``keyed_loop()``, the first writing a buffer of its own and the
+    others in place."""
+
+    stage = "cpu"
+
+    def __init__(self, steps: tuple, pairs: JitPairs):
+        super().__init__()
+        self.clock, self.position = steps[0].clock, steps[0].position
+        self.origin = " and ".join(op.origin for op in (*steps, pairs.batch_op) if op.origin)
+
+    def output_type(self, image: Optional[ImageType]) -> ImageType:
+        for op in self.params["steps"]:
+            image = op.output_type(image)
+        return self.params["pairs"].output_type(image)
+
+    def declare_state_and_memory(self, previous_state):
+        return self.params["steps"][0].declare_state_and_memory(previous_state)
+
+    def for_target(self, target):
+        return None  # made only from steps that move no target
+
+    def generate_code(self):
+        steps, pairs = self.params["steps"], self.params["pairs"]
+        loops = [op.keyed_loop() for op in steps]
+        produce, kernel = pairs.batch_op.produce, pairs.batch_op.pair_kernel
+        step = chained_pair_step(tuple(sample_step(loop.kernel, loop.otherwise) for loop in loops),
+                                 tuple(len(loop.args) for loop in loops), kernel)
+        args = tuple(item for loop in loops for item in loop.args)
+        leading = leading_arguments(step)
+        run = by_pointer(step, string_positions(args, first=leading), parallel=True)
+        positions = [op.position for op in steps]
+        ps = np.array([loop.p for loop in loops], np.float64)
+        on_kernel_keys = np.array([loop.gate.on_kernel_key for loop in loops], np.bool_)
+        draws = np.array([loop.gate.draw for loop in loops], np.int64)
+        clock = self.clock
+
+        def report(k, arguments):  # k: the pair one of whose calls raised
+            raise_replayed(self, arguments[3][k], lambda: replay(step, k, arguments + args))
+
+        def chained_pairs(images, dst, indices):
+            out = dst[:images.shape[0]]
+            decision = produce(out.ctypes.data, out.shape[1], out.shape[2])
+            arguments = ((images.shape[0] + 1) // 2, images, out, indices,
+                         epoch_streams(clock, positions), ps, on_kernel_keys, draws, decision)
+            check_failure(run(*arguments, *args), report, arguments)
+            return out
+
+        chained_pairs.with_indices = True
+        chained_pairs.__name__ = f"{pairs.batch_op.op_name}_chained_pairs"
+        return uncompiled(chained_pairs)
 
 
 def require_float(op: str, image: ImageType) -> None:

@@ -274,16 +274,29 @@ splits:
 """
 
 
-def test_on_the_cpu_mixing_runs_in_the_jit_stage_with_the_batch_ops_bytes(small_beton):
-    """mixup_cutmix's pairs move into the JIT stage (its targets stay after the loader):
-    the batches equal those of the unoptimized plan, which mixes after the loader."""
-    lowered = compile_spec(MIXING, device="cpu")
+@pytest.mark.parametrize("device_ops, batch_size", [
+    ("[{flip: {p: 0.5}}, normalize]", 6),
+    ("[{flip: {p: 0.5}}, normalize, {random_erasing: {p: 0.5, value: zero, count: 2}}]", 7),
+])
+def test_on_the_cpu_mixing_runs_in_the_jit_stage_with_the_batch_ops_bytes(small_beton,
+                                                                          device_ops,
+                                                                          batch_size):
+    """mixup_cutmix's pairs move into the JIT stage (its targets stay after the loader), and
+    take the lowered normalize (and in-place erasing) before them, per pair: the batches
+    equal those of the unoptimized plan, which runs each op on the whole batch and mixes
+    after the loader. An odd batch size leaves a middle image without a partner."""
+    text = MIXING.replace("[{flip: {p: 0.5}}, normalize]", device_ops) \
+        .replace("batch_size: 6", f"batch_size: {batch_size}")
+    lowered = compile_spec(text, device="cpu")
     steps = [(s.name, s.stage, s.note) for s in lowered.plan.steps + lowered.plan.batch]
-    assert steps[2] == ("mixup_cutmix_pairs", "cpu", "lowered: the device is the CPU, so it "
-                                                     "mixes pairs in the parallel JIT stage")
+    chained = [s.name for s in lowered.plan.steps[1].parts]
+    assert chained[0] == "flip+normalize" and chained[-1] == "mixup_cutmix_pairs"
+    assert steps[1][1:] == ("cpu", f"chained: per pair of images, {', '.join(chained[:-1])} "
+                                   f"then the mixing, while both are in cache (one pass over "
+                                   f"the batch)")
     assert steps[-1] == ("mixup_cutmix", "batch", "only its targets after the loader: the "
                                                   "images were mixed in the JIT stage")
-    on_batch = compile_spec(MIXING, device="cpu", optimize=False)
+    on_batch = compile_spec(text, device="cpu", optimize=False)
     assert [s.stage for s in on_batch.plan.steps].count("cpu") == 0
 
     def epochs(compiled):
@@ -297,6 +310,6 @@ def test_on_the_cpu_mixing_runs_in_the_jit_stage_with_the_batch_ops_bytes(small_
         return out
 
     batches = epochs(lowered)
-    assert len(batches) == 14  # 40 images in batches of 6, twice
+    assert len(batches) == 2 * -(-40 // batch_size)  # 40 images, twice
     for (a, la), (b, lb) in zip(batches, epochs(on_batch)):
         assert torch.equal(a, b) and torch.equal(la, lb)
