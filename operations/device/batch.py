@@ -218,7 +218,8 @@ class ChainedPairs(PureOperation):
     def __init__(self, steps: tuple, pairs: JitPairs):
         super().__init__()
         self.clock, self.position = steps[0].clock, steps[0].position
-        self.origin = " and ".join(op.origin for op in (*steps, pairs.batch_op) if op.origin)
+        self.origin = " and ".join(origin for origin in (getattr(op, "origin", "") for op in
+                                                          (*steps, pairs.batch_op)) if origin)
 
     def output_type(self, image: Optional[ImageType]) -> ImageType:
         for op in self.params["steps"]:
