@@ -277,6 +277,7 @@ splits:
 @pytest.mark.parametrize("device_ops, batch_size", [
     ("[{flip: {p: 0.5}}, normalize]", 6),
     ("[{flip: {p: 0.5}}, normalize, {random_erasing: {p: 0.5, value: zero, count: 2}}]", 7),
+    ("[{flip: {p: 1.0}}, normalize, {random_erasing: {p: 1.0, value: 3}}]", 5),
 ])
 def test_on_the_cpu_mixing_runs_in_the_jit_stage_with_the_batch_ops_bytes(small_beton,
                                                                           device_ops,
@@ -298,18 +299,47 @@ def test_on_the_cpu_mixing_runs_in_the_jit_stage_with_the_batch_ops_bytes(small_
                                                   "images were mixed in the JIT stage")
     on_batch = compile_spec(text, device="cpu", optimize=False)
     assert [s.stage for s in on_batch.plan.steps].count("cpu") == 0
+    assert_same_mixed_epochs(lowered, on_batch, small_beton, batch_size)
 
-    def epochs(compiled):
-        loader, out = compiled.loader(small_beton), []
+
+CPU_NORMALIZE_CUTMIX = """\
+version: 1
+seed: 3
+splits:
+  train:
+    image:
+      decode: {random_resized_crop: {size: 16}}
+      cpu: [{horizontal_flip: {p: 0.5}}, normalize]
+    label: {num_classes: 4}
+    batch: [{cutmix: {}}]
+    loader: {batch_size: 5, num_workers: 2, order: random, drop_last: false}
+"""
+
+
+def test_a_cpu_normalize_chains_into_the_pairs_with_the_same_bytes(small_beton):
+    """Any per-sample op writing the float batch chains, not only the lowered normalize: a
+    normalize written in image.cpu before cutmix."""
+    lowered = compile_spec(CPU_NORMALIZE_CUTMIX, device="cpu")
+    assert [s.name for s in lowered.plan.steps[:3]] == [
+        "random_resized_crop", "horizontal_flip", "normalize+cutmix_pairs"]
+    assert_same_mixed_epochs(lowered, compile_spec(CPU_NORMALIZE_CUTMIX, device="cpu",
+                                                   optimize=False), small_beton, 5)
+
+
+def assert_same_mixed_epochs(compiled, reference, beton, batch_size: int) -> None:
+    """Two epochs of ``compiled`` (batch ops applied after the loader) equal
+    ``reference``'s, images and labels, batch for batch (the 40-image ``small_beton``)."""
+    def epochs(pipeline):
+        loader, out = pipeline.loader(beton), []
         for epoch in (0, 1):
-            compiled.set_epoch(epoch)
+            pipeline.set_epoch(epoch)
             for images, labels in loader:
-                for op in compiled.batch_ops:
+                for op in pipeline.batch_ops:
                     images, labels = op(images, labels)
                 out.append((images.clone(), labels.clone()))
         return out
 
-    batches = epochs(lowered)
+    batches = epochs(compiled)
     assert len(batches) == 2 * -(-40 // batch_size)  # 40 images, twice
-    for (a, la), (b, lb) in zip(batches, epochs(on_batch)):
+    for (a, la), (b, lb) in zip(batches, epochs(reference)):
         assert torch.equal(a, b) and torch.equal(la, lb)
