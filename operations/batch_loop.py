@@ -181,18 +181,12 @@ def _chain(steps: Tuple[Callable, ...], counts: Tuple[int, ...]):
 
 
 def _link(s: int, step, start: int, stop: int, rest):
-    """One link of ``_chain``: step ``s`` (reading ``images`` if it is the first, else
-    ``out`` in place) with ``args[start:stop]``, then the rest."""
-    if s == 0:
-        @njit
-        def link(i, images, out, indices, streams, ps, on_kernel_keys, draws, args):
-            step(i, images, out, indices, streams[s], ps[s], on_kernel_keys[s], draws[s],
-                 *args[start:stop])
-            rest(i, images, out, indices, streams, ps, on_kernel_keys, draws, args)
-    else:
-        @njit
-        def link(i, images, out, indices, streams, ps, on_kernel_keys, draws, args):
-            step(i, out, out, indices, streams[s], ps[s], on_kernel_keys[s], draws[s],
-                 *args[start:stop])
-            rest(i, images, out, indices, streams, ps, on_kernel_keys, draws, args)
+    """One link of ``_chain``: step ``s`` from ``source`` into ``out`` with
+    ``args[start:stop]``, then the rest on ``out`` in place (so only the first step reads
+    the chain's input)."""
+    @njit
+    def link(i, source, out, indices, streams, ps, on_kernel_keys, draws, args):
+        step(i, source, out, indices, streams[s], ps[s], on_kernel_keys[s], draws[s],
+             *args[start:stop])
+        rest(i, out, out, indices, streams, ps, on_kernel_keys, draws, args)
     return link
