@@ -124,69 +124,155 @@ def argument_names(op, kernel, leading: int):
 
 
 @lru_cache(maxsize=None)
-def sample_step(kernel, otherwise=unchanged):
-    """njit ``step(i, images, dst, indices, stream, p, on_kernel_key, draw, *args)`` for
-    sample i: its key, the gate (probability ``p``, drawn as ``base.Gate`` says) and
-    ``kernel(image_in, image_out, kernel key, *args)`` — or, where the gate does not fire,
-    ``otherwise(image_in, image_out, *args)``. One per kernel, for all its instances."""
+def sample_call(kernel, otherwise=unchanged):
+    """njit ``call(index, image_in, image_out, stream, p, on_kernel_key, draw, *args)`` for
+    the sample of data-set index ``index``: its key, the gate (probability ``p``, drawn as
+    ``base.Gate`` says) and ``kernel(image_in, image_out, kernel key, *args)`` — or, where
+    the gate does not fire, ``otherwise(image_in, image_out, *args)``. One per kernel, for
+    all its instances; a batch's loop (``sample_step``) and a chain's links call it."""
     @njit(**ENTRY_FLAGS)
-    def step(i, images, dst, indices, stream, p, on_kernel_key, draw, *args):
-        key = sample_key(stream, indices[i])
+    def call(index, image_in, image_out, stream, p, on_kernel_key, draw, *args):
+        key = sample_key(stream, index)
         kernel_key = derive(key, 1)
         if gate_fires(key, kernel_key, p, on_kernel_key, draw):
-            kernel(images[i], dst[i], kernel_key, *args)
+            kernel(image_in, image_out, kernel_key, *args)
         else:
-            otherwise(images[i], dst[i], *args)
+            otherwise(image_in, image_out, *args)
+
+    return call
+
+
+@lru_cache(maxsize=None)
+def sample_step(kernel, otherwise=unchanged):
+    """njit ``step(i, images, dst, indices, stream, p, on_kernel_key, draw, *args)``:
+    ``sample_call(kernel, otherwise)`` for sample i of a batch."""
+    call = sample_call(kernel, otherwise)
+
+    @njit(**ENTRY_FLAGS)
+    def step(i, images, dst, indices, stream, p, on_kernel_key, draw, *args):
+        call(indices[i], images[i], dst[i], stream, p, on_kernel_key, draw, *args)
 
     return step
 
 
+#: where a chain's step reads and writes, per image: the chain's input, its output, scratch
+INPUT, OUTPUT, SCRATCH, SECOND_SCRATCH = range(4)
+
+
+def chain_routes(in_place: Tuple[bool, ...]) -> Tuple[Tuple[int, int], ...]:
+    """(source, target) of each step of a chain whose steps run in place or not as
+    ``in_place`` says: the last step with a buffer of its own writes the output; those
+    before it write scratch (two, in turn, when one reads what the other holds); an in-place
+    step runs on what the step before it wrote (the input if none did)."""
+    writer = max(s for s, runs_in_place in enumerate(in_place) if not runs_in_place)
+    routes, current = [], INPUT
+    for s, runs_in_place in enumerate(in_place):
+        if runs_in_place:
+            routes.append((current, current))
+            continue
+        target = OUTPUT if s == writer else SECOND_SCRATCH if current == SCRATCH else SCRATCH
+        routes.append((current, target))
+        current = target
+    return tuple(routes)
+
+
 @lru_cache(maxsize=None)
-def chained_pair_step(steps: Tuple[Callable, ...], counts: Tuple[int, ...], pair_kernel):
+def chained_pair_step(calls: Tuple[Callable, ...], counts: Tuple[int, ...],
+                      routes: Tuple[Tuple[int, int], ...], pair_kernel):
     """njit ``step(k, images, out, indices, streams, ps, on_kernel_keys, draws, decision,
-    *args)`` for pair k of a batch of B = ``out.shape[0]`` images: the ``sample_step``s
-    ``steps`` for image k and then image B-1-k (the first step reads ``images`` and writes
-    ``out``, the others run on ``out`` in place; step s takes ``streams[s]``, ``ps[s]``,
-    ``on_kernel_keys[s]``, ``draws[s]`` and the next ``counts[s]`` of ``args``), then
-    ``pair_kernel(k, out, decision)`` while both are in cache. The middle image of an odd
-    batch gets the steps only. Each image gets the calls its ops make one after the other,
-    so the same bytes."""
-    chain = _chain(steps, counts)
+    *args)`` for pair k of a batch of B = ``out.shape[0]`` images: the ``sample_call``s
+    ``calls`` for image k and then image B-1-k, each from and to the buffers its route
+    (``chain_routes``) names (step s takes ``streams[s]``, ``ps[s]``, ``on_kernel_keys[s]``,
+    ``draws[s]`` and the next ``counts[s]`` of ``args``), then ``pair_kernel(k, out,
+    decision)`` while both are in cache. Scratch, where steps write some, is the shape and
+    dtype of the input (those steps keep the image's type), allocated once per pair: it
+    stays in cache instead of being written to memory. The middle image of an odd batch
+    gets the steps only. Each image gets the calls its ops make one after the other, so the
+    same bytes."""
+    chain = _chain(calls, counts, routes)
+    scratch = SCRATCH_BUFFERS[len({target for _, target in routes if target >= SCRATCH})]
 
     @njit(**ENTRY_FLAGS)
     def step(k, images, out, indices, streams, ps, on_kernel_keys, draws, decision, *args):
-        chain(k, images, out, indices, streams, ps, on_kernel_keys, draws, args)
+        first, second = scratch(images[k])
+        chain(indices[k], images[k], out[k], first, second, streams, ps, on_kernel_keys,
+              draws, args)
         partner = out.shape[0] - 1 - k
         if partner != k:
-            chain(partner, images, out, indices, streams, ps, on_kernel_keys, draws, args)
+            chain(indices[partner], images[partner], out[partner], first, second, streams,
+                  ps, on_kernel_keys, draws, args)
             pair_kernel(k, out, decision)
 
     return step
 
 
-def _chain(steps: Tuple[Callable, ...], counts: Tuple[int, ...]):
-    """njit ``chain(i, images, out, indices, streams, ps, on_kernel_keys, draws, args)``: the
-    steps in order for sample i, built link by link (Numba cannot loop over a tuple of
-    different functions)."""
+@njit
+def _no_scratch(image):
+    return image, image  # never written: no route targets them
+
+
+@njit
+def _one_scratch(image):
+    return np.empty_like(image), image
+
+
+@njit
+def _two_scratch(image):
+    return np.empty_like(image), np.empty_like(image)
+
+
+SCRATCH_BUFFERS = (_no_scratch, _one_scratch, _two_scratch)
+
+
+@njit(inline="always")
+def _input(image, out, first, second):
+    return image
+
+
+@njit(inline="always")
+def _output(image, out, first, second):
+    return out
+
+
+@njit(inline="always")
+def _scratch(image, out, first, second):
+    return first
+
+
+@njit(inline="always")
+def _second_scratch(image, out, first, second):
+    return second
+
+
+#: a route's buffer, by ``INPUT``, ``OUTPUT``, ``SCRATCH``, ``SECOND_SCRATCH``
+BUFFERS = (_input, _output, _scratch, _second_scratch)
+
+
+def _chain(calls: Tuple[Callable, ...], counts: Tuple[int, ...],
+           routes: Tuple[Tuple[int, int], ...]):
+    """njit ``chain(index, image, out, first, second, streams, ps, on_kernel_keys, draws,
+    args)``: the calls in order for one image, built link by link (Numba cannot loop over a
+    tuple of different functions)."""
     @njit
-    def done(i, images, out, indices, streams, ps, on_kernel_keys, draws, args):
+    def done(index, image, out, first, second, streams, ps, on_kernel_keys, draws, args):
         pass
 
     chain, stop = done, sum(counts)
-    for s in reversed(range(len(steps))):
+    for s in reversed(range(len(calls))):
         start = stop - counts[s]
-        chain = _link(s, steps[s], start, stop, chain)
+        chain = _link(s, calls[s], start, stop, routes[s], chain)
         stop = start
     return chain
 
 
-def _link(s: int, step, start: int, stop: int, rest):
-    """One link of ``_chain``: step ``s`` from ``source`` into ``out`` with
-    ``args[start:stop]``, then the rest on ``out`` in place (so only the first step reads
-    the chain's input)."""
+def _link(s: int, call, start: int, stop: int, route: Tuple[int, int], rest):
+    """One link of ``_chain``: call ``s`` from and to the buffers of its ``route`` with
+    ``args[start:stop]``, then the rest."""
+    source, target = BUFFERS[route[0]], BUFFERS[route[1]]
+
     @njit
-    def link(i, source, out, indices, streams, ps, on_kernel_keys, draws, args):
-        step(i, source, out, indices, streams[s], ps[s], on_kernel_keys[s], draws[s],
-             *args[start:stop])
-        rest(i, out, out, indices, streams, ps, on_kernel_keys, draws, args)
+    def link(index, image, out, first, second, streams, ps, on_kernel_keys, draws, args):
+        call(index, source(image, out, first, second), target(image, out, first, second),
+             streams[s], ps[s], on_kernel_keys[s], draws[s], *args[start:stop])
+        rest(index, image, out, first, second, streams, ps, on_kernel_keys, draws, args)
     return link

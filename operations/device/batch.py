@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ..base import Parameterized, PureOperation
-from ..batch_loop import chained_pair_step, epoch_streams, leading_arguments, sample_step
+from ..batch_loop import (chain_routes, chained_pair_step, epoch_streams, leading_arguments,
+                          sample_call)
 from ..errors import PureffcvError
 from ..ffcv_api import uncompiled
 from ..kernel_errors import check_failure, raise_replayed
@@ -205,15 +206,14 @@ class JitPairs(PureOperation):
 
 class ChainedPairs(PureOperation):
     """``JitPairs`` with the per-sample steps that write its batch before it (on a CPU device
-    the lowered normalize, then in-place ops such as random erasing): per pair k, the steps
-    for images k and B-1-k, then the pair kernel, while both images are in cache, instead of
-    one pass over the whole batch per op, each writing it to memory and the next reading it
-    back (``batch_loop.chained_pair_step``). The same kernels, draws and order per image,
+    the lowered normalize, the in-place ops after it such as random erasing, and the CPU ops
+    before it that keep the image's type, such as trivial_augment_wide): per pair k, the
+    steps for images k and B-1-k, then the pair kernel, while both images are in cache,
+    instead of one pass over the whole batch per op, each writing it to memory and the next
+    reading it back (``batch_loop.chained_pair_step``; the steps before the one writing the
+    batch write scratch that stays in cache). The same kernels, draws and order per image,
     hence the same bytes. The compiler creates it (``compiler.passes.chain_into_pairs``);
-    ``steps`` are ops with a ``keyed_loop()``, the first writing a buffer of its own and the
-    others in place."""
-
-    stage = "cpu"
+    ``steps`` are ops with a ``keyed_loop()``, one of them writing a buffer of its own."""
 
     def __init__(self, steps: tuple, pairs: JitPairs):
         super().__init__()
@@ -227,7 +227,13 @@ class ChainedPairs(PureOperation):
         return self.params["pairs"].output_type(image)
 
     def declare_state_and_memory(self, previous_state):
-        return self.params["steps"][0].declare_state_and_memory(previous_state)
+        """The buffer of the last step with one (the batch the pairs mix); the steps
+        before it write per-pair scratch instead of theirs."""
+        state, memory = previous_state, None
+        for op in self.params["steps"]:
+            state, query = op.declare_state_and_memory(state)
+            memory = query or memory
+        return state, memory
 
     def for_target(self, target):
         return None  # made only from steps that move no target
@@ -236,8 +242,9 @@ class ChainedPairs(PureOperation):
         steps, pairs = self.params["steps"], self.params["pairs"]
         loops = [op.keyed_loop() for op in steps]
         produce, kernel = pairs.batch_op.produce, pairs.batch_op.pair_kernel
-        step = chained_pair_step(tuple(sample_step(loop.kernel, loop.otherwise) for loop in loops),
-                                 tuple(len(loop.args) for loop in loops), kernel)
+        step = chained_pair_step(tuple(sample_call(loop.kernel, loop.otherwise) for loop in loops),
+                                 tuple(len(loop.args) for loop in loops),
+                                 chain_routes(tuple(loop.in_place for loop in loops)), kernel)
         args = tuple(item for loop in loops for item in loop.args)
         leading = leading_arguments(step)
         run = by_pointer(step, string_positions(args, first=leading), parallel=True)

@@ -318,12 +318,47 @@ splits:
 
 def test_a_cpu_normalize_chains_into_the_pairs_with_the_same_bytes(small_beton):
     """Any per-sample op writing the float batch chains, not only the lowered normalize: a
-    normalize written in image.cpu before cutmix."""
+    normalize written in image.cpu before cutmix, with the flip before it (it keeps the
+    image's type: it writes scratch)."""
     lowered = compile_spec(CPU_NORMALIZE_CUTMIX, device="cpu")
-    assert [s.name for s in lowered.plan.steps[:3]] == [
-        "random_resized_crop", "horizontal_flip", "normalize+cutmix_pairs"]
+    assert [s.name for s in lowered.plan.steps[:2]] == [
+        "random_resized_crop", "horizontal_flip+normalize+cutmix_pairs"]
     assert_same_mixed_epochs(lowered, compile_spec(CPU_NORMALIZE_CUTMIX, device="cpu",
                                                    optimize=False), small_beton, 5)
+
+
+SCRATCH_CHAIN = """\
+version: 1
+seed: 11
+splits:
+  train:
+    image:
+      decode: {random_resized_crop: {size: 16}}
+      cpu:
+        - {brightness: {strength: 0.4}}
+        - {contrast: {strength: 0.4}}
+        - {gaussian_blur: {kernel_size: 3, p: 0.5}}
+        - trivial_augment_wide
+        - {grayscale: {p: 0.5}}
+      device:
+        dtype: float32
+        ops: [{flip: {p: 0.5}}, normalize, {random_erasing: {p: 0.5, value: zero}}]
+    label: {num_classes: 4}
+    batch: [{mixup_cutmix: {switch_prob: 0.5}}]
+    loader: {batch_size: 7, num_workers: 2, order: random, drop_last: false}
+"""
+
+
+def test_the_ops_before_the_normalize_chain_through_scratch_with_the_same_bytes(small_beton):
+    """The type-keeping CPU ops before the lowered normalize (fused point maps, a blur, a
+    policy, a gated grayscale) join the chain, writing two scratch buffers in turn (one read
+    while the other is written). Same batches as the unoptimized plan, with an odd batch."""
+    lowered = compile_spec(SCRATCH_CHAIN, device="cpu")
+    assert [s.name for s in lowered.plan.steps[:2]] == [
+        "random_resized_crop", "brightness+contrast+gaussian_blur+trivial_augment_wide+"
+                               "grayscale+flip+normalize+random_erasing+mixup_cutmix_pairs"]
+    assert_same_mixed_epochs(lowered, compile_spec(SCRATCH_CHAIN, device="cpu",
+                                                   optimize=False), small_beton, 7)
 
 
 def assert_same_mixed_epochs(compiled, reference, beton, batch_size: int) -> None:
