@@ -224,28 +224,16 @@ def _two_scratch(image):
 SCRATCH_BUFFERS = (_no_scratch, _one_scratch, _two_scratch)
 
 
-@njit(inline="always")
-def _input(image, out, first, second):
-    return image
-
-
-@njit(inline="always")
-def _output(image, out, first, second):
-    return out
-
-
-@njit(inline="always")
-def _scratch(image, out, first, second):
-    return first
-
-
-@njit(inline="always")
-def _second_scratch(image, out, first, second):
-    return second
+def _buffer(slot: int):
+    """njit ``buffer(image, out, first, second)``: the one of its arguments at ``slot``."""
+    @njit(inline="always")
+    def buffer(image, out, first, second):
+        return (image, out, first, second)[slot]
+    return buffer
 
 
 #: a route's buffer, by ``INPUT``, ``OUTPUT``, ``SCRATCH``, ``SECOND_SCRATCH``
-BUFFERS = (_input, _output, _scratch, _second_scratch)
+BUFFERS = tuple(_buffer(slot) for slot in (INPUT, OUTPUT, SCRATCH, SECOND_SCRATCH))
 
 
 def _chain(calls: Tuple[Callable, ...], counts: Tuple[int, ...],
