@@ -215,6 +215,8 @@ class ChainedPairs(PureOperation):
     hence the same bytes. The compiler creates it (``compiler.passes.chain_into_pairs``);
     ``steps`` are ops with a ``keyed_loop()``, one of them writing a buffer of its own."""
 
+    stage = "cpu"
+
     def __init__(self, steps: tuple, pairs: JitPairs):
         super().__init__()
         self.clock, self.position = steps[0].clock, steps[0].position
