@@ -2,7 +2,8 @@
 clock's epoch, then in parallel for every sample its key, the probability gate and the kernel
 (``keyed_batch_loop``), through a cached C entry (``pointers.by_pointer``). The fused chains
 (``cpu/fused.py``) and the keyed decoders reuse its pieces (``epoch_stream``,
-``epoch_streams``, ``gate_check``)."""
+``epoch_streams``, ``gate_check``); the pairwise chains (``device/batch.ChainedPairs``) run
+its per-sample call (``sample_call``) per pair, through ``chained_pair_step``."""
 import inspect
 from functools import lru_cache
 from typing import Callable, NamedTuple, Tuple
