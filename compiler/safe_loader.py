@@ -9,7 +9,9 @@ blocked on the batch queue forever; when the consumer stops early, the thread is
 - ``start(loader)`` starts an epoch whose thread's error is kept, not printed;
 - ``batches(iterator)`` yields its batches and raises ``LoaderError`` (one line, the thread's
   error as ``__cause__``) instead of waiting on a dead thread;
-- ``close(iterator)`` stops, drains and joins the thread and releases its buffers;
+- ``close(iterator)`` stops, drains and joins the thread and releases its buffers, after the
+  batch the thread is computing (FFCV's thread reads its stop flag only when the queue is
+  full: drained, it would compute the rest of the epoch first);
 - ``epoch(loader)`` is the three together, for a consumer that reads whole epochs;
 - ``SafeLoader`` is an ffcv Loader whose ``iter()`` is ``epoch``: a plain ``for`` loop that
   breaks early closes and joins its epoch, and a dead thread raises. ``CompiledPipeline.loader``
@@ -26,7 +28,7 @@ from ffcv.loader import Loader
 
 from operations.errors import PureffcvError
 
-#: seconds to wait for a stopping iterator thread (it polls its stop flag every 0.5 s)
+#: seconds to wait for a stopping iterator thread (it finishes the batch it is computing)
 JOIN_TIMEOUT_S = 30.0
 
 _guarded = weakref.WeakKeyDictionary()  # started EpochIterator -> its error (None: none yet)
@@ -125,8 +127,11 @@ def batches(iterator) -> Iterator:
 
 
 def close(iterator) -> None:
-    """Stop and join an EpochIterator's thread and release its batch buffers."""
+    """Stop and join an EpochIterator's thread and release its batch buffers. The thread
+    takes each batch's indices from ``iter_ixes``: emptied, its next batch is the end of
+    the epoch, so it stops after the batch it is computing."""
     iterator.terminate_event.set()
+    iterator.iter_ixes = iter(())
     deadline = time.monotonic() + JOIN_TIMEOUT_S
     while iterator.is_alive() and time.monotonic() < deadline:
         _drain(iterator.output_queue)

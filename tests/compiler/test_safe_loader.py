@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import torch
+from ffcv.loader.epoch_iterator import EpochIterator
 
 from compiler import compile_spec
 from compiler.safe_loader import LoaderError, SafeLoader
@@ -65,6 +66,28 @@ def test_an_iterator_that_is_kept_is_closed_by_the_next_epoch(small_beton):
     loader.close_epoch()
     assert threading.active_count() == before
     assert list(kept[0]) == []  # a closed epoch yields nothing more
+
+
+def test_an_early_stopped_epoch_computes_no_more_batches(small_beton, monkeypatch):
+    """FFCV's thread reads its stop flag only when its queue is full, and closing drains the
+    queue: the thread used to compute the rest of the epoch before it stopped (on a large
+    data set longer than the join waits, leaving it running). Now it stops after the batch
+    it is computing."""
+    computed = []
+    run_pipeline = EpochIterator.run_pipeline
+
+    def counted(self, b_ix, *args):
+        computed.append(b_ix)
+        return run_pipeline(self, b_ix, *args)
+
+    monkeypatch.setattr(EpochIterator, "run_pipeline", counted)
+    loader = compile_spec(SPEC, device="cpu").loader(small_beton, batch_size=2)
+    assert len(loader) == 20
+    for _ in loader:
+        break
+    # the batch taken, the queue's batches_ahead (2) and the one being computed when closed
+    assert len(computed) <= 4, computed
+    assert computed == list(range(len(computed)))
 
 
 def test_a_whole_epoch_has_every_batch(small_beton):
