@@ -200,17 +200,21 @@ def epoch_rows(metrics_csv):
     return rows
 
 
-#: what val/knn_top1 must beat chance (1/8) by after the 6-epoch run below: chance + 0.5 =
-#: 0.625. Measured on 2 CPU cores: 0.812 (loss per epoch 4.813 -> 4.585); the same run with
-#: lr 0 (an untrained backbone, BatchNorm statistics adapting) gives 0.27-0.60 over its six
-#: epochs, so the bar is above what the untrained network's features reach too
-KNN_MARGIN = 0.5
+#: what val/knn_top1, averaged over the last 3 epochs of the 20-epoch run below, must reach.
+#: The untrained backbone (lr 0, BatchNorm statistics adapting) reaches 0.27-0.60 in any one
+#: epoch of such a run (0.51 over its last 3) and 0.53-0.65 on another host; the trained run
+#: 0.91 at its end on one 2-core host and 0.76-0.84 over its last 3 epochs on another (0.81):
+#: the trajectory differs with the host's floating-point paths, so a single epoch of a
+#: shorter run is not a reliable bar (6 epochs: 0.81 on one host, 0.58 on the other)
+KNN_BAR = 0.70
+EPOCHS = 20
 
 
 @pytest.mark.timeout(600)
 def test_the_simclr_demo_run_lowers_the_loss_and_beats_chance_by_knn(tmp_path):
-    """``pureffcv fit --config specs/runs/simclr_demo.yaml`` on the quick demo data for 6
-    epochs: the epoch's mean NT-Xent loss goes down and the kNN monitor beats chance."""
+    """``pureffcv fit --config specs/runs/simclr_demo.yaml`` on the quick demo data for its
+    20 epochs: the epoch's mean NT-Xent loss goes down and the kNN monitor ends well above
+    chance and above what the untrained backbone reaches."""
     pytest.importorskip("skimage")
     from pipelines.cli import main
     from pipelines.demo import QUICK, prepare_data
@@ -218,15 +222,15 @@ def test_the_simclr_demo_run_lowers_the_loss_and_beats_chance_by_knn(tmp_path):
     betons = prepare_data(QUICK, tmp_path)
     config = Path(__file__).resolve().parents[2] / "specs" / "runs" / "simclr_demo.yaml"
     args = ["fit", "--config", str(config), "--data.train_path", str(betons["train"]),
-            "--data.val_path", str(betons["val"]), "--trainer.max_epochs", "6",
+            "--data.val_path", str(betons["val"]), "--trainer.max_epochs", str(EPOCHS),
             "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
             "--trainer.default_root_dir", str(tmp_path)]
     assert main(args) == 0
     rows = epoch_rows(next((tmp_path / "runs" / "simclr_demo").glob("version_*/metrics.csv")))
-    losses = [rows[e]["train/loss_epoch"] for e in range(6)]
-    knn = rows[5]["val/knn_top1"]
-    print(f"loss per epoch {[round(v, 3) for v in losses]}, val/knn_top1 {knn:.3f}")
-    assert losses[-1] < losses[0] - 0.1
-    assert rows[5]["val/knn_chance"] == 0.125
-    assert knn >= 0.125 + KNN_MARGIN
+    losses = [rows[e]["train/loss_epoch"] for e in range(EPOCHS)]
+    last = [rows[e]["val/knn_top1"] for e in range(EPOCHS - 3, EPOCHS)]
+    print(f"loss per epoch {[round(v, 3) for v in losses]}, last val/knn_top1 {last}")
+    assert losses[-1] < losses[0] - 0.3
+    assert rows[EPOCHS - 1]["val/knn_chance"] == 0.125
+    assert sum(last) / 3 >= KNN_BAR, last
